@@ -1,0 +1,179 @@
+//! Shared fixtures for the integration tests: one x86_64-hyperlight-none sysroot per test run,
+//! built with the real `cargo xtask sysroot` and shared by every test binary, and guest crates
+//! built against it without touching the developer's toolchain.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub const TARGET: &str = "x86_64-hyperlight-none";
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The toolchain pinned by rust-toolchain.toml.
+pub fn pinned_toolchain() -> String {
+    let text = fs::read_to_string(project_root().join("rust-toolchain.toml")).unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("channel"))
+        .unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
+}
+
+/// Scratch space for fixtures, under the workspace's target directory.
+pub fn fixture_dir() -> PathBuf {
+    project_root().join("target/testkit")
+}
+
+/// A sysroot for `toolchain`, built once and reused until its inputs change.
+///
+/// Test binaries run one after another and their tests in parallel threads, so a lock file
+/// serializes the build across processes and a `OnceLock` across threads.
+pub fn sysroot_for(toolchain: &str) -> PathBuf {
+    let dir = fixture_dir().join("sysroot").join(toolchain);
+    fs::create_dir_all(fixture_dir()).unwrap();
+    let lock = File::create(fixture_dir().join(format!("sysroot-{toolchain}.lock"))).unwrap();
+    lock.lock().unwrap();
+    let stamp = sysroot_stamp(toolchain);
+    let stamp_file = dir.join("testkit-stamp");
+    if fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
+        let status = Command::new("cargo")
+            .current_dir(project_root())
+            .args(["xtask", "sysroot", "--toolchain", toolchain, "--out"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "cargo xtask sysroot --toolchain {toolchain} failed"
+        );
+        fs::write(&stamp_file, stamp).unwrap();
+    }
+    dir
+}
+
+/// The sysroot for the pinned toolchain, shared by all tests in this process.
+pub fn sysroot() -> &'static Path {
+    static SYSROOT: OnceLock<PathBuf> = OnceLock::new();
+    SYSROOT.get_or_init(|| sysroot_for(&pinned_toolchain()))
+}
+
+/// What decides the sysroot's content: the compiler, the spec and the code that builds it.
+fn sysroot_stamp(toolchain: &str) -> String {
+    let rustc = Command::new("rustc")
+        .args([format!("+{toolchain}").as_str(), "-vV"])
+        .output()
+        .unwrap();
+    let root = project_root();
+    let mut stamp = String::from_utf8(rustc.stdout).unwrap();
+    for input in [
+        "target-specs/x86_64-hyperlight-none.json",
+        "sysroot/Cargo.toml",
+        "xtask/src/sysroot.rs",
+    ] {
+        stamp.push_str(&fs::read_to_string(root.join(input)).unwrap());
+    }
+    format!("{:016x}\n", fnv1a(stamp.as_bytes()))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// A `cargo` command for a guest crate in `dir`, compiling against `sysroot` instead of the
+/// toolchain's own one, so tests never need the target installed into the toolchain.
+pub fn guest_cargo(dir: &Path, sysroot: &Path, toolchain: &str) -> Command {
+    let rustflags = [
+        format!("--sysroot={}", sysroot.display()),
+        "-Zunstable-options".into(),
+        "--cfg=hyperlight".into(),
+        "--check-cfg=cfg(hyperlight)".into(),
+    ];
+    let mut cargo = Command::new("cargo");
+    cargo
+        .current_dir(dir)
+        .env("RUSTUP_TOOLCHAIN", toolchain)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET");
+    cargo
+}
+
+/// Builds binary `bin` of the guest workspace in `dir` (debug profile) with the shared sysroot
+/// and returns the ELF's path. Guests of one workspace share its target directory.
+pub fn build_guest(dir: &Path, bin: &str) -> PathBuf {
+    let output = guest_cargo(dir, sysroot(), &pinned_toolchain())
+        .args(["build", "--target", TARGET, "--bin", bin])
+        .output()
+        .unwrap();
+    assert_success(
+        &output,
+        &format!("building guest {bin} in {}", dir.display()),
+    );
+    let metadata = guest_cargo(dir, sysroot(), &pinned_toolchain())
+        .args(["metadata", "--format-version=1", "--no-deps"])
+        .output()
+        .unwrap();
+    assert_success(&metadata, "cargo metadata");
+    let text = String::from_utf8(metadata.stdout).unwrap();
+    let target_dir = text
+        .split("\"target_directory\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    Path::new(target_dir).join(TARGET).join("debug").join(bin)
+}
+
+/// Builds one of the crates in `examples/`.
+pub fn example(name: &str) -> PathBuf {
+    build_guest(&project_root().join("examples"), name)
+}
+
+pub fn assert_success(output: &Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "hyperlight-test-{label}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
