@@ -1,5 +1,6 @@
 //! The project's automation: `cargo xtask <command>`; see `cargo xtask --help`.
 
+mod bench;
 mod sysroot;
 mod toolchain;
 
@@ -29,6 +30,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Measure the project against its performance goals; figures go to BENCHMARKS.md.
+    Bench,
 }
 
 fn main() -> Result<()> {
@@ -40,5 +43,6 @@ fn main() -> Result<()> {
             let out = out.unwrap_or_else(|| sysroot::default_out(&toolchain));
             sysroot::build(&sh, &toolchain, &out)
         }
+        Command::Bench => bench::run(&sh),
     }
 }
