@@ -177,3 +177,76 @@ impl Drop for TempDir {
         let _ = fs::remove_dir_all(&self.0);
     }
 }
+
+/// A rustup toolchain of its own in a temporary `RUSTUP_HOME`: a hard-linked copy of a real
+/// toolchain, so installing into it never changes the developer's toolchain. Every write an
+/// install makes creates a new file or renames one into place, which breaks the link instead
+/// of writing through it.
+pub struct TempToolchain {
+    home: TempDir,
+    pub name: String,
+}
+
+impl TempToolchain {
+    /// A copy of `real` (a rustup toolchain name); without rust-src when `with_rust_src` is false.
+    pub fn copy_of(real: &str, with_rust_src: bool) -> TempToolchain {
+        let output = Command::new("rustc")
+            .arg(format!("+{real}"))
+            .args(["--print", "sysroot"])
+            .output()
+            .unwrap();
+        assert_success(&output, "rustc --print sysroot");
+        let source = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+        let home = TempDir::new("rustup-home");
+        let name = "hyperlight-test".to_owned();
+        let dest = home.path().join("toolchains").join(&name);
+        for part in ["bin", "lib"] {
+            link_tree(&source.join(part), &dest.join(part), &|path: &Path| {
+                with_rust_src || !path.ends_with("lib/rustlib/src")
+            });
+        }
+        TempToolchain { home, name }
+    }
+
+    pub fn rustup_home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn sysroot(&self) -> PathBuf {
+        self.home.path().join("toolchains").join(&self.name)
+    }
+
+    /// `program` (cargo, rustc, ...) run through rustup with this toolchain selected.
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command
+            .env("RUSTUP_HOME", self.home.path())
+            .env("RUSTUP_TOOLCHAIN", &self.name)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET");
+        command
+    }
+}
+
+/// Hard-links every file of `from` into `to` (copying where linking is not possible), skipping
+/// directories for which `keep` says no.
+fn link_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
+    if !keep(from) {
+        return;
+    }
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            link_tree(&source, &dest, keep);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&source).unwrap(), &dest).unwrap();
+        } else if fs::hard_link(&source, &dest).is_err() {
+            fs::copy(&source, &dest).unwrap();
+        }
+    }
+}

@@ -56,11 +56,6 @@ impl Toolchain {
     pub fn has_rust_src(&self) -> bool {
         self.rust_src().join("library/Cargo.lock").is_file()
     }
-
-    /// Is this a nightly (or dev) rustc, which accepts `-Z` flags without `RUSTC_BOOTSTRAP`?
-    pub fn is_nightly(&self) -> bool {
-        self.version.release.contains("nightly") || self.version.release.contains("dev")
-    }
 }
 
 impl RustcVersion {
