@@ -41,7 +41,9 @@ pub fn sysroot_for(toolchain: &str) -> PathBuf {
     let lock = File::create(fixture_dir().join(format!("sysroot-{toolchain}.lock"))).unwrap();
     lock.lock().unwrap();
     let stamp = sysroot_stamp(toolchain);
-    let stamp_file = dir.join("testkit-stamp");
+    let stamp_file = fixture_dir()
+        .join("sysroot")
+        .join(format!("{toolchain}.stamp"));
     if fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
         let status = Command::new("cargo")
             .current_dir(project_root())
@@ -181,7 +183,8 @@ impl Drop for TempDir {
 /// A rustup toolchain of its own in a temporary `RUSTUP_HOME`: a hard-linked copy of a real
 /// toolchain, so installing into it never changes the developer's toolchain. Every write an
 /// install makes creates a new file or renames one into place, which breaks the link instead
-/// of writing through it.
+/// of writing through it. The developer's other toolchains appear in the temporary home as
+/// symlinks, so rust-toolchain.toml and `+toolchain` keep working there (read-only use only).
 pub struct TempToolchain {
     home: TempDir,
     pub name: String,
@@ -197,9 +200,21 @@ impl TempToolchain {
             .unwrap();
         assert_success(&output, "rustc --print sysroot");
         let source = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+        let real_home = std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".rustup"));
         let home = TempDir::new("rustup-home");
-        let name = "hyperlight-test".to_owned();
-        let dest = home.path().join("toolchains").join(&name);
+        let toolchains = home.path().join("toolchains");
+        fs::create_dir_all(&toolchains).unwrap();
+        for entry in fs::read_dir(real_home.join("toolchains")).unwrap() {
+            let entry = entry.unwrap();
+            std::os::unix::fs::symlink(entry.path(), toolchains.join(entry.file_name())).unwrap();
+        }
+        if let Ok(settings) = fs::read(real_home.join("settings.toml")) {
+            fs::write(home.path().join("settings.toml"), settings).unwrap();
+        }
+        let name = format!("hyperlight-test-{real}");
+        let dest = toolchains.join(&name);
         for part in ["bin", "lib"] {
             link_tree(&source.join(part), &dest.join(part), &|path: &Path| {
                 with_rust_src || !path.ends_with("lib/rustlib/src")

@@ -1,12 +1,15 @@
 //! The project's automation: `cargo xtask <command>`; see `cargo xtask --help`.
 
 mod bench;
+mod dist;
 mod install;
+mod publish;
 mod runner;
 mod sysroot;
 mod toolchain;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -50,12 +53,52 @@ enum Command {
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
     },
+    /// Write a release to DIR: sysroot tarballs, the runner, install.sh and manifest.json.
+    Dist {
+        /// Toolchain to build a sysroot with; repeat for several (default: the pinned one).
+        #[arg(long = "toolchain", value_name = "T")]
+        toolchains: Vec<String>,
+        /// Pack this sysroot, already built by `cargo xtask sysroot`, instead of building one.
+        #[arg(long = "sysroot", value_name = "DIR")]
+        sysroots: Vec<PathBuf>,
+        /// Add the sysroots (and, with --no-runner, the runner) of another dist directory.
+        #[arg(long = "include", value_name = "DIR")]
+        includes: Vec<PathBuf>,
+        /// Do not build the hyperlight-run tarball.
+        #[arg(long)]
+        no_runner: bool,
+        /// Output directory (default: dist/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Upload a dist directory to DEST, merging its manifest with the one already there.
+    Publish {
+        /// An http(s):// base URL taking PUT, or github:OWNER/REPO@TAG (needs GITHUB_TOKEN).
+        #[arg(long, value_name = "DEST")]
+        to: String,
+        /// The directory `cargo xtask dist` wrote (default: dist/).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Replace release assets that differ from ours (GitHub).
+        #[arg(long)]
+        force: bool,
+    },
     /// Measure the project against its performance goals; figures go to BENCHMARKS.md.
     Bench,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line, the causes after the message: no backtrace for errors the user can fix.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let sh = Shell::new()?;
     match cli.command {
         Command::Sysroot { toolchain, out } => {
@@ -90,6 +133,25 @@ fn main() -> Result<()> {
                 eprintln!("{TARGET} is not installed in {}", sysroot.display());
             }
             runner::uninstall(&sysroot)
+        }
+        Command::Dist {
+            toolchains,
+            sysroots,
+            includes,
+            no_runner,
+            out,
+        } => dist::run(
+            &sh,
+            dist::DistOptions {
+                toolchains,
+                sysroots,
+                includes,
+                no_runner,
+                out,
+            },
+        ),
+        Command::Publish { to, dir, force } => {
+            publish::run(&to, &dir.unwrap_or_else(dist::default_out), force)
         }
         Command::Bench => bench::run(&sh),
     }

@@ -1,0 +1,332 @@
+//! The foundation: the target spec, `cargo xtask sysroot`, `install` / `uninstall`, and plain
+//! `cargo build` of a no_std guest against the installed target, on stable and on nightly.
+//!
+//! Installs go into `testkit::TempToolchain`s (hard-linked copies in a temporary RUSTUP_HOME),
+//! so the developer's toolchains are never modified.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use object::{Object, ObjectSymbol};
+use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
+
+const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+
+fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
+    let mut xtask = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    xtask
+        .env("RUSTUP_HOME", toolchain.rustup_home())
+        .env("CARGO_INSTALL_ROOT", bin_dir);
+    xtask
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Every file below `dir` with its content, to prove a tree is byte-for-byte what it was.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn spec_is_the_base_target_plus_the_documented_overrides() {
+    let output = Command::new("rustc")
+        .arg(format!("+{}", pinned_toolchain()))
+        .args([
+            "-Zunstable-options",
+            "--print",
+            "target-spec-json",
+            "--target",
+            "x86_64-unknown-none",
+        ])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .output()
+        .unwrap();
+    assert_success(&output, "rustc --print target-spec-json");
+    let mut expected: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // The overrides, as documented in target-specs/README.md.
+    let fields = expected.as_object_mut().unwrap();
+    fields.remove("rustc-abi");
+    fields.insert("code-model".into(), "small".into());
+    fields.insert(
+        "features".into(),
+        "-mmx,+sse,+sse2,-sse3,-ssse3,-sse4.1,-sse4.2,-avx,-avx2,-soft-float".into(),
+    );
+    fields.insert(
+        "pre-link-args".into(),
+        serde_json::json!({"gnu-lld": ["-znostart-stop-gc", "-eentrypoint"]}),
+    );
+
+    let spec = fs::read(project_root().join("target-specs/x86_64-hyperlight-none.json")).unwrap();
+    let spec: serde_json::Value = serde_json::from_slice(&spec).unwrap();
+    assert_eq!(
+        spec, expected,
+        "the spec drifted from the pinned rustc's x86_64-unknown-none"
+    );
+}
+
+#[test]
+fn sysroot_holds_the_libraries_the_spec_and_the_compiler_that_built_them() {
+    let dir = testkit::sysroot().join("lib/rustlib").join(TARGET);
+    let mut names: Vec<String> = fs::read_dir(dir.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let stems: Vec<&str> = names.iter().map(|n| n.split('-').next().unwrap()).collect();
+    assert_eq!(
+        stems,
+        [
+            "liballoc",
+            "liballoc",
+            "libcompiler_builtins",
+            "libcompiler_builtins",
+            "libcore",
+            "libcore"
+        ]
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".rlib") || n.ends_with(".rmeta")),
+        "{names:?}"
+    );
+    assert_eq!(
+        fs::read(dir.join("target.json")).unwrap(),
+        fs::read(project_root().join("target-specs/x86_64-hyperlight-none.json")).unwrap()
+    );
+    let rustc = Command::new("rustc")
+        .arg(format!("+{}", pinned_toolchain()))
+        .arg("-vV")
+        .output()
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.join("rustc-version")).unwrap(),
+        text(&rustc.stdout)
+    );
+}
+
+#[test]
+fn sysroot_build_is_reproducible_and_free_of_build_paths() {
+    let shared = testkit::sysroot();
+    let fresh = TempDir::new("sysroot-again");
+    // A different CARGO_TARGET_DIR makes this a build from scratch in another directory.
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["sysroot", "--out"])
+        .arg(fresh.path().join("sysroot"))
+        .env("CARGO_TARGET_DIR", fresh.path().join("target"))
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask sysroot");
+    assert!(
+        text(&output.stderr).contains("Compiling core"),
+        "cargo's progress is shown:\n{}",
+        text(&output.stderr)
+    );
+
+    let relative = |dir: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        snapshot(dir)
+            .into_iter()
+            .map(|(path, bytes)| (path.strip_prefix(dir).unwrap().to_path_buf(), bytes))
+            .collect()
+    };
+    let (first, second) = (relative(shared), relative(&fresh.path().join("sysroot")));
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        second.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &first {
+        assert!(
+            bytes == &second[path],
+            "{} differs between two builds",
+            path.display()
+        );
+    }
+
+    let rust_src = Command::new("rustc")
+        .arg(format!("+{}", pinned_toolchain()))
+        .args(["--print", "sysroot"])
+        .output();
+    let build_paths = [
+        text(&rust_src.unwrap().stdout).trim().to_owned(),
+        project_root().display().to_string(),
+        fresh.path().display().to_string(),
+        std::env::var("CARGO_HOME")
+            .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap())),
+    ];
+    for (path, bytes) in &first {
+        for build_path in &build_paths {
+            let found = bytes
+                .windows(build_path.len())
+                .any(|w| w == build_path.as_bytes());
+            assert!(
+                !found,
+                "{} contains the build path {build_path}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_rust_src_is_one_line_naming_the_fix() {
+    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
+    let bin = TempDir::new("bin");
+    let output = xtask(&toolchain, bin.path())
+        .args(["sysroot", "--toolchain", &toolchain.name])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!(
+        "error: toolchain `{name}` has no rust-src; run `rustup component add rust-src --toolchain {name}`\n",
+        name = toolchain.name
+    );
+    assert_eq!(text(&output.stderr), expected);
+}
+
+#[test]
+fn install_then_plain_cargo_on_stable() {
+    install_build_and_uninstall(&pinned_toolchain());
+}
+
+#[test]
+fn install_then_plain_cargo_on_nightly() {
+    install_build_and_uninstall("nightly");
+}
+
+/// The whole life cycle in one toolchain: install, build and check a guest with plain cargo,
+/// install again (a no-op), uninstall back to the exact previous tree.
+fn install_build_and_uninstall(real_toolchain: &str) {
+    let toolchain = TempToolchain::copy_of(real_toolchain, true);
+    let sysroot = toolchain.sysroot();
+    let rustlib = sysroot.join("lib/rustlib");
+    let before = snapshot(&rustlib);
+    let bin = TempDir::new("bin");
+
+    let output = xtask(&toolchain, bin.path())
+        .args(["install", "--toolchain", &toolchain.name])
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask install");
+    assert!(
+        text(&output.stderr).contains(&format!("installed {TARGET} into {}", sysroot.display()))
+    );
+    assert!(bin.path().join("bin/hyperlight-run").is_file());
+    let manifest = fs::read_to_string(rustlib.join(format!("manifest-{COMPONENT}"))).unwrap();
+    let listed: Vec<&str> = manifest.lines().collect();
+    assert_eq!(listed.len(), 8, "{manifest}");
+    for line in &listed {
+        let path = line
+            .strip_prefix("file:lib/rustlib/x86_64-hyperlight-none/")
+            .expect(line);
+        assert!(rustlib.join(TARGET).join(path).is_file(), "{line}");
+    }
+    let components = fs::read_to_string(rustlib.join("components")).unwrap();
+    assert_eq!(components.lines().filter(|c| *c == COMPONENT).count(), 1);
+
+    let elf = build_plain(&toolchain);
+    check_static_pie_entry(&elf);
+
+    let again = xtask(&toolchain, bin.path())
+        .args(["install", "--toolchain", &toolchain.name])
+        .output()
+        .unwrap();
+    assert_success(&again, "second cargo xtask install");
+    assert!(text(&again.stderr).contains(&format!(
+        "{TARGET} is already installed in {}",
+        sysroot.display()
+    )));
+    assert_eq!(
+        fs::read_to_string(rustlib.join("components")).unwrap(),
+        components
+    );
+
+    let output = xtask(&toolchain, bin.path())
+        .args(["uninstall", "--toolchain", &toolchain.name])
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask uninstall");
+    assert!(text(&output.stderr).contains(&format!("removed {TARGET} from {}", sysroot.display())));
+    assert!(!bin.path().join("bin/hyperlight-run").exists());
+    assert!(
+        snapshot(&rustlib) == before,
+        "uninstall left the toolchain different from before the install"
+    );
+}
+
+/// `cargo build` and `cargo check` of tests/nostd-alloc with nothing but its .cargo/config.toml.
+fn build_plain(toolchain: &TempToolchain) -> PathBuf {
+    let crate_dir = project_root().join("tests/nostd-alloc");
+    let target_dir = TempDir::new("nostd-alloc-target");
+    let cargo = |args: &[&str]| -> Output {
+        toolchain
+            .command("cargo")
+            .args(args)
+            .current_dir(&crate_dir)
+            .env("CARGO_TARGET_DIR", target_dir.path())
+            .output()
+            .unwrap()
+    };
+    assert_success(&cargo(&["check", "--target", TARGET]), "cargo check");
+    let build = cargo(&["build", "--target", TARGET]);
+    assert_success(&build, "cargo build");
+    assert!(
+        !text(&build.stderr).contains("Compiling core"),
+        "no -Zbuild-std: core comes prebuilt"
+    );
+    let elf = target_dir.path().join(TARGET).join("debug/nostd-alloc");
+    let kept = std::env::temp_dir().join(format!(
+        "nostd-alloc-{}-{}",
+        toolchain.name,
+        std::process::id()
+    ));
+    fs::copy(&elf, &kept).unwrap();
+    kept
+}
+
+fn check_static_pie_entry(path: &Path) {
+    let bytes = fs::read(path).unwrap();
+    fs::remove_file(path).unwrap();
+    let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(&*bytes).unwrap();
+    assert_eq!(elf.architecture(), object::Architecture::X86_64);
+    assert_eq!(
+        elf.kind(),
+        object::ObjectKind::Dynamic,
+        "a position-independent executable"
+    );
+    let header = elf.elf_header();
+    let endian = elf.endian();
+    let segments = elf.elf_program_headers();
+    use object::read::elf::ProgramHeader;
+    assert!(
+        segments
+            .iter()
+            .all(|s| s.p_type(endian) != object::elf::PT_INTERP),
+        "static: no interpreter"
+    );
+    let entry = elf
+        .symbols()
+        .find(|s| s.name() == Ok("entrypoint"))
+        .expect("an `entrypoint` symbol");
+    use object::read::elf::FileHeader;
+    assert_eq!(
+        header.e_entry(endian),
+        entry.address(),
+        "the entry address is `entrypoint`"
+    );
+}
