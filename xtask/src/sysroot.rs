@@ -42,8 +42,9 @@ pub fn build(sh: &Shell, toolchain: &Toolchain, out: &Path) -> Result<()> {
     let root = project_root();
     let crate_dir = root.join("sysroot");
     // Honour CARGO_TARGET_DIR like cargo does: a fresh one means a build from scratch.
-    let target_root =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target_root = sh
+        .var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from);
     let build_dir = target_root.join("sysroot-build").join(&toolchain.name);
     let spec_dir = build_dir.join("spec");
     sh.create_dir(&spec_dir)?;

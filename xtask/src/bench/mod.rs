@@ -11,6 +11,8 @@ use xshell::Shell;
 
 use crate::toolchain::project_root;
 
+mod sysroot;
+
 /// The figures of one run, rendered as BENCHMARKS.md.
 #[derive(Default)]
 pub struct Report {
@@ -111,11 +113,9 @@ pub fn median_time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Dur
 
 pub fn run(sh: &Shell) -> Result<()> {
     let mut report = Report::default();
-    // Sections are added here by each area's module.
-    let _ = sh;
+    sysroot::run(sh, &mut report)?;
     let path = project_root().join("BENCHMARKS.md");
     std::fs::write(&path, report.render("cargo xtask bench"))?;
     eprintln!("\nfigures written to {}", path.display());
-    let _ = &mut report;
     Ok(())
 }
