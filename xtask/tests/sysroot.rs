@@ -269,16 +269,29 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     );
 }
 
-/// `cargo build` and `cargo check` of tests/nostd-alloc with nothing but its .cargo/config.toml.
+/// `cargo build` and `cargo check` of tests/nostd-alloc set up with nothing but the README's
+/// guest configuration (templates/cargo-config.toml). Returns a copy of the ELF.
 fn build_plain(toolchain: &TempToolchain) -> PathBuf {
-    let crate_dir = project_root().join("tests/nostd-alloc");
-    let target_dir = TempDir::new("nostd-alloc-target");
+    let project = TempDir::new("nostd-alloc");
+    let source = project_root().join("tests/nostd-alloc");
+    fs::create_dir_all(project.path().join("src")).unwrap();
+    fs::create_dir_all(project.path().join(".cargo")).unwrap();
+    fs::copy(source.join("Cargo.toml"), project.path().join("Cargo.toml")).unwrap();
+    fs::copy(
+        source.join("src/main.rs"),
+        project.path().join("src/main.rs"),
+    )
+    .unwrap();
+    fs::copy(
+        project_root().join("templates/cargo-config.toml"),
+        project.path().join(".cargo/config.toml"),
+    )
+    .unwrap();
     let cargo = |args: &[&str]| -> Output {
         toolchain
             .command("cargo")
             .args(args)
-            .current_dir(&crate_dir)
-            .env("CARGO_TARGET_DIR", target_dir.path())
+            .current_dir(project.path())
             .output()
             .unwrap()
     };
@@ -289,7 +302,11 @@ fn build_plain(toolchain: &TempToolchain) -> PathBuf {
         !text(&build.stderr).contains("Compiling core"),
         "no -Zbuild-std: core comes prebuilt"
     );
-    let elf = target_dir.path().join(TARGET).join("debug/nostd-alloc");
+    let elf = project
+        .path()
+        .join("target")
+        .join(TARGET)
+        .join("debug/nostd-alloc");
     let kept = std::env::temp_dir().join(format!(
         "nostd-alloc-{}-{}",
         toolchain.name,

@@ -82,6 +82,7 @@ fn cold_build(
         rustflags.push(format!("--sysroot={}", sysroot.display()));
     }
     let _flags = sh.push_env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
+    let _bootstrap = sh.push_env("RUSTC_BOOTSTRAP", "1");
     cmd!(sh, "cargo build --quiet --target {target}").run()?;
     Ok(())
 }
