@@ -5,6 +5,7 @@ mod dist;
 mod install;
 mod publish;
 mod runner;
+mod suite;
 mod sysroot;
 mod toolchain;
 
@@ -83,6 +84,12 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run the whole test suite, after checking that what it needs is installed.
+    Test {
+        /// Passed on to `cargo test`, e.g. a test name filter.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_test_args: Vec<String>,
+    },
     /// Measure the project against its performance goals; figures go to BENCHMARKS.md.
     Bench,
 }
@@ -153,6 +160,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Publish { to, dir, force } => {
             publish::run(&to, &dir.unwrap_or_else(dist::default_out), force)
         }
+        Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench => bench::run(&sh),
     }
 }

@@ -1,0 +1,53 @@
+//! `cargo xtask test`: the whole test suite, after making sure everything it runs against is
+//! there. Tests use real components (KVM, nginx, clang, a stable and a nightly toolchain);
+//! a missing one is reported up front with the command that installs it.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use xshell::{cmd, Shell};
+
+use crate::toolchain::{pinned_toolchain, project_root};
+
+/// Toolchains the tests build with, each with the rust-src that `cargo xtask sysroot` needs.
+const NIGHTLY: &str = "nightly";
+
+/// Programs the tests start, and the Debian package providing each.
+const PROGRAMS: &[(&str, &str)] = &[("nginx", "nginx-light"), ("clang", "clang")];
+
+pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
+    for toolchain in [pinned_toolchain()?.as_str(), NIGHTLY] {
+        // Idempotent and quick when present; rust-toolchain.toml covers the pinned one on
+        // rustup ≥ 1.28, this also covers older rustups and nightly.
+        cmd!(sh, "rustup component add rust-src --toolchain {toolchain}")
+            .quiet()
+            .ignore_stdout()
+            .run()?;
+    }
+    let missing: Vec<_> = PROGRAMS
+        .iter()
+        .filter(|(program, _)| !on_path(program))
+        .collect();
+    if !missing.is_empty() {
+        let programs: Vec<_> = missing.iter().map(|(program, _)| *program).collect();
+        let packages: Vec<_> = missing.iter().map(|(_, package)| *package).collect();
+        bail!(
+            "the tests need {}; install with `sudo apt-get install {}` (Debian/Ubuntu)",
+            programs.join(" and "),
+            packages.join(" ")
+        );
+    }
+    if !Path::new("/dev/kvm").exists() {
+        bail!("the tests boot guests with KVM but /dev/kvm does not exist; enable virtualization (see README, Troubleshooting)");
+    }
+    let _dir = sh.push_dir(project_root());
+    cmd!(sh, "cargo test --workspace {cargo_test_args...}").run()?;
+    Ok(())
+}
+
+fn on_path(program: &str) -> bool {
+    let search = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&search)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|dir| dir.join(program).is_file())
+}
