@@ -1,0 +1,242 @@
+//! Deterministic release tarballs: a sysroot as a rust-installer component, and the runner.
+//!
+//! Same input bytes, same tarball bytes: entries sorted, directories listed explicitly,
+//! mtime 0, owner 0:0 with no names, mode 0644 (0755 for directories and executables), gzip at a
+//! fixed level with no timestamp in its header.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use super::manifest::{sha256_hex, RunnerEntry, SysrootEntry, COMPONENT};
+use crate::sysroot::{target_dir, VERSION_FILE};
+use crate::toolchain::{RustcVersion, TARGET};
+
+/// The one gzip level of every release tarball (also used by the size benchmark).
+pub const GZIP_LEVEL: u32 = 6;
+pub const RUST_INSTALLER_VERSION: &str = "3";
+
+/// Files of a tarball by path relative to its top directory; the flag marks executables.
+#[derive(Default)]
+pub struct Tarball {
+    files: BTreeMap<String, (Vec<u8>, bool)>,
+}
+
+impl Tarball {
+    pub fn add(&mut self, path: &str, data: Vec<u8>, executable: bool) {
+        self.files.insert(path.to_owned(), (data, executable));
+    }
+
+    /// Writes `<top>/...` as a gzip-compressed tar; returns the tarball's bytes.
+    pub fn to_tar_gz(&self, top: &str) -> Result<Vec<u8>> {
+        let mut dirs = std::collections::BTreeSet::new();
+        dirs.insert(top.to_owned());
+        for path in self.files.keys() {
+            let mut parent = Path::new(path).parent();
+            while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+                dirs.insert(format!("{top}/{}", dir.display()));
+                parent = dir.parent();
+            }
+        }
+        let mut entries: BTreeMap<String, Option<(&[u8], bool)>> =
+            dirs.into_iter().map(|dir| (dir, None)).collect();
+        for (path, (data, executable)) in &self.files {
+            entries.insert(
+                format!("{top}/{path}"),
+                Some((data.as_slice(), *executable)),
+            );
+        }
+
+        let gzip = GzEncoder::new(Vec::new(), Compression::new(GZIP_LEVEL));
+        let mut tar = tar::Builder::new(gzip);
+        for (path, entry) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(0);
+            header.set_uid(0);
+            header.set_gid(0);
+            match entry {
+                None => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_size(0);
+                    tar.append_data(&mut header, format!("{path}/"), std::io::empty())?;
+                }
+                Some((data, executable)) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(if executable { 0o755 } else { 0o644 });
+                    header.set_size(data.len() as u64);
+                    tar.append_data(&mut header, &path, data)?;
+                }
+            }
+        }
+        let mut gzip = tar.into_inner()?;
+        gzip.flush()?;
+        Ok(gzip.finish()?)
+    }
+}
+
+/// The file name (without `.tar.gz`) of the sysroot component built by `version`.
+pub fn sysroot_package_name(version: &RustcVersion) -> String {
+    let short: String = version.commit_hash.chars().take(9).collect();
+    format!("rust-std-{}-{short}-{TARGET}", version.release)
+}
+
+/// Files of `<sysroot>/lib/rustlib/x86_64-hyperlight-none`, as paths relative to `sysroot`.
+pub fn sysroot_files(sysroot: &Path) -> Result<BTreeMap<String, PathBuf>> {
+    fn walk(dir: &Path, sysroot: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, sysroot, out)?;
+            } else {
+                let relative = path.strip_prefix(sysroot)?.to_string_lossy().into_owned();
+                out.insert(relative, path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = BTreeMap::new();
+    walk(&target_dir(sysroot), sysroot, &mut files)?;
+    Ok(files)
+}
+
+/// sha256 of what `cd SYSROOT && sha256sum FILE...` prints for the sorted installed files: the
+/// manifest's `installed-sha256`, which install.sh recomputes to tell "already installed".
+pub fn installed_sha256(files: &BTreeMap<String, Vec<u8>>) -> String {
+    let listing: String = files
+        .iter()
+        .map(|(path, data)| format!("{}  {path}\n", sha256_hex(data)))
+        .collect();
+    sha256_hex(listing.as_bytes())
+}
+
+/// Packs the sysroot at `sysroot` (as written by `cargo xtask sysroot`) into `out_dir` as a
+/// rust-installer component tarball.
+pub fn sysroot_tarball(
+    sysroot: &Path,
+    version: &RustcVersion,
+    out_dir: &Path,
+) -> Result<SysrootEntry> {
+    let mut payload = BTreeMap::new();
+    for (relative, path) in sysroot_files(sysroot)? {
+        payload.insert(relative, std::fs::read(&path)?);
+    }
+    let manifest_in: String = payload
+        .keys()
+        .map(|path| format!("file:{path}\n"))
+        .collect();
+    let mut tarball = Tarball::default();
+    tarball.add("components", format!("{COMPONENT}\n").into_bytes(), false);
+    tarball.add(
+        "rust-installer-version",
+        format!("{RUST_INSTALLER_VERSION}\n").into_bytes(),
+        false,
+    );
+    tarball.add(
+        &format!("{COMPONENT}/manifest.in"),
+        manifest_in.into_bytes(),
+        false,
+    );
+    let installed = installed_sha256(&payload);
+    for (relative, data) in payload {
+        tarball.add(&format!("{COMPONENT}/{relative}"), data, false);
+    }
+    let name = sysroot_package_name(version);
+    let bytes = tarball.to_tar_gz(&name)?;
+    let url = format!("{name}.tar.gz");
+    std::fs::write(out_dir.join(&url), &bytes)?;
+    Ok(SysrootEntry {
+        release: version.release.clone(),
+        commit_hash: version.commit_hash.clone(),
+        commit_date: version.commit_date.clone(),
+        host: version.host.clone(),
+        url,
+        sha256: sha256_hex(&bytes),
+        size: bytes.len() as u64,
+        installed_sha256: installed,
+    })
+}
+
+/// The `rustc -vV` recorded in a sysroot built by `cargo xtask sysroot`.
+pub fn sysroot_version(sysroot: &Path) -> Result<RustcVersion, super::error::DistError> {
+    let text = std::fs::read_to_string(target_dir(sysroot).join(VERSION_FILE)).map_err(|_| {
+        super::error::DistError::NotASysroot {
+            dir: sysroot.to_owned(),
+        }
+    })?;
+    RustcVersion::parse(&text).map_err(|_| super::error::DistError::NotASysroot {
+        dir: sysroot.to_owned(),
+    })
+}
+
+/// Packs the runner binary as `hyperlight-run-<version>-<host>/bin/hyperlight-run`.
+pub fn runner_tarball(
+    binary: &Path,
+    version: &str,
+    host: &str,
+    out_dir: &Path,
+) -> Result<RunnerEntry> {
+    let data = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let bin_sha256 = sha256_hex(&data);
+    let mut tarball = Tarball::default();
+    tarball.add("bin/hyperlight-run", data, true);
+    let name = format!("hyperlight-run-{version}-{host}");
+    let bytes = tarball.to_tar_gz(&name)?;
+    let url = format!("{name}.tar.gz");
+    std::fs::write(out_dir.join(&url), &bytes)?;
+    Ok(RunnerEntry {
+        version: version.to_owned(),
+        host: host.to_owned(),
+        url,
+        sha256: sha256_hex(&bytes),
+        size: bytes.len() as u64,
+        bin_sha256,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tarballs_are_deterministic_and_sorted() {
+        let make = |order: &[&str]| {
+            let mut tarball = Tarball::default();
+            for path in order {
+                tarball.add(path, path.as_bytes().to_vec(), path.ends_with(".sh"));
+            }
+            tarball.to_tar_gz("top").unwrap()
+        };
+        let a = make(&["b/x", "a.sh", "b/c/d"]);
+        assert_eq!(a, make(&["b/c/d", "b/x", "a.sh"]));
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(a.as_slice()));
+        let listing: Vec<(String, u32, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mode().unwrap(),
+                    h.mtime().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listing,
+            [
+                ("top/".into(), 0o755, 0),
+                ("top/a.sh".into(), 0o755, 0),
+                ("top/b/".into(), 0o755, 0),
+                ("top/b/c/".into(), 0o755, 0),
+                ("top/b/c/d".into(), 0o644, 0),
+                ("top/b/x".into(), 0o644, 0),
+            ]
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! What can go wrong while making or shipping a release, each case saying how to fix it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum DistError {
+    /// A `--sysroot` directory without the files `cargo xtask sysroot` writes.
+    NotASysroot {
+        dir: PathBuf,
+    },
+    /// The toolchain lacks the standard library of a target the release needs.
+    MissingTarget {
+        target: String,
+        toolchain: String,
+    },
+    /// A manifest written by a newer version of this tool.
+    UnsupportedManifest {
+        source: String,
+        version: String,
+    },
+    /// A manifest that is not valid JSON of the documented shape.
+    BadManifest {
+        source: String,
+        reason: String,
+    },
+    /// A file whose sha256 is not the one recorded for it.
+    HashMismatch {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    /// A file the manifest names but the directory lacks.
+    MissingArtifact {
+        file: PathBuf,
+    },
+    /// A server answered with an error status.
+    Http {
+        method: &'static str,
+        url: String,
+        status: u16,
+        body: String,
+    },
+    /// No connection or a broken one.
+    Network {
+        url: String,
+        reason: String,
+    },
+    /// `--to` is neither a URL nor `github:OWNER/REPO@TAG`.
+    BadDestination {
+        dest: String,
+    },
+    MissingToken {
+        repo: String,
+    },
+    /// A GitHub release already has a different file of that name.
+    AssetExists {
+        name: String,
+        tag: String,
+    },
+}
+
+impl fmt::Display for DistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DistError::NotASysroot { dir } => write!(
+                f,
+                "{} is not a sysroot built by `cargo xtask sysroot` (no lib/rustlib/x86_64-hyperlight-none/rustc-version); \
+                 build one with `cargo xtask sysroot --out {}` or drop `--sysroot`",
+                dir.display(),
+                dir.display()
+            ),
+            DistError::MissingTarget { target, toolchain } => write!(
+                f,
+                "toolchain `{toolchain}` has no standard library for {target}; \
+                 run `rustup target add {target} --toolchain {toolchain}`"
+            ),
+            DistError::UnsupportedManifest { source, version } => write!(
+                f,
+                "{source} has manifest-version {version:?}, which this xtask does not understand; \
+                 update this repository (git pull) before publishing"
+            ),
+            DistError::BadManifest { source, reason } => write!(
+                f,
+                "{source} is not a valid manifest ({reason}); regenerate it with `cargo xtask dist` \
+                 or, for a broken manifest at the destination, delete it there and publish again"
+            ),
+            DistError::HashMismatch {
+                file,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{file}: sha256 is {actual}, expected {expected}; the file is corrupt or stale: \
+                 run `cargo xtask dist` again"
+            ),
+            DistError::MissingArtifact { file } => write!(
+                f,
+                "{} is named by the manifest but missing; run `cargo xtask dist` again",
+                file.display()
+            ),
+            DistError::Http {
+                method,
+                url,
+                status,
+                body,
+            } => {
+                write!(f, "{method} {url} failed: HTTP {status}")?;
+                let body = body.trim();
+                if !body.is_empty() {
+                    let short: String = body.chars().take(300).collect();
+                    write!(f, " ({short})")?;
+                }
+                match status {
+                    401 | 403 => write!(f, "; check that the credentials may write there"),
+                    404 | 405 if *method == "PUT" => write!(
+                        f,
+                        "; the server does not accept uploads there (for nginx: `dav_methods PUT; create_full_put_path on;`)"
+                    ),
+                    _ => Ok(()),
+                }
+            }
+            DistError::Network { url, reason } => write!(
+                f,
+                "cannot reach {url}: {reason}; check the address and that the server is running"
+            ),
+            DistError::BadDestination { dest } => write!(
+                f,
+                "`--to {dest}` is not understood; use an http(s):// base URL or github:OWNER/REPO@TAG"
+            ),
+            DistError::MissingToken { repo } => write!(
+                f,
+                "publishing to GitHub needs a token: set GITHUB_TOKEN to a token that may write releases of {repo} \
+                 (in a workflow: `permissions: contents: write` and `GITHUB_TOKEN: ${{{{ secrets.GITHUB_TOKEN }}}}`)"
+            ),
+            DistError::AssetExists { name, tag } => write!(
+                f,
+                "release {tag} already has a different {name}; refusing to overwrite it: \
+                 publish to a new tag, or pass --force to replace it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DistError {}

@@ -1,0 +1,320 @@
+//! `manifest.json`: what a release offers, the one file an installer reads first.
+//!
+//! The format is documented in docs/manifest.md. The manifest is verified against
+//! `manifest.json.sha256` (sha256sum format), and every file it names carries its sha256 and
+//! size. URLs are relative to the manifest's own location.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::DistError;
+use crate::toolchain::TARGET;
+
+pub const MANIFEST: &str = "manifest.json";
+pub const MANIFEST_SHA256: &str = "manifest.json.sha256";
+/// Bumped on any change an older installer would misread.
+pub const MANIFEST_VERSION: &str = "1";
+pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Manifest {
+    pub manifest_version: String,
+    /// UTC day of the newest dist merged into it, `YYYY-MM-DD`.
+    pub date: String,
+    pub target: String,
+    pub component: String,
+    /// One per exact rustc, newest commit date first.
+    pub sysroots: Vec<SysrootEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<RunnerEntry>,
+}
+
+/// A sysroot component tarball and the rustc it works with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SysrootEntry {
+    pub release: String,
+    pub commit_hash: String,
+    pub commit_date: String,
+    pub host: String,
+    pub url: String,
+    pub sha256: String,
+    pub size: u64,
+    /// sha256 of the `sha256sum` listing of the installed files (see docs/manifest.md): lets an
+    /// installer tell "already installed" without downloading anything.
+    pub installed_sha256: String,
+}
+
+/// The `hyperlight-run` tarball.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RunnerEntry {
+    pub version: String,
+    pub host: String,
+    pub url: String,
+    pub sha256: String,
+    pub size: u64,
+    /// sha256 of `bin/hyperlight-run` itself.
+    pub bin_sha256: String,
+}
+
+impl Manifest {
+    pub fn new(date: String) -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION.to_owned(),
+            date,
+            target: TARGET.to_owned(),
+            component: COMPONENT.to_owned(),
+            sysroots: Vec::new(),
+            runner: None,
+        }
+    }
+
+    /// Parses a manifest, `source` naming it in errors.
+    pub fn parse(text: &[u8], source: &str) -> Result<Manifest, DistError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(text).map_err(|err| DistError::BadManifest {
+                source: source.to_owned(),
+                reason: err.to_string(),
+            })?;
+        let version = value
+            .get("manifest-version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        if version.split('.').next() != Some(MANIFEST_VERSION) {
+            return Err(DistError::UnsupportedManifest {
+                source: source.to_owned(),
+                version: version.to_owned(),
+            });
+        }
+        let manifest: Manifest =
+            serde_json::from_value(value).map_err(|err| DistError::BadManifest {
+                source: source.to_owned(),
+                reason: err.to_string(),
+            })?;
+        for url in manifest.urls() {
+            if !is_safe_file_name(url) {
+                return Err(DistError::BadManifest {
+                    source: source.to_owned(),
+                    reason: format!("url {url:?} is not a plain file name"),
+                });
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Parses `text` after checking it against the sha256sum line `sha_line`.
+    pub fn parse_verified(
+        text: &[u8],
+        sha_line: &[u8],
+        source: &str,
+    ) -> Result<Manifest, DistError> {
+        let expected = String::from_utf8_lossy(sha_line)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        let actual = sha256_hex(text);
+        if expected != actual {
+            return Err(DistError::HashMismatch {
+                file: source.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        Manifest::parse(text, source)
+    }
+
+    /// Reads and verifies `dir/manifest.json`.
+    pub fn read_dir(dir: &Path) -> anyhow::Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let text =
+            std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
+        let sha_path = dir.join(MANIFEST_SHA256);
+        let sha =
+            std::fs::read(&sha_path).map_err(|_| DistError::MissingArtifact { file: sha_path })?;
+        Ok(Manifest::parse_verified(
+            &text,
+            &sha,
+            &path.display().to_string(),
+        )?)
+    }
+
+    /// The JSON text, pretty-printed with a final newline, and its `.sha256` line.
+    pub fn render(&self) -> (String, String) {
+        let mut json = serde_json::to_string_pretty(self).expect("a manifest always serializes");
+        json.push('\n');
+        let sha = format!("{}  {MANIFEST}\n", sha256_hex(json.as_bytes()));
+        (json, sha)
+    }
+
+    pub fn write_dir(&self, dir: &Path) -> anyhow::Result<()> {
+        let (json, sha) = self.render();
+        std::fs::write(dir.join(MANIFEST), json)?;
+        std::fs::write(dir.join(MANIFEST_SHA256), sha)?;
+        Ok(())
+    }
+
+    /// Adds or replaces a sysroot, keeping one entry per rustc commit.
+    pub fn add_sysroot(&mut self, entry: SysrootEntry) {
+        self.sysroots
+            .retain(|old| old.commit_hash != entry.commit_hash);
+        self.sysroots.push(entry);
+        self.sysroots.sort_by(|a, b| {
+            (&b.commit_date, &b.release, &b.commit_hash).cmp(&(
+                &a.commit_date,
+                &a.release,
+                &a.commit_hash,
+            ))
+        });
+    }
+
+    /// Merges `newer` into `self`: its sysroots replace those for the same rustc commit, all
+    /// others are kept; its runner (if any) replaces ours; the date is the later one.
+    pub fn merge(&mut self, newer: Manifest) {
+        for entry in newer.sysroots {
+            self.add_sysroot(entry);
+        }
+        if newer.runner.is_some() {
+            self.runner = newer.runner;
+        }
+        if newer.date > self.date {
+            self.date = newer.date;
+        }
+        self.manifest_version = MANIFEST_VERSION.to_owned();
+    }
+
+    /// Every file the manifest names.
+    pub fn urls(&self) -> impl Iterator<Item = &str> {
+        self.sysroots
+            .iter()
+            .map(|s| s.url.as_str())
+            .chain(self.runner.iter().map(|r| r.url.as_str()))
+    }
+
+    /// File name → (sha256, size) of every file the manifest names.
+    pub fn files(&self) -> BTreeMap<&str, (&str, u64)> {
+        let sysroots = self
+            .sysroots
+            .iter()
+            .map(|s| (s.url.as_str(), (s.sha256.as_str(), s.size)));
+        let runner = self
+            .runner
+            .iter()
+            .map(|r| (r.url.as_str(), (r.sha256.as_str(), r.size)));
+        sysroots.chain(runner).collect()
+    }
+}
+
+/// A relative URL we are willing to join to a base: a single path segment.
+pub fn is_safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Today's UTC date, or that of `SOURCE_DATE_EPOCH` when set (reproducible builds convention).
+pub fn release_date() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sysroot(release: &str, hash: &str, date: &str) -> SysrootEntry {
+        SysrootEntry {
+            release: release.into(),
+            commit_hash: hash.into(),
+            commit_date: date.into(),
+            host: "x86_64-unknown-linux-gnu".into(),
+            url: format!("rust-std-{release}-{hash}-x86_64-hyperlight-none.tar.gz"),
+            sha256: "00".repeat(32),
+            size: 1,
+            installed_sha256: "11".repeat(32),
+        }
+    }
+
+    #[test]
+    fn merge_keeps_old_toolchains_and_replaces_same_commit() {
+        let mut old = Manifest::new("2026-01-01".into());
+        old.add_sysroot(sysroot("1.94.0", "aaa", "2026-01-01"));
+        old.add_sysroot(sysroot("1.95.0", "bbb", "2026-02-01"));
+        let mut new = Manifest::new("2026-03-01".into());
+        let mut replaced = sysroot("1.95.0", "bbb", "2026-02-01");
+        replaced.size = 2;
+        new.add_sysroot(replaced.clone());
+        new.add_sysroot(sysroot("1.97.0-nightly", "ccc", "2026-03-01"));
+        old.merge(new);
+        let releases: Vec<_> = old.sysroots.iter().map(|s| s.release.as_str()).collect();
+        assert_eq!(releases, ["1.97.0-nightly", "1.95.0", "1.94.0"]);
+        assert_eq!(old.sysroots[1], replaced);
+        assert_eq!(old.date, "2026-03-01");
+    }
+
+    #[test]
+    fn round_trip_and_verification() {
+        let mut manifest = Manifest::new("2026-01-01".into());
+        manifest.add_sysroot(sysroot("1.95.0", "bbb", "2026-02-01"));
+        let (json, sha) = manifest.render();
+        assert_eq!(
+            Manifest::parse_verified(json.as_bytes(), sha.as_bytes(), "m").unwrap(),
+            manifest
+        );
+        let err = Manifest::parse_verified(b"{}", sha.as_bytes(), "m").unwrap_err();
+        assert!(matches!(err, DistError::HashMismatch { .. }));
+        let future = json.replace("\"manifest-version\": \"1\"", "\"manifest-version\": \"2\"");
+        assert!(matches!(
+            Manifest::parse(future.as_bytes(), "m").unwrap_err(),
+            DistError::UnsupportedManifest { .. }
+        ));
+        let evil = json.replace("rust-std-1.95.0", "../rust-std-1.95.0");
+        assert!(matches!(
+            Manifest::parse(evil.as_bytes(), "m").unwrap_err(),
+            DistError::BadManifest { .. }
+        ));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

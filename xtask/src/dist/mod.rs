@@ -1,0 +1,210 @@
+//! `cargo xtask dist`: everything a release serves, written to one directory.
+//!
+//! - `rust-std-<release>-<commit>-x86_64-hyperlight-none.tar.gz` per toolchain (rust-installer layout),
+//! - `hyperlight-run-<version>-x86_64-unknown-linux-musl.tar.gz` (static, runs on any x86-64 Linux),
+//! - `install.sh`,
+//! - `manifest.json` and `manifest.json.sha256` (format: docs/manifest.md).
+
+pub mod component;
+pub mod error;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use xshell::{cmd, Shell};
+
+use self::component::{sysroot_tarball, sysroot_version};
+use self::error::DistError;
+use self::manifest::{sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
+use crate::sysroot;
+use crate::toolchain::{pinned_toolchain, project_root, Toolchain};
+
+/// The runner is linked statically against musl so that it runs on any x86-64 Linux.
+pub const RUNNER_HOST: &str = "x86_64-unknown-linux-musl";
+pub const RUNNER_PACKAGE: &str = "hyperlight-run";
+pub const INSTALL_SH: &str = "install.sh";
+
+#[derive(Debug, Default)]
+pub struct DistOptions {
+    /// Toolchains to build a sysroot with.
+    pub toolchains: Vec<String>,
+    /// Sysroots already built by `cargo xtask sysroot` to pack as they are.
+    pub sysroots: Vec<PathBuf>,
+    /// Other dist directories whose sysroots (and runner, with `no_runner`) join this one.
+    pub includes: Vec<PathBuf>,
+    pub no_runner: bool,
+    pub out: Option<PathBuf>,
+}
+
+pub fn default_out() -> PathBuf {
+    project_root().join("dist")
+}
+
+pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
+    let out = options.out.clone().unwrap_or_else(default_out);
+    if options.toolchains.is_empty() && options.sysroots.is_empty() && options.includes.is_empty() {
+        options.toolchains.push(pinned_toolchain()?);
+    }
+    sh.create_dir(&out)?;
+    clean_out(&out)?;
+    let mut manifest = Manifest::new(manifest::release_date());
+
+    for name in &options.toolchains {
+        let toolchain = Toolchain::resolve(sh, Some(name))?;
+        let dir = sysroot::default_out(&toolchain);
+        sysroot::build(sh, &toolchain, &dir)?;
+        options.sysroots.push(dir);
+    }
+    for dir in &options.sysroots {
+        let version = sysroot_version(dir)?;
+        eprintln!(
+            "packing the sysroot for rustc {} ({})",
+            version.release, version.commit_hash
+        );
+        let entry = sysroot_tarball(dir, &version, &out)?;
+        eprintln!("  {} ({} bytes)", entry.url, entry.size);
+        manifest.add_sysroot(entry);
+    }
+    for dir in &options.includes {
+        include(dir, &out, &mut manifest, options.no_runner)?;
+    }
+    if !options.no_runner {
+        let runner = build_runner(sh)?;
+        let version = runner_version(sh)?;
+        let entry = component::runner_tarball(&runner, &version, RUNNER_HOST, &out)?;
+        eprintln!("  {} ({} bytes)", entry.url, entry.size);
+        manifest.runner = Some(entry);
+    }
+    sh.copy_file(project_root().join(INSTALL_SH), out.join(INSTALL_SH))?;
+    manifest.write_dir(&out)?;
+    eprintln!(
+        "dist written to {}: {} sysroot(s){}",
+        out.display(),
+        manifest.sysroots.len(),
+        if manifest.runner.is_some() {
+            ", runner, install.sh, manifest.json"
+        } else {
+            ", install.sh, manifest.json"
+        }
+    );
+    Ok(())
+}
+
+/// Removes what an earlier dist wrote, so a stale tarball never ships; other files stay.
+fn clean_out(out: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(out)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let ours = name == INSTALL_SH
+            || name == MANIFEST
+            || name == MANIFEST_SHA256
+            || (name.starts_with("rust-std-") && name.ends_with(".tar.gz"))
+            || (name.starts_with("hyperlight-run-") && name.ends_with(".tar.gz"));
+        if ours && path.is_file() {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies the sysroots (and, when this dist builds none, the runner) of another dist directory,
+/// verifying every file against its manifest.
+fn include(dir: &Path, out: &Path, manifest: &mut Manifest, take_runner: bool) -> Result<()> {
+    let other = Manifest::read_dir(dir)?;
+    let copy = |url: &str, sha256: &str| -> Result<()> {
+        let from = dir.join(url);
+        let data =
+            std::fs::read(&from).map_err(|_| DistError::MissingArtifact { file: from.clone() })?;
+        let actual = sha256_hex(&data);
+        if actual != sha256 {
+            return Err(DistError::HashMismatch {
+                file: from.display().to_string(),
+                expected: sha256.to_owned(),
+                actual,
+            }
+            .into());
+        }
+        std::fs::write(out.join(url), data)?;
+        Ok(())
+    };
+    for entry in &other.sysroots {
+        copy(&entry.url, &entry.sha256)?;
+        eprintln!("including {} from {}", entry.url, dir.display());
+    }
+    if take_runner {
+        if let Some(runner) = &other.runner {
+            copy(&runner.url, &runner.sha256)?;
+        }
+    }
+    let mut other = other;
+    if !take_runner {
+        other.runner = None;
+    }
+    manifest.merge(other);
+    Ok(())
+}
+
+/// Builds `hyperlight-run` for x86_64-unknown-linux-musl (static) with the pinned toolchain.
+fn build_runner(sh: &Shell) -> Result<PathBuf> {
+    let toolchain = Toolchain::resolve(sh, None)?;
+    let std_dir = toolchain.sysroot.join("lib/rustlib").join(RUNNER_HOST);
+    if !std_dir.is_dir() {
+        return Err(DistError::MissingTarget {
+            target: RUNNER_HOST.to_owned(),
+            toolchain: toolchain.name,
+        }
+        .into());
+    }
+    let root = project_root();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let mut flags = vec![
+        "-Ctarget-feature=+crt-static".to_owned(),
+        format!("--remap-path-prefix={}=/hyperlight", root.display()),
+    ];
+    if let Some(cargo_home) = cargo_home {
+        flags.push(format!(
+            "--remap-path-prefix={}=/cargo",
+            cargo_home.display()
+        ));
+    }
+    eprintln!(
+        "building {RUNNER_PACKAGE} for {RUNNER_HOST} with {}",
+        toolchain.name
+    );
+    let _dir = sh.push_dir(&root);
+    let _env = [
+        sh.push_env("RUSTUP_TOOLCHAIN", &toolchain.name),
+        sh.push_env(
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
+            flags.join(" "),
+        ),
+    ];
+    cmd!(
+        sh,
+        "cargo build --release -p {RUNNER_PACKAGE} --target {RUNNER_HOST}"
+    )
+    .env_remove("RUSTFLAGS")
+    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    .env_remove("CARGO_BUILD_TARGET")
+    .env_remove("CARGO_TARGET_DIR")
+    .run()
+    .context("building the runner failed")?;
+    Ok(root
+        .join("target")
+        .join(RUNNER_HOST)
+        .join("release")
+        .join(RUNNER_PACKAGE))
+}
+
+fn runner_version(sh: &Shell) -> Result<String> {
+    let _dir = sh.push_dir(project_root());
+    let pkgid = cmd!(sh, "cargo pkgid -p {RUNNER_PACKAGE}").read()?;
+    pkgid
+        .rsplit(['@', '#'])
+        .next()
+        .map(str::to_owned)
+        .context("`cargo pkgid` printed no version")
+}

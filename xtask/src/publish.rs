@@ -1,0 +1,376 @@
+//! `cargo xtask publish --to DEST [--dir DIR] [--force]`: upload a dist directory.
+//!
+//! Backends: `http(s)://BASE` (HTTP PUT of each file under BASE, as a WebDAV server or presigned
+//! storage takes it) and `github:OWNER/REPO@TAG` (the GitHub Releases API with `GITHUB_TOKEN`).
+//! Artifacts go first and the manifest last, so a reader never sees a manifest naming a file
+//! that is not there yet; the manifest already at DEST is merged with ours, so publishing one
+//! toolchain never drops the others.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use reqwest::blocking::{Client, Response};
+use reqwest::StatusCode;
+
+use crate::dist::error::DistError;
+use crate::dist::manifest::{sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
+use crate::dist::INSTALL_SH;
+
+pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
+    let local = Manifest::read_dir(dir)?;
+    let mut artifacts = Vec::new();
+    for (name, (sha256, _)) in local.files() {
+        let path = dir.join(name);
+        let data =
+            std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
+        let actual = sha256_hex(&data);
+        if actual != sha256 {
+            return Err(DistError::HashMismatch {
+                file: path.display().to_string(),
+                expected: sha256.to_owned(),
+                actual,
+            }
+            .into());
+        }
+        artifacts.push((name.to_owned(), data));
+    }
+    if let Ok(data) = std::fs::read(dir.join(INSTALL_SH)) {
+        artifacts.push((INSTALL_SH.to_owned(), data));
+    }
+
+    let mut backend: Box<dyn Backend> = if let Some(spec) = dest.strip_prefix("github:") {
+        Box::new(GitHub::new(spec, force)?)
+    } else if dest.starts_with("http://") || dest.starts_with("https://") {
+        Box::new(HttpPut::new(dest)?)
+    } else {
+        return Err(DistError::BadDestination {
+            dest: dest.to_owned(),
+        }
+        .into());
+    };
+
+    let existing = match backend.fetch(MANIFEST)? {
+        None => None,
+        Some(text) => {
+            let source = format!("{dest} {MANIFEST}");
+            let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
+            Some(Manifest::parse_verified(&text, &sha, &source)?)
+        }
+    };
+    for (name, data) in &artifacts {
+        eprintln!("uploading {name} ({} bytes)", data.len());
+        backend.upload(name, data, false)?;
+    }
+    let mut merged = match existing {
+        Some(mut existing) => {
+            let kept = existing
+                .sysroots
+                .iter()
+                .filter(|old| {
+                    !local
+                        .sysroots
+                        .iter()
+                        .any(|new| new.commit_hash == old.commit_hash)
+                })
+                .count();
+            eprintln!("merging into the manifest at {dest} (keeping {kept} other sysroot(s))");
+            existing.merge(local);
+            existing
+        }
+        None => local,
+    };
+    merged.manifest_version = crate::dist::manifest::MANIFEST_VERSION.to_owned();
+    let (json, sha) = merged.render();
+    eprintln!(
+        "uploading {MANIFEST} ({} sysroot(s))",
+        merged.sysroots.len()
+    );
+    backend.upload(MANIFEST, json.as_bytes(), true)?;
+    backend.upload(MANIFEST_SHA256, sha.as_bytes(), true)?;
+    eprintln!("published to {dest}");
+    Ok(())
+}
+
+/// Where a release is published.
+trait Backend {
+    /// The file `name` at the destination, `None` if there is none.
+    fn fetch(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `name`; `replace` marks files that are meant to change (the manifest).
+    fn upload(&mut self, name: &str, data: &[u8], replace: bool) -> Result<()>;
+}
+
+fn client() -> Result<Client> {
+    Ok(Client::builder()
+        .user_agent(concat!("hyperlight-xtask/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+fn network(url: &str, err: reqwest::Error) -> anyhow::Error {
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        reason = format!("{reason}: {inner}");
+        source = inner.source();
+    }
+    DistError::Network {
+        url: url.to_owned(),
+        reason,
+    }
+    .into()
+}
+
+fn http_error(method: &'static str, url: &str, response: Response) -> anyhow::Error {
+    let status = response.status().as_u16();
+    let body = response.text().unwrap_or_default();
+    DistError::Http {
+        method,
+        url: url.to_owned(),
+        status,
+        body,
+    }
+    .into()
+}
+
+/// HTTP PUT under a base URL.
+struct HttpPut {
+    base: String,
+    client: Client,
+}
+
+impl HttpPut {
+    fn new(base: &str) -> Result<HttpPut> {
+        Ok(HttpPut {
+            base: base.trim_end_matches('/').to_owned(),
+            client: client()?,
+        })
+    }
+}
+
+impl Backend for HttpPut {
+    fn fetch(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
+        let url = format!("{}/{name}", self.base);
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .map_err(|err| network(&url, err))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => Ok(Some(
+                response.bytes().map_err(|err| network(&url, err))?.to_vec(),
+            )),
+            _ => Err(http_error("GET", &url, response)),
+        }
+    }
+
+    fn upload(&mut self, name: &str, data: &[u8], _replace: bool) -> Result<()> {
+        let url = format!("{}/{name}", self.base);
+        let response = self
+            .client
+            .put(&url)
+            .header("content-type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .map_err(|err| network(&url, err))?;
+        if !response.status().is_success() {
+            return Err(http_error("PUT", &url, response));
+        }
+        Ok(())
+    }
+}
+
+/// A GitHub release, created if missing. The API root is `GITHUB_API_URL` (set in GitHub
+/// Actions; default https://api.github.com), which also lets tests use a stand-in.
+struct GitHub {
+    api: String,
+    repo: String,
+    tag: String,
+    token: String,
+    force: bool,
+    client: Client,
+    release: Option<Release>,
+}
+
+#[derive(serde::Deserialize)]
+struct Release {
+    upload_url: String,
+    #[serde(default)]
+    assets: Vec<Asset>,
+}
+
+#[derive(serde::Deserialize, Clone)]
+struct Asset {
+    id: u64,
+    name: String,
+    url: String,
+    size: u64,
+}
+
+impl GitHub {
+    fn new(spec: &str, force: bool) -> Result<GitHub> {
+        let bad = || DistError::BadDestination {
+            dest: format!("github:{spec}"),
+        };
+        let (repo, tag) = spec.split_once('@').ok_or_else(bad)?;
+        let (owner, name) = repo.split_once('/').ok_or_else(bad)?;
+        if owner.is_empty() || name.is_empty() || name.contains('/') || tag.is_empty() {
+            return Err(bad().into());
+        }
+        let token = std::env::var("GITHUB_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| DistError::MissingToken {
+                repo: repo.to_owned(),
+            })?;
+        let api = std::env::var("GITHUB_API_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "https://api.github.com".to_owned());
+        Ok(GitHub {
+            api: api.trim_end_matches('/').to_owned(),
+            repo: repo.to_owned(),
+            tag: tag.to_owned(),
+            token,
+            force,
+            client: client()?,
+            release: None,
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::blocking::RequestBuilder {
+        self.client
+            .request(method, url)
+            .bearer_auth(&self.token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+    }
+
+    /// The release for the tag, created (as a draft-free, published release) if missing.
+    fn release(&mut self) -> Result<&mut Release> {
+        if self.release.is_none() {
+            let url = format!(
+                "{}/repos/{}/releases/tags/{}",
+                self.api, self.repo, self.tag
+            );
+            let response = self
+                .request(reqwest::Method::GET, &url)
+                .send()
+                .map_err(|err| network(&url, err))?;
+            let release: Release = match response.status() {
+                StatusCode::NOT_FOUND => {
+                    eprintln!("creating release {} in {}", self.tag, self.repo);
+                    let url = format!("{}/repos/{}/releases", self.api, self.repo);
+                    let body = serde_json::json!({ "tag_name": self.tag, "name": self.tag });
+                    let response = self
+                        .request(reqwest::Method::POST, &url)
+                        .json(&body)
+                        .send()
+                        .map_err(|err| network(&url, err))?;
+                    if !response.status().is_success() {
+                        return Err(http_error("POST", &url, response));
+                    }
+                    response
+                        .json()
+                        .with_context(|| format!("parsing the answer of POST {url}"))?
+                }
+                status if status.is_success() => response
+                    .json()
+                    .with_context(|| format!("parsing the answer of GET {url}"))?,
+                _ => return Err(http_error("GET", &url, response)),
+            };
+            self.release = Some(release);
+        }
+        Ok(self.release.as_mut().unwrap())
+    }
+
+    fn asset(&mut self, name: &str) -> Result<Option<Asset>> {
+        Ok(self
+            .release()?
+            .assets
+            .iter()
+            .find(|a| a.name == name)
+            .cloned())
+    }
+
+    fn download(&self, asset: &Asset) -> Result<Vec<u8>> {
+        let response = self
+            .request(reqwest::Method::GET, &asset.url)
+            .header("accept", "application/octet-stream")
+            .send()
+            .map_err(|err| network(&asset.url, err))?;
+        if !response.status().is_success() {
+            return Err(http_error("GET", &asset.url, response));
+        }
+        Ok(response
+            .bytes()
+            .map_err(|err| network(&asset.url, err))?
+            .to_vec())
+    }
+
+    fn delete(&mut self, asset: &Asset) -> Result<()> {
+        let url = format!(
+            "{}/repos/{}/releases/assets/{}",
+            self.api, self.repo, asset.id
+        );
+        let response = self
+            .request(reqwest::Method::DELETE, &url)
+            .send()
+            .map_err(|err| network(&url, err))?;
+        if !response.status().is_success() {
+            return Err(http_error("DELETE", &url, response));
+        }
+        self.release()?.assets.retain(|a| a.id != asset.id);
+        Ok(())
+    }
+}
+
+impl Backend for GitHub {
+    fn fetch(&mut self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self.asset(name)? {
+            Some(asset) => Ok(Some(self.download(&asset)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn upload(&mut self, name: &str, data: &[u8], replace: bool) -> Result<()> {
+        if let Some(asset) = self.asset(name)? {
+            let same = asset.size == data.len() as u64 && self.download(&asset)? == data;
+            if same {
+                eprintln!("  {name} is already there, unchanged");
+                return Ok(());
+            }
+            if !replace && !self.force {
+                return Err(DistError::AssetExists {
+                    name: name.to_owned(),
+                    tag: self.tag.clone(),
+                }
+                .into());
+            }
+            self.delete(&asset)?;
+        }
+        let release = self.release()?;
+        let base = release
+            .upload_url
+            .split('{')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let url = format!("{base}?name={name}");
+        let response = self
+            .request(reqwest::Method::POST, &url)
+            .header("content-type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .map_err(|err| network(&url, err))?;
+        if !response.status().is_success() {
+            return Err(http_error("POST", &url, response));
+        }
+        let asset: Asset = response
+            .json()
+            .with_context(|| format!("parsing the answer of POST {url}"))?;
+        self.release()?.assets.push(asset);
+        Ok(())
+    }
+}
