@@ -1,1 +1,7 @@
-fn main() {}
+//! `hyperlight-run`: cargo's runner for x86_64-hyperlight-none guests.
+
+mod cli;
+
+fn main() {
+    std::process::exit(cli::main());
+}

@@ -1,0 +1,67 @@
+//! The guest runtime for `x86_64-hyperlight-none` programs run by `hyperlight-run`.
+//!
+//! A guest is an ordinary `no_std` binary:
+//!
+//! ```ignore
+//! #![no_std]
+//! #![no_main]
+//! use hyperlight_rt::println;
+//!
+//! hyperlight_rt::main!(main);
+//!
+//! fn main() {
+//!     println!("hello from the guest");
+//! }
+//! ```
+//!
+//! `main` may return `()`, an `i32`/`u8` exit code, or a `Result<T, E: Debug>` (an `Err` is
+//! printed to stderr and exits 1, like std). The runtime provides the `entrypoint` symbol the
+//! target links against, `print!`/`println!`/`eprint!`/`eprintln!`, [`env::args`],
+//! [`env::var`], [`process::exit`], a std-like panic handler (exit code 101), a global
+//! allocator over the heap the runner hands over (so `alloc` just works), [`time`] and
+//! [`random::seed`]. The guest ABI is documented in docs/abi.md and defined in [`abi`].
+#![no_std]
+
+pub mod abi;
+
+#[cfg(target_os = "none")]
+mod heap;
+#[cfg(target_os = "none")]
+pub mod hypercall;
+#[cfg(target_os = "none")]
+pub mod io;
+#[cfg(target_os = "none")]
+mod panic;
+#[cfg(target_os = "none")]
+mod start;
+
+#[cfg(target_os = "none")]
+pub mod env;
+#[cfg(target_os = "none")]
+pub mod process;
+#[cfg(target_os = "none")]
+pub mod random;
+#[cfg(target_os = "none")]
+pub mod time;
+
+#[cfg(target_os = "none")]
+pub use start::Termination;
+
+/// Re-exported so guests can use `alloc` collections through the runtime alone.
+#[cfg(target_os = "none")]
+pub extern crate alloc;
+
+/// Declares the guest's main function: `hyperlight_rt::main!(main);`.
+///
+/// The function takes no arguments (use [`env::args`]) and returns anything implementing
+/// [`Termination`]: `()`, `i32`, `u8`, or `Result<T: Termination, E: Debug>`.
+#[macro_export]
+macro_rules! main {
+    ($main:path) => {
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub extern "Rust" fn __hyperlight_main() -> i32 {
+            $crate::Termination::report($main())
+        }
+    };
+}

@@ -1,0 +1,214 @@
+//! The command line: options, `--help` (with the exit codes), and turning outcomes into
+//! messages and exit codes.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use hyperlight_run::{exit_code, Config, HostStdio, Outcome};
+
+/// The environment variable that overrides the KVM device (tests point it at a missing path).
+const KVM_DEVICE_VAR: &str = "HYPERLIGHT_KVM_DEVICE";
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0-255  the guest's own exit code
+  101    the guest panicked
+  124    --timeout expired
+  125    hyperlight-run failed (KVM unavailable, ELF rejected, guest does not fit --memory, ...)
+  134    the guest crashed (CPU exception such as a page fault) or made an invalid hypercall
+  141    the reader of the guest's output closed it
+  2      invalid command line
+
+Every error message starts with `hyperlight-run: error:`.
+Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
+As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none.";
+
+#[derive(Parser)]
+#[command(
+    name = "hyperlight-run",
+    version,
+    about = "Boot an x86_64-hyperlight-none guest in a KVM micro-VM and run it like a program",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    /// Guest memory, e.g. 64M or 1G (reserved lazily: untouched memory costs nothing).
+    #[arg(short, long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    memory: u64,
+
+    /// Guest stack size; a guard page below it turns overflows into a reported fault.
+    #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    stack: u64,
+
+    /// Stop the guest after this long and exit 124, e.g. 500ms, 10s, 2m.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<Duration>,
+
+    /// Set a guest environment variable (repeatable); `-e KEY` passes the host's value.
+    /// The guest sees no host environment otherwise.
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    env: Vec<OsString>,
+
+    /// Boot the guest this many times in-process and print the median boot-to-exit time
+    /// (benchmarking; output is discarded).
+    #[arg(long, hide = true, value_name = "N")]
+    repeat: Option<u32>,
+
+    /// The guest ELF (cargo passes the built binary here).
+    #[arg(value_name = "GUEST-ELF")]
+    guest: PathBuf,
+
+    /// Arguments for the guest.
+    #[arg(
+        value_name = "GUEST-ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<OsString>,
+}
+
+fn error(message: impl std::fmt::Display) {
+    eprintln!("hyperlight-run: error: {message}");
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = err.exit_code();
+            let _ = err.print();
+            return code;
+        }
+    };
+    let mut env = Vec::with_capacity(cli.env.len());
+    for entry in &cli.env {
+        if entry.as_encoded_bytes().contains(&b'=') {
+            env.push(entry.clone());
+        } else if let Some(value) = std::env::var_os(entry) {
+            let mut pair = entry.clone();
+            pair.push("=");
+            pair.push(value);
+            env.push(pair);
+        }
+    }
+    let config = Config {
+        memory: cli.memory,
+        stack: cli.stack,
+        timeout: cli.timeout,
+        env,
+        kvm_device: std::env::var_os(KVM_DEVICE_VAR)
+            .map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from),
+        ..Config::default()
+    };
+    let mut args = Vec::with_capacity(cli.args.len() + 1);
+    args.push(cli.guest.clone().into_os_string());
+    args.extend(cli.args.iter().cloned());
+
+    if let Some(times) = cli.repeat {
+        return repeat(&cli, &args, &config, times);
+    }
+
+    let mut output = HostStdio::new();
+    match hyperlight_run::run(&cli.guest, &args, &config, &mut output) {
+        Ok(report) => {
+            match &report.outcome {
+                Outcome::Crashed(description) => error(description),
+                Outcome::TimedOut(after) => error(format_args!(
+                    "the guest did not finish within {after:?} (--timeout); stopped it"
+                )),
+                Outcome::Exited(_) | Outcome::OutputClosed => {}
+            }
+            report.outcome.exit_code()
+        }
+        Err(err) => {
+            error(err);
+            exit_code::RUNNER_FAILED
+        }
+    }
+}
+
+fn repeat(cli: &Cli, args: &[OsString], config: &Config, times: u32) -> i32 {
+    let mut samples = Vec::new();
+    for _ in 0..times.max(1) {
+        match hyperlight_run::run(&cli.guest, args, config, &mut hyperlight_run::Discard) {
+            Ok(report) => samples.push(report.boot_to_exit),
+            Err(err) => {
+                error(err);
+                return exit_code::RUNNER_FAILED;
+            }
+        }
+    }
+    samples.sort();
+    println!(
+        "boot-to-exit median {} ns",
+        samples[samples.len() / 2].as_nanos()
+    );
+    0
+}
+
+/// `64M`, `1G`, `512K`, `4096`; binary units, an optional `B`/`iB` suffix.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (digits, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        _ => (lower, 0),
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 64M or 1G"))?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// `500ms`, `10s`, `2m`, `1.5s`; a bare number is seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let invalid = || format!("`{text}` is not a duration like 500ms, 10s or 2m");
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| invalid())?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(invalid()),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,377 @@
+//! Loading the static-PIE ELF files x86_64-hyperlight-none produces.
+//!
+//! [`Image::parse`] validates everything up front without touching guest memory and without
+//! allocating from unchecked header values (every count is bounded by the file's size, which
+//! `object` checks for us); [`Image::load`] then copies the segments and applies the
+//! `R_X86_64_RELATIVE` relocations. Anything else is rejected with one clear message.
+
+use std::fmt;
+
+use object::elf::{self, FileHeader64, ProgramHeader64};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::LittleEndian as LE;
+
+use crate::memory::GuestMemory;
+
+pub const PAGE: u64 = 0x1000;
+
+/// More PT_LOAD segments than any linker emits for a guest; a bound on work and page tables.
+const MAX_LOAD_SEGMENTS: usize = 64;
+
+/// Why an ELF file was rejected. The message completes "cannot load GUEST: ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfError(pub String);
+
+impl fmt::Display for ElfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn reject<T>(message: impl Into<String>) -> Result<T, ElfError> {
+    Err(ElfError(message.into()))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
+
+/// One PT_LOAD segment, in link-time addresses.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub mem_size: u64,
+    pub file_offset: usize,
+    pub file_size: usize,
+    pub permissions: Permissions,
+}
+
+impl Segment {
+    fn end(&self) -> u64 {
+        self.vaddr + self.mem_size
+    }
+
+    /// The pages the segment occupies: `[first, end)`.
+    pub fn page_range(&self) -> (u64, u64) {
+        (align_down(self.vaddr), align_up(self.end()))
+    }
+}
+
+pub fn align_down(value: u64) -> u64 {
+    value & !(PAGE - 1)
+}
+
+/// Rounds up to a page; callers only pass values already checked to be far below u64::MAX.
+pub fn align_up(value: u64) -> u64 {
+    value.div_ceil(PAGE) * PAGE
+}
+
+/// A validated guest image: what to copy where, and which words to relocate.
+pub struct Image<'data> {
+    data: &'data [u8],
+    pub segments: Vec<Segment>,
+    pub entry: u64,
+    /// Link-time address of each word to relocate, and its addend.
+    relocations: Vec<(u64, u64)>,
+    /// The PT_GNU_RELRO range: read-only once relocated.
+    pub relro: Option<(u64, u64)>,
+    /// End of the highest segment page (link-time), i.e. the image's size from 0.
+    pub span: u64,
+    /// Whether the file carries a `.note.hyperlight-version` (an official Hyperlight guest).
+    pub hyperlight_version_note: Option<String>,
+}
+
+impl<'data> Image<'data> {
+    pub fn parse(data: &'data [u8]) -> Result<Image<'data>, ElfError> {
+        check_ident(data)?;
+        let header = FileHeader64::<LE>::parse(data)
+            .or_else(|err| reject(format!("malformed ELF header ({err})")))?;
+        let endian = LE;
+        if header.e_machine(endian) != elf::EM_X86_64 {
+            return reject(format!(
+                "ELF machine {} is not x86_64 (62)",
+                header.e_machine(endian)
+            ));
+        }
+        match header.e_type(endian) {
+            elf::ET_DYN => {}
+            elf::ET_EXEC => return reject(
+                "not a position-independent executable (ET_EXEC); build for x86_64-hyperlight-none",
+            ),
+            other => return reject(format!("ELF type {other} is not an executable")),
+        }
+        let program_headers = header
+            .program_headers(endian, data)
+            .or_else(|err| reject(format!("malformed program headers ({err})")))?;
+        if program_headers.is_empty() {
+            return reject("no program headers");
+        }
+
+        let mut segments = Vec::new();
+        let mut dynamic = None;
+        let mut relro = None;
+        for ph in program_headers {
+            match ph.p_type(endian) {
+                elf::PT_LOAD => {
+                    if segments.len() == MAX_LOAD_SEGMENTS {
+                        return reject(format!("more than {MAX_LOAD_SEGMENTS} loadable segments"));
+                    }
+                    segments.push(load_segment(ph, data)?);
+                }
+                elf::PT_DYNAMIC => dynamic = Some(ph),
+                elf::PT_GNU_RELRO => {
+                    let start = ph.p_vaddr(endian);
+                    let end = start
+                        .checked_add(ph.p_memsz(endian))
+                        .filter(|end| *end <= MAX_ADDRESS)
+                        .ok_or_else(|| ElfError("RELRO segment out of range".into()))?;
+                    relro = Some((start, end));
+                }
+                elf::PT_INTERP => {
+                    return reject("dynamically linked (has an interpreter); guests must be static")
+                }
+                elf::PT_TLS => {
+                    return reject(
+                        "uses thread-local storage (PT_TLS), which guests do not support",
+                    )
+                }
+                _ => {}
+            }
+        }
+        if segments.is_empty() {
+            return reject("no loadable segments");
+        }
+        segments.sort_by_key(|segment| segment.vaddr);
+        for pair in segments.windows(2) {
+            if pair[0].page_range().1 > pair[1].page_range().0 {
+                return reject(format!(
+                    "segments at {:#x} and {:#x} overlap",
+                    pair[0].vaddr, pair[1].vaddr
+                ));
+            }
+        }
+        let span = segments.last().unwrap().page_range().1;
+
+        let entry = header.e_entry(endian);
+        let entry_ok = segments.iter().any(|segment| {
+            segment.permissions.execute && segment.vaddr <= entry && entry < segment.end()
+        });
+        if !entry_ok {
+            return reject(format!(
+                "entry point {entry:#x} is outside executable memory"
+            ));
+        }
+
+        let relocations = match dynamic {
+            Some(ph) => relocations(ph, data, &segments)?,
+            None => Vec::new(),
+        };
+        let hyperlight_version_note = hyperlight_note(program_headers, data);
+
+        Ok(Image {
+            data,
+            segments,
+            entry,
+            relocations,
+            relro,
+            span,
+            hyperlight_version_note,
+        })
+    }
+
+    /// Copies the segments to `bias + vaddr` and applies the relocations. The caller has
+    /// checked that `bias + span` fits in guest memory; every write is bounds-checked anyway.
+    pub fn load(&self, memory: &mut GuestMemory, bias: u64) -> Result<(), ElfError> {
+        for segment in &self.segments {
+            let bytes = &self.data[segment.file_offset..segment.file_offset + segment.file_size];
+            memory
+                .write(bias + segment.vaddr, bytes)
+                .ok_or_else(|| ElfError("segment does not fit in guest memory".into()))?;
+            // The rest (bss) is already zero: guest memory starts zeroed.
+        }
+        for &(offset, addend) in &self.relocations {
+            memory
+                .write_u64(bias + offset, bias.wrapping_add(addend))
+                .ok_or_else(|| ElfError("relocation outside guest memory".into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// DT_RELRSZ and DT_RELR (packed relative relocations), which `object` does not name.
+const DT_RELRSZ: u32 = 35;
+const DT_RELR: u32 = 36;
+
+/// Addresses beyond this are absurd for a guest (and keep all later arithmetic overflow-free).
+const MAX_ADDRESS: u64 = 1 << 46;
+
+fn check_ident(data: &[u8]) -> Result<(), ElfError> {
+    if data.len() < 4 || data[..4] != elf::ELFMAG {
+        return reject("not an ELF file");
+    }
+    if data.len() < 16 {
+        return reject("truncated ELF header");
+    }
+    match data[4] {
+        elf::ELFCLASS64 => {}
+        elf::ELFCLASS32 => return reject("32-bit ELF; guests must be 64-bit x86_64"),
+        other => return reject(format!("unknown ELF class {other}")),
+    }
+    match data[5] {
+        elf::ELFDATA2LSB => {}
+        elf::ELFDATA2MSB => return reject("big-endian ELF; guests must be little-endian x86_64"),
+        other => return reject(format!("unknown ELF data encoding {other}")),
+    }
+    if data.len() < std::mem::size_of::<FileHeader64<LE>>() {
+        return reject("truncated ELF header");
+    }
+    Ok(())
+}
+
+fn load_segment(ph: &ProgramHeader64<LE>, data: &[u8]) -> Result<Segment, ElfError> {
+    let endian = LE;
+    let vaddr = ph.p_vaddr(endian);
+    let mem_size = ph.p_memsz(endian);
+    let file_offset = ph.p_offset(endian);
+    let file_size = ph.p_filesz(endian);
+    let flags = ph.p_flags(endian);
+    let end = vaddr
+        .checked_add(mem_size)
+        .filter(|end| *end <= MAX_ADDRESS)
+        .ok_or_else(|| ElfError(format!("segment at {vaddr:#x} is out of range")))?;
+    let _ = end;
+    if file_size > mem_size {
+        return reject(format!(
+            "segment at {vaddr:#x} has more file bytes ({file_size}) than memory bytes ({mem_size})"
+        ));
+    }
+    let file_end = file_offset
+        .checked_add(file_size)
+        .filter(|end| *end <= data.len() as u64);
+    if file_end.is_none() {
+        return reject(format!(
+            "truncated file: segment at {vaddr:#x} needs bytes {file_offset:#x}..{:#x}, the file has {:#x}",
+            file_offset.saturating_add(file_size),
+            data.len()
+        ));
+    }
+    Ok(Segment {
+        vaddr,
+        mem_size,
+        file_offset: file_offset as usize,
+        file_size: file_size as usize,
+        permissions: Permissions {
+            read: flags & elf::PF_R != 0,
+            write: flags & elf::PF_W != 0,
+            execute: flags & elf::PF_X != 0,
+        },
+    })
+}
+
+/// The file bytes backing link-time range `[vaddr, vaddr + len)`, if one segment holds them.
+fn file_bytes<'a>(data: &'a [u8], segments: &[Segment], vaddr: u64, len: u64) -> Option<&'a [u8]> {
+    let segment = segments.iter().find(|segment| {
+        segment.vaddr <= vaddr
+            && vaddr
+                .checked_add(len)
+                .is_some_and(|end| end <= segment.vaddr + segment.file_size as u64)
+    })?;
+    let start = segment.file_offset + (vaddr - segment.vaddr) as usize;
+    data.get(start..start + len as usize)
+}
+
+fn relocations(
+    dynamic: &ProgramHeader64<LE>,
+    data: &[u8],
+    segments: &[Segment],
+) -> Result<Vec<(u64, u64)>, ElfError> {
+    let endian = LE;
+    let table = dynamic
+        .data(endian, data)
+        .or_else(|_| reject("truncated file: dynamic section out of range"))?;
+    let entries: &[elf::Dyn64<LE>] = object::pod::slice_from_all_bytes(
+        &table[..table.len() / std::mem::size_of::<elf::Dyn64<LE>>()
+            * std::mem::size_of::<elf::Dyn64<LE>>()],
+    )
+    .or_else(|_| reject("misaligned dynamic section"))?;
+    let (mut rela, mut rela_size, mut rela_entry) = (None, 0u64, 24u64);
+    for entry in entries {
+        let value = entry.d_val.get(endian);
+        match u32::try_from(entry.d_tag.get(endian)).unwrap_or(u32::MAX) {
+            elf::DT_NULL => break,
+            elf::DT_RELA => rela = Some(value),
+            elf::DT_RELASZ => rela_size = value,
+            elf::DT_RELAENT => rela_entry = value,
+            elf::DT_NEEDED => return reject("needs a shared library; guests must be static"),
+            elf::DT_REL | elf::DT_RELSZ if value != 0 => {
+                return reject("unsupported relocation format (REL); only RELA is supported")
+            }
+            DT_RELR | DT_RELRSZ if value != 0 => {
+                return reject("unsupported relocation format (RELR); only RELA is supported")
+            }
+            elf::DT_JMPREL | elf::DT_PLTRELSZ if value != 0 => {
+                return reject("has PLT relocations; guests must be static")
+            }
+            _ => {}
+        }
+    }
+    let Some(rela) = rela else {
+        return Ok(Vec::new());
+    };
+    if rela_entry != 24 {
+        return reject(format!("unsupported RELA entry size {rela_entry}"));
+    }
+    let bytes = file_bytes(data, segments, rela, rela_size)
+        .ok_or_else(|| ElfError("relocation table out of range".into()))?;
+    let mut relocations = Vec::with_capacity(bytes.len() / 24);
+    for raw in bytes.chunks_exact(24) {
+        let offset = u64::from_le_bytes(raw[0..8].try_into().unwrap());
+        let info = u64::from_le_bytes(raw[8..16].try_into().unwrap());
+        let addend = u64::from_le_bytes(raw[16..24].try_into().unwrap());
+        match (info & 0xffff_ffff) as u32 {
+            elf::R_X86_64_NONE => continue,
+            elf::R_X86_64_RELATIVE if info >> 32 == 0 => {}
+            kind => {
+                return reject(format!(
+                    "unsupported relocation type {kind} at {offset:#x}; only R_X86_64_RELATIVE is supported"
+                ))
+            }
+        }
+        let inside = segments.iter().any(|segment| {
+            segment.vaddr <= offset
+                && offset
+                    .checked_add(8)
+                    .is_some_and(|end| end <= segment.end())
+        });
+        if !inside {
+            return reject(format!(
+                "relocation at {offset:#x} is outside the loaded segments"
+            ));
+        }
+        relocations.push((offset, addend));
+    }
+    Ok(relocations)
+}
+
+/// The version in a `.note.hyperlight-version` note ("Hyperlight", type 1), if any.
+fn hyperlight_note(program_headers: &[ProgramHeader64<LE>], data: &[u8]) -> Option<String> {
+    for ph in program_headers {
+        if ph.p_type(LE) != elf::PT_NOTE {
+            continue;
+        }
+        let Ok(Some(mut notes)) = ph.notes(LE, data) else {
+            continue;
+        };
+        while let Ok(Some(note)) = notes.next() {
+            if note.name() == b"Hyperlight" && note.n_type(LE) == 1 {
+                let desc = note.desc();
+                let text = desc.split(|&b| b == 0).next().unwrap_or_default();
+                return Some(String::from_utf8_lossy(text).into_owned());
+            }
+        }
+    }
+    None
+}

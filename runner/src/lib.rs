@@ -1,0 +1,286 @@
+//! `hyperlight-run` as a library: boot an x86_64-hyperlight-none guest ELF in a fresh KVM
+//! micro-VM and run it to completion.
+//!
+//! The modules follow the order of a run: [`elf`] validates and describes the image,
+//! [`layout`] decides the memory map and writes page tables and descriptor tables, [`boot`]
+//! writes what the guest finds at `entrypoint`, [`vcpu`] creates the VM and runs it,
+//! [`hypercall`] serves the guest's requests, and [`fault`] explains crashes. docs/abi.md
+//! describes the guest-visible contract.
+
+pub mod boot;
+pub mod elf;
+pub mod fault;
+pub mod hypercall;
+pub mod layout;
+pub mod memory;
+pub mod output;
+pub mod vcpu;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use output::{Captured, Discard, HostStdio, Output, Stream};
+
+/// Process exit codes of `hyperlight-run` (the guest's own code passes through otherwise).
+pub mod exit_code {
+    /// The guest panicked (the runtime exits 101 itself, like std).
+    pub const PANIC: i32 = 101;
+    /// `--timeout` expired.
+    pub const TIMEOUT: i32 = 124;
+    /// The runner failed: KVM unavailable, ELF rejected, bad memory layout, I/O error.
+    pub const RUNNER_FAILED: i32 = 125;
+    /// Reserved: an official Hyperlight guest, which this runner does not boot.
+    pub const OFFICIAL_GUEST: i32 = 126;
+    /// The guest crashed (CPU exception, triple fault) or broke the hypercall ABI.
+    pub const CRASHED: i32 = 134;
+    /// The reader of the guest's output went away (like a process killed by SIGPIPE).
+    pub const OUTPUT_CLOSED: i32 = 141;
+}
+
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+pub const DEFAULT_STACK: u64 = 1 << 20;
+pub const MAX_MEMORY: u64 = 64 << 30;
+const MIN_MEMORY: u64 = 4 << 20;
+
+/// How to run a guest.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Guest memory in bytes (rounded down to a page).
+    pub memory: u64,
+    /// Stack size in bytes (rounded up to a page), with a guard page below.
+    pub stack: u64,
+    pub timeout: Option<Duration>,
+    /// `KEY=VALUE` entries the guest sees as its environment.
+    pub env: Vec<OsString>,
+    /// The KVM device, normally /dev/kvm.
+    pub kvm_device: PathBuf,
+    /// Tell the guest its stdout is a terminal (it then flushes at each newline).
+    pub stdout_is_tty: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            memory: DEFAULT_MEMORY,
+            stack: DEFAULT_STACK,
+            timeout: None,
+            env: Vec::new(),
+            kvm_device: PathBuf::from("/dev/kvm"),
+            stdout_is_tty: std::io::stdout().is_terminal(),
+        }
+    }
+}
+
+/// Why the runner could not run the guest (exit code 125).
+#[derive(Debug)]
+pub enum Error {
+    Kvm(String),
+    /// The ELF file could not be read or was rejected.
+    Load {
+        path: PathBuf,
+        reason: String,
+    },
+    /// The guest does not fit the configured memory, or similar.
+    Setup(String),
+    Io(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Kvm(message) | Error::Setup(message) | Error::Io(message) => {
+                f.write_str(message)
+            }
+            Error::Load { path, reason } => {
+                write!(f, "cannot load {}: {reason}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// How the guest ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The guest exited with this code (its low 8 bits become the process status).
+    Exited(i32),
+    /// The guest crashed; one line saying how and where.
+    Crashed(String),
+    TimedOut(Duration),
+    OutputClosed,
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Exited(code) => code & 0xff,
+            Outcome::Crashed(_) => exit_code::CRASHED,
+            Outcome::TimedOut(_) => exit_code::TIMEOUT,
+            Outcome::OutputClosed => exit_code::OUTPUT_CLOSED,
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Report {
+    pub outcome: Outcome,
+    /// From the start of [`run`] (ELF parsing included) to the guest's last exit, before the
+    /// VM is torn down.
+    pub boot_to_exit: Duration,
+}
+
+/// A read-only mapping of the guest ELF: only the pages the loader touches are read.
+struct MappedFile {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl MappedFile {
+    fn open(path: &Path) -> std::io::Result<MappedFile> {
+        use std::os::fd::AsRawFd;
+        let file = File::open(path)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
+        if len == 0 {
+            return Ok(MappedFile {
+                ptr: std::ptr::null_mut(),
+                len,
+            });
+        }
+        // SAFETY: a private read-only mapping of a file we opened.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(MappedFile { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: the mapping is `len` bytes long and lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len) }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: unmapping our own mapping.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
+/// Boots the guest at `elf_path` with `args` (the first being the program name) and runs it
+/// to the end, sending its output to `output`.
+pub fn run(
+    elf_path: &Path,
+    args: &[OsString],
+    config: &Config,
+    output: &mut dyn Output,
+) -> Result<Report, Error> {
+    let started = Instant::now();
+    let load_error = |reason: String| Error::Load {
+        path: elf_path.to_path_buf(),
+        reason,
+    };
+    let file = MappedFile::open(elf_path).map_err(|err| load_error(err.to_string()))?;
+    let image = elf::Image::parse(file.bytes()).map_err(|err| load_error(err.0))?;
+
+    let memory_size = config.memory & !(elf::PAGE - 1);
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory_size) {
+        return Err(Error::Setup(format!(
+            "--memory must be between {} and {}",
+            layout::human(MIN_MEMORY),
+            layout::human(MAX_MEMORY)
+        )));
+    }
+    let map = layout::MemoryMap::new(&image, memory_size, config.stack).map_err(&load_error)?;
+
+    let kvm = vcpu::open_kvm(&config.kvm_device).map_err(Error::Kvm)?;
+    let mut memory = memory::GuestMemory::new(memory_size).map_err(|err| {
+        Error::Setup(format!(
+            "cannot reserve {} of guest memory: {err}",
+            layout::human(memory_size)
+        ))
+    })?;
+    image
+        .load(&mut memory, map.load_bias)
+        .map_err(|err| load_error(err.0))?;
+    layout::build(&mut memory, &map, &image).map_err(Error::Setup)?;
+    let mut random_seed = [0u8; 32];
+    getrandom(&mut random_seed);
+    boot::write(
+        &mut memory,
+        &map,
+        &boot::BootParameters {
+            args,
+            env: &config.env,
+            stdout_is_tty: config.stdout_is_tty,
+            random_seed,
+        },
+    )
+    .map_err(Error::Setup)?;
+
+    let entry = map.load_bias + image.entry;
+    let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry).map_err(Error::Kvm)?;
+    let stop = vm.run(output, started, config.timeout);
+    let boot_to_exit = started.elapsed();
+    if matches!(stop, vcpu::Stop::Crashed(_) | vcpu::Stop::TimedOut) {
+        let pending = boot::pending_stdout(vm.memory());
+        if !pending.is_empty() {
+            // Best effort: the run already failed, and the crash report matters more.
+            let _ = output.write(Stream::Stdout, pending);
+        }
+    }
+    let outcome = match stop {
+        vcpu::Stop::Exited(code) => Outcome::Exited(code),
+        vcpu::Stop::Crashed(crash) => Outcome::Crashed(fault::describe(&crash, &map, elf_path)),
+        vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
+        vcpu::Stop::OutputClosed => Outcome::OutputClosed,
+        vcpu::Stop::HostError(err) => {
+            return Err(Error::Io(format!(
+                "writing the guest's output failed: {err}"
+            )))
+        }
+    };
+    Ok(Report {
+        outcome,
+        boot_to_exit,
+    })
+}
+
+fn getrandom(buffer: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        // SAFETY: writing into our own buffer.
+        let n = unsafe {
+            libc::getrandom(
+                buffer[filled..].as_mut_ptr().cast(),
+                buffer.len() - filled,
+                0,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        filled += n as usize;
+    }
+}

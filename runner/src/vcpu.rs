@@ -1,0 +1,309 @@
+//! The VM: KVM handles, the vCPU's initial state, and the run loop.
+//!
+//! Costs matter here (each vCPU ioctl is several microseconds on this machine): special
+//! registers are set once, general registers travel through `kvm_run`'s sync-regs area
+//! instead of KVM_GET/SET_REGS, and the guest batches its output.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::time::{Duration, Instant};
+
+use kvm_bindings::{kvm_segment, kvm_userspace_memory_region};
+use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
+
+use crate::fault::Crash;
+use crate::hypercall::{self, Action, Context};
+use crate::layout::{self, MemoryMap};
+use crate::memory::GuestMemory;
+use crate::output::Output;
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Stop {
+    Exited(i32),
+    Crashed(Crash),
+    TimedOut,
+    OutputClosed,
+    HostError(std::io::Error),
+}
+
+/// Opens the KVM device and checks the API the runner relies on. Errors say what to do.
+pub fn open_kvm(device: &Path) -> Result<Kvm, String> {
+    let path = CString::new(device.as_os_str().as_bytes())
+        .map_err(|_| format!("invalid KVM device path {}", device.display()))?;
+    let kvm = Kvm::new_with_path(&path).map_err(|err| match err.errno() {
+        libc::ENOENT | libc::ENODEV | libc::ENXIO => format!(
+            "{} does not exist: KVM is not available here; enable hardware virtualization (or \
+             nested virtualization in a VM) and load the kvm module",
+            device.display()
+        ),
+        libc::EACCES | libc::EPERM => format!(
+            "permission denied opening {}: add your user to the `kvm` group \
+             (`sudo usermod -aG kvm $USER`, then log in again)",
+            device.display()
+        ),
+        _ => format!("cannot open {}: {err}", device.display()),
+    })?;
+    let version = kvm.get_api_version();
+    if version != 12 {
+        return Err(format!(
+            "KVM API version {version} is not supported (need 12)"
+        ));
+    }
+    for (cap, name) in [
+        (Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
+        (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
+        (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+    ] {
+        if !kvm.check_extension(cap) {
+            return Err(format!(
+                "KVM is too old: it lacks {name} (Linux 4.16 or newer is needed)"
+            ));
+        }
+    }
+    Ok(kvm)
+}
+
+pub struct Vm {
+    // Field order is drop order: the vCPU before the VM, both before the memory they use.
+    vcpu: VcpuFd,
+    _vm: VmFd,
+    memory: GuestMemory,
+}
+
+fn kvm_error(what: &str) -> impl FnOnce(kvm_ioctls::Error) -> String + '_ {
+    move |err| format!("{what} failed: {err}")
+}
+
+impl Vm {
+    /// Creates the VM over `memory` (already filled) and points the vCPU at `entry`.
+    pub fn new(kvm: &Kvm, memory: GuestMemory, map: &MemoryMap, entry: u64) -> Result<Vm, String> {
+        let vm = kvm.create_vm().map_err(kvm_error("KVM_CREATE_VM"))?;
+        let region = kvm_userspace_memory_region {
+            slot: 0,
+            flags: 0,
+            guest_phys_addr: 0,
+            memory_size: memory.size(),
+            userspace_addr: memory.host_base(),
+        };
+        // SAFETY: the region is our own mapping, which outlives the VM (field order).
+        unsafe { vm.set_user_memory_region(region) }
+            .map_err(kvm_error("KVM_SET_USER_MEMORY_REGION"))?;
+        let mut vcpu = vm.create_vcpu(0).map_err(kvm_error("KVM_CREATE_VCPU"))?;
+
+        let mut sregs = vcpu.get_sregs().map_err(kvm_error("KVM_GET_SREGS"))?;
+        let code = kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector: layout::USER_CS,
+            type_: 0xb,
+            present: 1,
+            dpl: 3,
+            db: 0,
+            s: 1,
+            l: 1,
+            g: 1,
+            avl: 0,
+            unusable: 0,
+            padding: 0,
+        };
+        let data = kvm_segment {
+            selector: layout::USER_DS,
+            type_: 0x3,
+            db: 1,
+            l: 0,
+            ..code
+        };
+        sregs.cs = code;
+        sregs.ss = data;
+        sregs.ds = data;
+        sregs.es = data;
+        sregs.fs = data;
+        sregs.gs = data;
+        sregs.tr = kvm_segment {
+            base: layout::TSS_ADDR,
+            limit: layout::TSS_LIMIT,
+            selector: layout::TSS_SELECTOR,
+            type_: 0xb,
+            present: 1,
+            ..Default::default()
+        };
+        sregs.ldt = kvm_segment {
+            unusable: 1,
+            ..Default::default()
+        };
+        sregs.gdt.base = layout::GDT_ADDR;
+        sregs.gdt.limit = layout::GDT_LIMIT;
+        sregs.idt.base = layout::IDT_ADDR;
+        sregs.idt.limit = layout::IDT_LIMIT;
+        sregs.cr3 = layout::PML4_ADDR;
+        // PG | AM | WP | NE | ET | MP | PE: paging, write protection, SSE without x87 traps.
+        sregs.cr0 = 0x8005_0033;
+        // PAE | OSFXSR | OSXMMEXCPT: long mode paging and SSE.
+        sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10);
+        // SCE | LME | LMA | NXE.
+        sregs.efer = 0x1 | (1 << 8) | (1 << 10) | (1 << 11);
+        vcpu.set_sregs(&sregs).map_err(kvm_error("KVM_SET_SREGS"))?;
+
+        vcpu.set_sync_valid_reg(SyncReg::Register);
+        let regs = &mut vcpu.sync_regs_mut().regs;
+        *regs = Default::default();
+        regs.rip = entry;
+        // As if `entrypoint` had been called: 16-byte aligned before the return address.
+        regs.rsp = map.stack_top - 8;
+        regs.rdi = hyperlight_rt::abi::BOOT_INFO_ADDR;
+        regs.rflags = 0x2;
+        vcpu.set_sync_dirty_reg(SyncReg::Register);
+
+        Ok(Vm {
+            vcpu,
+            _vm: vm,
+            memory,
+        })
+    }
+
+    /// Runs the guest until it exits, crashes, or `timeout` passes.
+    pub fn run(
+        &mut self,
+        output: &mut dyn Output,
+        started: Instant,
+        timeout: Option<Duration>,
+    ) -> Stop {
+        let _alarm = timeout.map(|timeout| Alarm::arm(&mut self.vcpu, timeout));
+        loop {
+            if TIMED_OUT.load(Ordering::Relaxed) {
+                return Stop::TimedOut;
+            }
+            let port = match self.vcpu.run() {
+                Ok(VcpuExit::IoOut(port, _)) => port,
+                Ok(exit) => {
+                    let what = format!("{exit:?}");
+                    return Stop::Crashed(self.unexpected_exit(&what));
+                }
+                Err(err) if err.errno() == libc::EINTR => continue,
+                Err(err) => return Stop::HostError(std::io::Error::from_raw_os_error(err.errno())),
+            };
+            let mut context = Context {
+                memory: &self.memory,
+                output: &mut *output,
+                started,
+            };
+            let regs = &mut self.vcpu.sync_regs_mut().regs;
+            let rax = regs.rax;
+            let action = hypercall::handle(port, regs, &mut context);
+            let changed = regs.rax != rax;
+            match action {
+                Action::Resume => {
+                    if changed {
+                        self.vcpu.set_sync_dirty_reg(SyncReg::Register);
+                    }
+                }
+                Action::Exit(code) => return Stop::Exited(code),
+                Action::Exception(frame) => {
+                    // CR2 only matters for page faults; reading it costs an ioctl.
+                    let cr2 = if frame.vector == 14 {
+                        self.vcpu.get_sregs().map_or(0, |sregs| sregs.cr2)
+                    } else {
+                        0
+                    };
+                    return Stop::Crashed(Crash::Exception { frame, cr2 });
+                }
+                Action::Invalid(message) => return Stop::Crashed(Crash::BadHypercall(message)),
+                Action::OutputClosed => return Stop::OutputClosed,
+                Action::HostError(err) => return Stop::HostError(err),
+            }
+        }
+    }
+
+    pub fn memory(&self) -> &GuestMemory {
+        &self.memory
+    }
+
+    fn unexpected_exit(&mut self, what: &str) -> Crash {
+        let rip = self.vcpu.sync_regs().regs.rip;
+        if what.starts_with("Shutdown") {
+            Crash::TripleFault { rip }
+        } else if what.starts_with("InternalError") {
+            Crash::Internal { rip }
+        } else if let Some(reason) = what.strip_prefix("FailEntry(") {
+            Crash::EntryFailure {
+                reason: reason
+                    .split(',')
+                    .next()
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0),
+            }
+        } else {
+            Crash::UnexpectedExit {
+                what: format!("VM exit {what}"),
+                rip,
+            }
+        }
+    }
+}
+
+static TIMED_OUT: AtomicBool = AtomicBool::new(false);
+/// `kvm_run.immediate_exit` of the vCPU being timed, so the alarm also stops a vCPU that is
+/// just about to enter the guest.
+static IMMEDIATE_EXIT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    TIMED_OUT.store(true, Ordering::SeqCst);
+    let immediate_exit = IMMEDIATE_EXIT.load(Ordering::SeqCst);
+    if !immediate_exit.is_null() {
+        // SAFETY: points into the vCPU's kvm_run mapping, alive while the alarm is armed.
+        unsafe { immediate_exit.write_volatile(1) };
+    }
+}
+
+/// `--timeout`: SIGALRM (without SA_RESTART) interrupts KVM_RUN with EINTR. Process-wide, so
+/// one timed run at a time per process.
+struct Alarm;
+
+impl Alarm {
+    fn arm(vcpu: &mut VcpuFd, timeout: Duration) -> Alarm {
+        TIMED_OUT.store(false, Ordering::SeqCst);
+        IMMEDIATE_EXIT.store(&mut vcpu.get_kvm_run().immediate_exit, Ordering::SeqCst);
+        // SAFETY: installing a handler that only touches atomics and a live kvm_run byte.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_alarm as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut());
+            set_timer(timeout);
+        }
+        Alarm
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        // SAFETY: disarming our own timer.
+        unsafe { set_timer(Duration::ZERO) };
+        IMMEDIATE_EXIT.store(std::ptr::null_mut(), Ordering::SeqCst);
+        TIMED_OUT.store(false, Ordering::SeqCst);
+    }
+}
+
+unsafe fn set_timer(after: Duration) {
+    // A zero timeout would disarm instead; a microsecond is as good as immediate.
+    let after = if after.is_zero() {
+        Duration::ZERO
+    } else {
+        after.max(Duration::from_micros(1))
+    };
+    let timer = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: after.as_secs() as libc::time_t,
+            tv_usec: after.subsec_micros() as libc::suseconds_t,
+        },
+    };
+    // SAFETY: plain syscall with a valid struct.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
+}
