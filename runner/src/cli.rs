@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use hyperlight_run::{exit_code, Config, HostStdio, Outcome};
+use hyperlight_run::{Config, HostStdio, Outcome};
 
 /// The environment variable that overrides the KVM device (tests point it at a missing path).
 const KVM_DEVICE_VAR: &str = "HYPERLIGHT_KVM_DEVICE";
@@ -17,6 +17,8 @@ Exit status:
   101    the guest panicked
   124    --timeout expired
   125    hyperlight-run failed (KVM unavailable, ELF rejected, guest does not fit --memory, ...)
+  126    an official Hyperlight guest (has .note.hyperlight-version): not booted; the message
+         names the Hyperlight host version it needs
   134    the guest crashed (CPU exception such as a page fault) or made an invalid hypercall
   141    the reader of the guest's output closed it
   2      invalid command line
@@ -122,8 +124,8 @@ pub fn main() -> i32 {
             report.outcome.exit_code()
         }
         Err(err) => {
-            error(err);
-            exit_code::RUNNER_FAILED
+            error(&err);
+            err.exit_code()
         }
     }
 }
@@ -134,8 +136,8 @@ fn repeat(cli: &Cli, args: &[OsString], config: &Config, times: u32) -> i32 {
         match hyperlight_run::run(&cli.guest, args, config, &mut hyperlight_run::Discard) {
             Ok(report) => samples.push(report.boot_to_exit),
             Err(err) => {
-                error(err);
-                return exit_code::RUNNER_FAILED;
+                error(&err);
+                return err.exit_code();
             }
         }
     }

@@ -33,7 +33,8 @@ pub mod exit_code {
     pub const TIMEOUT: i32 = 124;
     /// The runner failed: KVM unavailable, ELF rejected, bad memory layout, I/O error.
     pub const RUNNER_FAILED: i32 = 125;
-    /// Reserved: an official Hyperlight guest, which this runner does not boot.
+    /// An official Hyperlight guest (it carries `.note.hyperlight-version`): it needs the
+    /// Hyperlight host of that version, so the runner refuses it instead of booting it.
     pub const OFFICIAL_GUEST: i32 = 126;
     /// The guest crashed (CPU exception, triple fault) or broke the hypercall ABI.
     pub const CRASHED: i32 = 134;
@@ -75,7 +76,7 @@ impl Default for Config {
     }
 }
 
-/// Why the runner could not run the guest (exit code 125).
+/// Why the runner could not run the guest: exit code 125, or 126 for an official guest.
 #[derive(Debug)]
 pub enum Error {
     Kvm(String),
@@ -87,6 +88,20 @@ pub enum Error {
     /// The guest does not fit the configured memory, or similar.
     Setup(String),
     Io(String),
+    /// An official Hyperlight guest; `version` is its `.note.hyperlight-version`.
+    OfficialGuest {
+        path: PathBuf,
+        version: String,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::OfficialGuest { .. } => exit_code::OFFICIAL_GUEST,
+            _ => exit_code::RUNNER_FAILED,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -98,6 +113,13 @@ impl fmt::Display for Error {
             Error::Load { path, reason } => {
                 write!(f, "cannot load {}: {reason}", path.display())
             }
+            Error::OfficialGuest { path, version } => write!(
+                f,
+                "{} is an official Hyperlight guest (hyperlight-guest-bin {version}); it needs a \
+                 Hyperlight host, version {version} (hyperlight-host), and hyperlight-run does \
+                 not boot it",
+                path.display()
+            ),
         }
     }
 }
@@ -203,6 +225,14 @@ pub fn run(
     };
     let file = MappedFile::open(elf_path).map_err(|err| load_error(err.to_string()))?;
     let image = elf::Image::parse(file.bytes()).map_err(|err| load_error(err.0))?;
+    // Official guests expect the Hyperlight host's memory layout and calling convention (and
+    // crash on some KVMs before reaching their code): say what they need instead of booting.
+    if let Some(version) = &image.hyperlight_version_note {
+        return Err(Error::OfficialGuest {
+            path: elf_path.to_path_buf(),
+            version: version.clone(),
+        });
+    }
 
     let memory_size = config.memory & !(elf::PAGE - 1);
     if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory_size) {
