@@ -36,7 +36,7 @@ As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperligh
 )]
 struct Cli {
     /// Guest memory, e.g. 64M or 1G (reserved lazily: untouched memory costs nothing).
-    #[arg(short, long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    #[arg(short, long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     memory: u64,
 
     /// Guest stack size; a guard page below it turns overflows into a reported fault.

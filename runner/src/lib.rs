@@ -42,7 +42,7 @@ pub mod exit_code {
     pub const OUTPUT_CLOSED: i32 = 141;
 }
 
-pub const DEFAULT_MEMORY: u64 = 256 << 20;
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
 pub const DEFAULT_STACK: u64 = 1 << 20;
 pub const MAX_MEMORY: u64 = 64 << 30;
 const MIN_MEMORY: u64 = 4 << 20;

@@ -11,6 +11,7 @@ use xshell::Shell;
 
 use crate::toolchain::project_root;
 
+mod runner;
 mod sysroot;
 
 /// The figures of one run, rendered as BENCHMARKS.md.
@@ -114,6 +115,7 @@ pub fn median_time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Dur
 pub fn run(sh: &Shell) -> Result<()> {
     let mut report = Report::default();
     sysroot::run(sh, &mut report)?;
+    runner::run(sh, &mut report)?;
     let path = project_root().join("BENCHMARKS.md");
     std::fs::write(&path, report.render("cargo xtask bench"))?;
     eprintln!("\nfigures written to {}", path.display());
