@@ -67,7 +67,7 @@ unsafe impl GlobalAlloc for Heap {
             // SAFETY: blocks on a free list were allocated by us with this class's size
             // (hence at least the requested alignment, which is part of the class).
             state.free[class] = unsafe { (*head).next };
-            if (head as usize) % layout.align() == 0 {
+            if (head as usize).is_multiple_of(layout.align()) {
                 return head.cast();
             }
             // Same size but an over-aligned request: give it back, carve a fresh block.

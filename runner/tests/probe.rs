@@ -25,7 +25,7 @@ fn assert_crash(case: &str, needles: &[&str]) {
 
 #[test]
 fn null_page_is_unmapped() {
-    assert_crash("null-read", &["page fault", "address 0x8", "null page"]);
+    assert_crash("null-read", &["page fault", "address 0x18", "null page"]);
 }
 
 #[test]

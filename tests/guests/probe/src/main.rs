@@ -27,7 +27,7 @@ fn main() -> i32 {
     // SAFETY (whole match): these are deliberate violations; the runner must contain them.
     unsafe {
         match case {
-            "null-read" => println!("{}", black_box(8usize as *const u64).read_volatile()),
+            "null-read" => println!("{}", black_box(0x18usize as *const u64).read_volatile()),
             "read-system-page" => {
                 println!("{}", black_box(0x2000usize as *const u64).read_volatile())
             }
