@@ -115,7 +115,12 @@ pub fn main() -> i32 {
     match hyperlight_run::run(&cli.guest, &args, &config, &mut output) {
         Ok(report) => {
             match &report.outcome {
-                Outcome::Crashed(description) => error(description),
+                Outcome::Crashed(report) => {
+                    error(&report.summary);
+                    if !report.backtrace.is_empty() {
+                        eprintln!("guest backtrace:\n{}", report.backtrace.join("\n"));
+                    }
+                }
                 Outcome::TimedOut(after) => error(format_args!(
                     "the guest did not finish within {after:?} (--timeout); stopped it"
                 )),

@@ -4,8 +4,10 @@
 
 use std::path::Path;
 
+use crate::backtrace::{self, StartRegisters};
 use crate::hypercall::ExceptionFrame;
 use crate::layout::MemoryMap;
+use crate::memory::GuestMemory;
 
 /// Why the guest was stopped abnormally.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,25 +74,124 @@ fn page_fault_access(error_code: u64, cr2: u64, map: &MemoryMap) -> String {
     format!("{access} {what}")
 }
 
-/// One line describing `crash`, symbolized against the guest ELF at `elf`.
-pub fn describe(crash: &Crash, map: &MemoryMap, elf: &Path) -> String {
-    match crash {
-        Crash::Exception { frame, cr2 } => {
-            let mut line = format!("guest crashed: {}", exception_name(frame.vector));
-            if frame.vector == PAGE_FAULT {
-                line += &format!(
-                    " at address {cr2:#x} ({})",
-                    page_fault_access(frame.error_code, *cr2, map)
-                );
-            } else if frame.error_code != 0 {
-                line += &format!(" (error code {:#x})", frame.error_code);
-            }
-            line += &format!(", rip {:#x}", frame.rip);
-            if let Some(place) = symbolize(elf, frame.rip, map) {
-                line += &format!(" in {place}");
-            }
-            line
+/// What the runner tells the user about a crash: one summary line (printed as the error) and
+/// the guest's call stack, innermost first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashReport {
+    pub summary: String,
+    pub backtrace: Vec<String>,
+}
+
+/// Describes `crash`, symbolized against the guest ELF (`elf` holds its bytes) and unwound
+/// through the guest's stack in `memory`.
+pub fn report(
+    crash: &Crash,
+    map: &MemoryMap,
+    elf_path: &Path,
+    elf: &[u8],
+    memory: &GuestMemory,
+) -> CrashReport {
+    let Crash::Exception { frame, cr2 } = crash else {
+        return CrashReport {
+            summary: describe_other(crash),
+            backtrace: Vec::new(),
+        };
+    };
+    let mut summary = format!("guest crashed: {}", exception_name(frame.vector));
+    if frame.vector == PAGE_FAULT {
+        summary += &format!(
+            " at address {cr2:#x} ({})",
+            page_fault_access(frame.error_code, *cr2, map)
+        );
+    } else if frame.error_code != 0 {
+        summary += &format!(" (error code {:#x})", frame.error_code);
+    }
+    summary += &format!(", rip {:#x}", frame.rip);
+
+    let addresses = backtrace::walk(
+        elf,
+        map,
+        memory,
+        StartRegisters {
+            rip: frame.rip,
+            rsp: frame.rsp,
+            rbp: frame.rbp,
+        },
+    );
+    let loader = addr2line::Loader::new(elf_path).ok();
+    let mut frames = Vec::new();
+    for (depth, &address) in addresses.iter().enumerate() {
+        if address < map.load_bias || address >= map.image_end {
+            continue;
         }
+        // A return address points after its call instruction.
+        let probe = address - map.load_bias - u64::from(depth > 0);
+        let symbolized = loader
+            .as_ref()
+            .map(|loader| symbolize(loader, probe))
+            .unwrap_or_default();
+        if symbolized.is_empty() {
+            frames.push(Frame {
+                address,
+                function: "??".into(),
+                location: None,
+            });
+        }
+        frames.extend(symbolized.into_iter().map(|(function, location)| Frame {
+            address,
+            function,
+            location,
+        }));
+    }
+    // Name the innermost frame in the guest's own code rather than a std helper it called.
+    let own_code = frames
+        .iter()
+        .find(|frame| {
+            frame
+                .location
+                .as_deref()
+                .is_some_and(|l| !l.starts_with("/rustc/"))
+        })
+        .or(frames.first());
+    if let Some(frame) = own_code {
+        summary += &format!(" in {}", frame.describe());
+    }
+    let mut backtrace: Vec<String> = Vec::new();
+    let mut index = 0;
+    while index < frames.len() {
+        let line = format!("{:#x} {}", frames[index].address, frames[index].describe());
+        let repeats = frames[index + 1..]
+            .iter()
+            .take_while(|frame| format!("{:#x} {}", frame.address, frame.describe()) == line)
+            .count();
+        backtrace.push(format!("{index:>4}: {line}"));
+        if repeats > 0 {
+            // Deep recursion (a stack overflow) would otherwise fill the screen.
+            backtrace.push(format!("      ... the same frame {repeats} more times"));
+        }
+        index += 1 + repeats;
+    }
+    CrashReport { summary, backtrace }
+}
+
+struct Frame {
+    address: u64,
+    function: String,
+    location: Option<String>,
+}
+
+impl Frame {
+    fn describe(&self) -> String {
+        match &self.location {
+            Some(location) => format!("{} at {location}", self.function),
+            None => self.function.clone(),
+        }
+    }
+}
+
+fn describe_other(crash: &Crash) -> String {
+    match crash {
+        Crash::Exception { .. } => unreachable!("handled by report"),
         Crash::TripleFault { rip } => format!(
             "guest crashed: triple fault (the CPU could not deliver an exception), rip {rip:#x}"
         ),
@@ -107,24 +208,19 @@ pub fn describe(crash: &Crash, map: &MemoryMap, elf: &Path) -> String {
     }
 }
 
-/// "function at file:line:column", innermost inlined frame first, or just the function name
-/// without debug info; `None` if `rip` is not in the image.
-fn symbolize(elf: &Path, rip: u64, map: &MemoryMap) -> Option<String> {
-    if rip < map.load_bias || rip >= map.image_end {
-        return None;
-    }
-    let probe = rip - map.load_bias;
-    let loader = addr2line::Loader::new(elf).ok()?;
-    let mut frames_text = Vec::new();
-    if let Ok(mut frames) = loader.find_frames(probe) {
-        while let Ok(Some(frame)) = frames.next() {
+/// The functions at `probe` (a link-time address), innermost inlined frame first, each with
+/// file:line:column when the ELF has debug info; the symbol table's name otherwise.
+fn symbolize(loader: &addr2line::Loader, probe: u64) -> Vec<(String, Option<String>)> {
+    let mut frames = Vec::new();
+    if let Ok(mut iter) = loader.find_frames(probe) {
+        while let Ok(Some(frame)) = iter.next() {
             let name = frame
                 .function
                 .as_ref()
                 .and_then(|function| function.raw_name().ok())
                 .map(|raw| demangle(&raw))
                 .unwrap_or_else(|| "??".into());
-            let place = frame.location.as_ref().and_then(|location| {
+            let location = frame.location.as_ref().and_then(|location| {
                 let file = location.file?;
                 Some(match (location.line, location.column) {
                     (Some(line), Some(column)) => format!("{file}:{line}:{column}"),
@@ -132,16 +228,15 @@ fn symbolize(elf: &Path, rip: u64, map: &MemoryMap) -> Option<String> {
                     _ => file.to_string(),
                 })
             });
-            frames_text.push(match place {
-                Some(place) => format!("{name} at {place}"),
-                None => name,
-            });
+            frames.push((name, location));
         }
     }
-    if frames_text.is_empty() {
-        return loader.find_symbol(probe).map(demangle);
+    if frames.is_empty() {
+        if let Some(name) = loader.find_symbol(probe) {
+            frames.push((demangle(name), None));
+        }
     }
-    Some(frames_text.join(", inlined into "))
+    frames
 }
 
 /// A Rust symbol without its hash, or the name unchanged.

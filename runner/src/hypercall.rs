@@ -20,6 +20,8 @@ pub struct ExceptionFrame {
     pub error_code: u64,
     pub rip: u64,
     pub rsp: u64,
+    /// Untouched by the stub, so still the guest's (unwinding may need it).
+    pub rbp: u64,
 }
 
 /// What the run loop does after a hypercall.
@@ -126,6 +128,7 @@ fn exception(regs: &kvm_regs, memory: &GuestMemory) -> Action {
                 error_code,
                 rip,
                 rsp,
+                rbp: regs.rbp,
             })
         }
         _ => Action::Invalid("exception frame outside guest memory".into()),

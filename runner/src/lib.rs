@@ -7,6 +7,7 @@
 //! [`hypercall`] serves the guest's requests, and [`fault`] explains crashes. docs/abi.md
 //! describes the guest-visible contract.
 
+pub mod backtrace;
 pub mod boot;
 pub mod elf;
 pub mod fault;
@@ -131,8 +132,8 @@ impl std::error::Error for Error {}
 pub enum Outcome {
     /// The guest exited with this code (its low 8 bits become the process status).
     Exited(i32),
-    /// The guest crashed; one line saying how and where.
-    Crashed(String),
+    /// The guest crashed: a line saying how and where, and the guest's call stack.
+    Crashed(fault::CrashReport),
     TimedOut(Duration),
     OutputClosed,
 }
@@ -282,7 +283,13 @@ pub fn run(
     }
     let outcome = match stop {
         vcpu::Stop::Exited(code) => Outcome::Exited(code),
-        vcpu::Stop::Crashed(crash) => Outcome::Crashed(fault::describe(&crash, &map, elf_path)),
+        vcpu::Stop::Crashed(crash) => Outcome::Crashed(fault::report(
+            &crash,
+            &map,
+            elf_path,
+            file.bytes(),
+            vm.memory(),
+        )),
         vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
         vcpu::Stop::OutputClosed => Outcome::OutputClosed,
         vcpu::Stop::HostError(err) => {

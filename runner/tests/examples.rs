@@ -67,12 +67,17 @@ fn fault_reports_page_fault_address_function_and_line() {
     assert_eq!(code(&output), 134);
     // Output buffered before the crash is not lost.
     assert_eq!(stdout(&output), "reading 0x7f00deadb000\n");
-    let line = assert_single_error_line(&output);
+    let line = assert_crash_report(&output);
     assert!(line.contains("page fault"), "{line}");
     assert!(line.contains("at address 0x7f00deadb000"), "{line}");
     assert!(line.contains("reading unmapped memory"), "{line}");
     assert!(line.contains("in fault::read_unmapped"), "{line}");
     assert!(line.contains("fault/src/main.rs:15:"), "{line}");
+    // The backtrace goes on through the callers to the runtime's entry point.
+    let text = stderr(&output);
+    let main_frame = text.find("fault::main at").expect(&text);
+    let entry_frame = text.find("entrypoint at").expect(&text);
+    assert!(main_frame < entry_frame, "{text}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn probe_case(args: &[&str]) -> std::process::Output {
 fn assert_crash(case: &str, needles: &[&str]) {
     let output = probe_case(&[case]);
     assert_eq!(code(&output), 134, "{case}: {}", stderr(&output));
-    let line = assert_single_error_line(&output);
+    let line = assert_crash_report(&output);
     for needle in needles {
         assert!(
             line.contains(needle),

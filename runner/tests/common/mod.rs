@@ -100,6 +100,28 @@ pub fn assert_single_error_line(output: &Output) -> String {
     lines[0].to_owned()
 }
 
+/// A crash report: the error line first, then optionally `guest backtrace:` and frame lines;
+/// returns the error line.
+pub fn assert_crash_report(output: &Output) -> String {
+    let text = stderr(output);
+    assert!(!text.contains("panicked"), "the runner panicked:\n{text}");
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().to_owned();
+    assert!(
+        first.starts_with("hyperlight-run: error: "),
+        "report does not start with an error line:\n{text}"
+    );
+    let rest: Vec<&str> = lines.collect();
+    if let Some((header, frames)) = rest.split_first() {
+        assert_eq!(*header, "guest backtrace:", "{text}");
+        assert!(
+            frames.iter().all(|line| line.starts_with("   ")),
+            "unexpected lines after the error:\n{text}"
+        );
+    }
+    first
+}
+
 pub fn example(name: &str) -> PathBuf {
     testkit::example(name)
 }
