@@ -60,6 +60,12 @@ fn stack_overflow_hits_the_guard_page() {
             "probe::recurse",
         ],
     );
+    let text = stderr(&probe_case(&["stack-overflow"]));
+    assert!(
+        text.contains("the same frame"),
+        "recursion is folded:\n{text}"
+    );
+    assert!(text.lines().count() < 20, "{text}");
 }
 
 #[test]
