@@ -20,6 +20,10 @@
 //! [`env::var`], [`process::exit`], a std-like panic handler (exit code 101), a global
 //! allocator over the heap the runner hands over (so `alloc` just works), [`time`] and
 //! [`random::seed`]. The guest ABI is documented in docs/abi.md and defined in [`abi`].
+//!
+//! Start-up is split so other entry styles can reuse it: `entrypoint` sets up the runtime and
+//! calls the Rust function `__hyperlight_main() -> i32`, which [`main!`] defines; a test
+//! harness (one test per VM, `cargo test`) can define that function instead.
 #![no_std]
 
 pub mod abi;

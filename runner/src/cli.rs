@@ -2,6 +2,7 @@
 //! messages and exit codes.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,7 +72,8 @@ struct Cli {
 }
 
 fn error(message: impl std::fmt::Display) {
-    eprintln!("hyperlight-run: error: {message}");
+    // Not eprintln!: it panics when stderr is a closed pipe, and a report is not worth that.
+    let _ = writeln!(std::io::stderr(), "hyperlight-run: error: {message}");
 }
 
 pub fn main() -> i32 {
@@ -118,7 +120,11 @@ pub fn main() -> i32 {
                 Outcome::Crashed(report) => {
                     error(&report.summary);
                     if !report.backtrace.is_empty() {
-                        eprintln!("guest backtrace:\n{}", report.backtrace.join("\n"));
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "guest backtrace:\n{}",
+                            report.backtrace.join("\n")
+                        );
                     }
                 }
                 Outcome::TimedOut(after) => error(format_args!(
