@@ -77,7 +77,9 @@ fn sysroot_stamp(toolchain: &str) -> String {
     for input in [
         "target-specs/x86_64-hyperlight-none.json",
         "sysroot/Cargo.toml",
+        "sysroot/c-headers/Cargo.lock",
         "xtask/src/sysroot.rs",
+        "xtask/src/c_headers.rs",
     ] {
         stamp.push_str(&fs::read_to_string(root.join(input)).unwrap());
     }

@@ -1,6 +1,7 @@
 //! The project's automation: `cargo xtask <command>`; see `cargo xtask --help`.
 
 mod bench;
+mod c_headers;
 mod dist;
 mod install;
 mod publish;

@@ -1,4 +1,5 @@
-//! `cargo xtask sysroot`: compile core, alloc and compiler_builtins for x86_64-hyperlight-none.
+//! `cargo xtask sysroot`: compile core, alloc and compiler_builtins for x86_64-hyperlight-none,
+//! and add the C headers guests with C code compile against (see `c_headers`).
 //!
 //! The crates are built with `-Zbuild-std` for the *bare* target name found through
 //! `RUST_TARGET_PATH`: building for a `.json` path would record a hashed triple and every user
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
+use crate::c_headers;
 use crate::toolchain::{project_root, Toolchain, TARGET};
 
 /// The standard library crates a guest links against; everything else in the build is dropped.
@@ -16,6 +18,9 @@ const SYSROOT_CRATES: &[&str] = &["core", "alloc", "compiler_builtins"];
 
 /// The file next to `target.json` recording the `rustc -vV` that built the libraries.
 pub const VERSION_FILE: &str = "rustc-version";
+
+/// The directory next to `target.json` holding the C headers for guests with C code.
+pub const INCLUDE_DIR: &str = "include";
 
 pub fn target_spec() -> PathBuf {
     project_root()
@@ -132,8 +137,9 @@ fn write_sysroot(sh: &Shell, toolchain: &Toolchain, deps: &Path, out: &Path) -> 
     }
     sh.copy_file(target_spec(), target_dir.join("target.json"))?;
     sh.write_file(target_dir.join(VERSION_FILE), &toolchain.version.verbose)?;
+    let headers = c_headers::write(sh, toolchain, &target_dir.join(INCLUDE_DIR))?;
     eprintln!(
-        "sysroot for {} ({}) written to {}",
+        "sysroot for {} ({}) written to {} ({headers} C headers in {INCLUDE_DIR}/)",
         toolchain.name,
         toolchain.version.release,
         out.display()

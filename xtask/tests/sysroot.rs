@@ -229,7 +229,18 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     assert!(bin.path().join("bin/hyperlight-run").is_file());
     let manifest = fs::read_to_string(rustlib.join(format!("manifest-{COMPONENT}"))).unwrap();
     let listed: Vec<&str> = manifest.lines().collect();
-    assert_eq!(listed.len(), 8, "{manifest}");
+    // target.json, rustc-version, an .rlib and an .rmeta for each of three crates, and the C
+    // headers of the pinned hyperlight-libc (sysroot/c-headers).
+    let headers = listed
+        .iter()
+        .filter(|line| line.contains("/x86_64-hyperlight-none/include/"))
+        .count();
+    assert!(headers > 100, "{manifest}");
+    assert_eq!(listed.len(), 8 + headers, "{manifest}");
+    for header in ["stdio.h", "stdlib.h", "picolibc.h", "sys/types.h"] {
+        let line = format!("file:lib/rustlib/x86_64-hyperlight-none/include/{header}");
+        assert!(listed.contains(&line.as_str()), "{line} in {manifest}");
+    }
     for line in &listed {
         let path = line
             .strip_prefix("file:lib/rustlib/x86_64-hyperlight-none/")
