@@ -90,14 +90,14 @@ warn() {
 
 # die CODE MESSAGE...: print the message and exit with CODE (the EXIT trap cleans up).
 die() {
-    _code=$1
+    _e_code=$1
     shift
     printf 'error: %s\n' "$1" >&2
     shift
-    for _line in "$@"; do
-        printf '       %s\n' "$_line" >&2
+    for _e_line in "$@"; do
+        printf '       %s\n' "$_e_line" >&2
     done
-    exit "$_code"
+    exit "$_e_code"
 }
 
 need_cmd() {
@@ -241,11 +241,11 @@ lock_rustlib() {
 
 sha256_of() {
     case $SHA256 in
-        sha256sum) _out=$(sha256sum "$1") ;;
-        shasum) _out=$(shasum -a 256 "$1") ;;
-        *) _out=$(openssl dgst -sha256 -r "$1") ;;
+        sha256sum) _x_out=$(sha256sum "$1") ;;
+        shasum) _x_out=$(shasum -a 256 "$1") ;;
+        *) _x_out=$(openssl dgst -sha256 -r "$1") ;;
     esac
-    printf '%s\n' "$_out" | sed 's/^\\//; s/[ *].*//'
+    printf '%s\n' "$_x_out" | sed 's/^\\//; s/[ *].*//'
 }
 
 file_size() {
@@ -254,47 +254,47 @@ file_size() {
 
 # download URL FILE [progress]: fetch URL into FILE; exits with EXIT_DOWNLOAD on any failure.
 download() {
-    _url=$1
-    _file=$2
-    _progress=${3:-no}
-    rm -f "$_file"
+    _d_url=$1
+    _d_file=$2
+    _d_progress=${3:-no}
+    rm -f "$_d_file"
     if [ "$DOWNLOADER" = curl ]; then
-        if [ "$_progress" = yes ] && [ "$QUIET" = no ]; then
-            _show=--progress-bar
+        if [ "$_d_progress" = yes ] && [ "$QUIET" = no ]; then
+            _d_show=--progress-bar
         else
-            _show=--silent
+            _d_show=--silent
         fi
-        case $_url in
+        case $_d_url in
             https://*) set -- --proto '=https' --tlsv1.2 ;;
             *) set -- ;;
         esac
-        _status=$(curl "$@" "$_show" --show-error --location --output "$_file" \
-            --write-out '%{http_code}' "$_url" 2>"$WORK/download.err")
-        _rc=$?
-        if [ "$_rc" -ne 0 ]; then
-            case $_rc in
-                18) _why="the transfer was cut short (truncated download)" ;;
-                *) _why=$(sed -n '$p' "$WORK/download.err") ;;
+        _d_status=$(curl "$@" "$_d_show" --show-error --location --output "$_d_file" \
+            --write-out '%{http_code}' "$_d_url" 2>"$WORK/download.err")
+        _d_rc=$?
+        if [ "$_d_rc" -ne 0 ]; then
+            case $_d_rc in
+                18) _d_why="the transfer was cut short (truncated download)" ;;
+                *) _d_why=$(sed -n '$p' "$WORK/download.err") ;;
             esac
-            die "$EXIT_DOWNLOAD" "download of $_url failed: $_why" \
+            die "$EXIT_DOWNLOAD" "download of $_d_url failed: $_d_why" \
                 "check your connection and the dist server ($DIST_SERVER), then run again"
         fi
     else
-        wget --server-response --output-document="$_file" "$_url" 2>"$WORK/download.err"
-        _rc=$?
-        _status=$(awk '$1 ~ /^HTTP\// { s = $2 } END { print s }' "$WORK/download.err")
-        if [ "$_rc" -ne 0 ] && [ "$_rc" -ne 8 ]; then
-            die "$EXIT_DOWNLOAD" "download of $_url failed (wget exit code $_rc): $(sed -n '$p' "$WORK/download.err")" \
+        wget --server-response --output-document="$_d_file" "$_d_url" 2>"$WORK/download.err"
+        _d_rc=$?
+        _d_status=$(awk '$1 ~ /^HTTP\// { s = $2 } END { print s }' "$WORK/download.err")
+        if [ "$_d_rc" -ne 0 ] && [ "$_d_rc" -ne 8 ]; then
+            die "$EXIT_DOWNLOAD" "download of $_d_url failed (wget exit code $_d_rc): $(sed -n '$p' "$WORK/download.err")" \
                 "check your connection and the dist server ($DIST_SERVER), then run again"
         fi
     fi
-    case $_status in
+    case $_d_status in
         2??) ;;
-        404) die "$EXIT_DOWNLOAD" "download of $_url failed: HTTP 404 (not found)" \
+        404) die "$EXIT_DOWNLOAD" "download of $_d_url failed: HTTP 404 (not found)" \
             "check --dist-server / HYPERLIGHT_DIST_SERVER ($DIST_SERVER)" ;;
-        5??) die "$EXIT_DOWNLOAD" "download of $_url failed: HTTP $_status (server error)" \
+        5??) die "$EXIT_DOWNLOAD" "download of $_d_url failed: HTTP $_d_status (server error)" \
             "the dist server has a problem; try again later" ;;
-        *) die "$EXIT_DOWNLOAD" "download of $_url failed: HTTP ${_status:-(no answer)}" \
+        *) die "$EXIT_DOWNLOAD" "download of $_d_url failed: HTTP ${_d_status:-(no answer)}" \
             "check --dist-server / HYPERLIGHT_DIST_SERVER ($DIST_SERVER)" ;;
     esac
 }
@@ -374,22 +374,22 @@ mget() {
 fetch_manifest() {
     download "$DIST_SERVER/manifest.json" "$WORK/manifest.json"
     download "$DIST_SERVER/manifest.json.sha256" "$WORK/manifest.json.sha256"
-    _expected=$(sed 's/[ *].*//; q' "$WORK/manifest.json.sha256")
-    _actual=$(sha256_of "$WORK/manifest.json")
-    if [ "$_expected" != "$_actual" ]; then
+    _m_expected=$(sed 's/[ *].*//; q' "$WORK/manifest.json.sha256")
+    _m_actual=$(sha256_of "$WORK/manifest.json")
+    if [ "$_m_expected" != "$_m_actual" ]; then
         die "$EXIT_VERIFY" "manifest.json from $DIST_SERVER does not match manifest.json.sha256" \
-            "expected sha256 $_expected" \
-            "actual sha256   $_actual" \
+            "expected sha256 $_m_expected" \
+            "actual sha256   $_m_actual" \
             "a release may be being published right now: try again in a few minutes; if it persists, report it"
     fi
     FLAT="$WORK/manifest.flat"
     if ! flatten_json "$WORK/manifest.json" >"$FLAT"; then
         die "$EXIT_VERIFY" "manifest.json from $DIST_SERVER is not valid JSON ($(sed -n 's/^!error	//p' "$FLAT"))"
     fi
-    _version=$(mget manifest-version)
-    case $_version in
+    _m_version=$(mget manifest-version)
+    case $_m_version in
         "$MANIFEST_VERSION" | "$MANIFEST_VERSION".*) ;;
-        *) die "$EXIT_VERIFY" "manifest.json has version '$_version', which this installer does not know" \
+        *) die "$EXIT_VERIFY" "manifest.json has version '$_m_version', which this installer does not know" \
             "download the newest install.sh from $DIST_SERVER/install.sh and run it instead" ;;
     esac
 }
@@ -441,16 +441,16 @@ pick_sysroot() {
 # installed_sha256 ROOT LISTFILE: sha256 of `sha256sum` lines for the sorted files (paths
 # relative to ROOT) named in LISTFILE; the manifest's installed-sha256.
 installed_sha256() {
-    _root=$1
-    _list=$2
+    _h_root=$1
+    _h_list=$2
     : >"$WORK/listing"
-    LC_ALL=C sort "$_list" >"$WORK/listing.sorted"
-    while IFS= read -r _rel; do
-        if [ ! -f "$_root/$_rel" ]; then
+    LC_ALL=C sort "$_h_list" >"$WORK/listing.sorted"
+    while IFS= read -r _h_rel; do
+        if [ ! -f "$_h_root/$_h_rel" ]; then
             printf 'missing\n'
             return 0
         fi
-        printf '%s  %s\n' "$(sha256_of "$_root/$_rel")" "$_rel" >>"$WORK/listing"
+        printf '%s  %s\n' "$(sha256_of "$_h_root/$_h_rel")" "$_h_rel" >>"$WORK/listing"
     done <"$WORK/listing.sorted"
     sha256_of "$WORK/listing"
 }
@@ -491,21 +491,21 @@ write_records() {
 
 # Finishes or undoes an interrupted install (same rules as `cargo xtask install`).
 recover() {
-    _target="$RUSTLIB/$TARGET"
-    _old="$RUSTLIB/.$TARGET.old"
-    _new="$RUSTLIB/.$TARGET.new"
-    if [ -d "$_old" ]; then
-        if [ -d "$_target" ]; then
+    _r_target="$RUSTLIB/$TARGET"
+    _r_old="$RUSTLIB/.$TARGET.old"
+    _r_new="$RUSTLIB/.$TARGET.new"
+    if [ -d "$_r_old" ]; then
+        if [ -d "$_r_target" ]; then
             say "finishing an interrupted install in $RUSTLIB"
             write_records
-            rm -rf "$_old"
+            rm -rf "$_r_old"
         else
             say "restoring the previous $TARGET after an interrupted install"
-            mv "$_old" "$_target" || die "$EXIT_INSTALL" "cannot restore $_target from $_old"
+            mv "$_r_old" "$_r_target" || die "$EXIT_INSTALL" "cannot restore $_r_target from $_r_old"
         fi
     fi
-    if [ -e "$_new" ]; then
-        rm -rf "$_new"
+    if [ -e "$_r_new" ]; then
+        rm -rf "$_r_new"
     fi
     rm -f "$RUSTLIB/components.tmp" "$RUSTLIB/manifest-$COMPONENT.tmp"
 }
@@ -530,16 +530,16 @@ confirm() {
 
 # verify_file FILE NAME SHA256 SIZE: check a downloaded file before anything is installed.
 verify_file() {
-    _size=$(file_size "$1")
-    if [ "$_size" != "$4" ]; then
-        die "$EXIT_DOWNLOAD" "$2 is truncated or too long: got $_size bytes, expected $4" \
+    _v_size=$(file_size "$1")
+    if [ "$_v_size" != "$4" ]; then
+        die "$EXIT_DOWNLOAD" "$2 is truncated or too long: got $_v_size bytes, expected $4" \
             "the download was cut short or the dist server serves another file; run again"
     fi
-    _sha=$(sha256_of "$1")
-    if [ "$_sha" != "$3" ]; then
+    _v_sha=$(sha256_of "$1")
+    if [ "$_v_sha" != "$3" ]; then
         die "$EXIT_VERIFY" "$2 is corrupt: its sha256 does not match the manifest" \
             "expected sha256 $3" \
-            "actual sha256   $_sha" \
+            "actual sha256   $_v_sha" \
             "nothing was installed; run again, and report it if it persists"
     fi
 }
@@ -550,48 +550,48 @@ unpack_sysroot() {
     if ! tar -x -z -o -f "$1" -C "$WORK/sysroot" 2>"$WORK/tar.err"; then
         die "$EXIT_VERIFY" "$2 is not a valid tar.gz archive: $(sed -n '1p' "$WORK/tar.err")"
     fi
-    _pkg="$WORK/sysroot/${2%.tar.gz}"
-    if ! grep -qx "$COMPONENT" "$_pkg/components" 2>/dev/null; then
+    _u_pkg="$WORK/sysroot/${2%.tar.gz}"
+    if ! grep -qx "$COMPONENT" "$_u_pkg/components" 2>/dev/null; then
         die "$EXIT_VERIFY" "$2 does not contain the $COMPONENT component"
     fi
-    PAYLOAD="$_pkg/$COMPONENT"
+    PAYLOAD="$_u_pkg/$COMPONENT"
     : >"$WORK/payload.list"
-    while IFS= read -r _line; do
-        case $_line in
+    while IFS= read -r _u_line; do
+        case $_u_line in
             file:lib/rustlib/"$TARGET"/*) ;;
-            *) die "$EXIT_VERIFY" "$2 lists '$_line', which is outside lib/rustlib/$TARGET" ;;
+            *) die "$EXIT_VERIFY" "$2 lists '$_u_line', which is outside lib/rustlib/$TARGET" ;;
         esac
-        _rel=${_line#file:}
-        case $_rel in
-            *..* | *[!A-Za-z0-9._/+-]*) die "$EXIT_VERIFY" "$2 lists an unsafe path '$_rel'" ;;
+        _u_rel=${_u_line#file:}
+        case $_u_rel in
+            *..* | *[!A-Za-z0-9._/+-]*) die "$EXIT_VERIFY" "$2 lists an unsafe path '$_u_rel'" ;;
         esac
-        printf '%s\n' "$_rel" >>"$WORK/payload.list"
+        printf '%s\n' "$_u_rel" >>"$WORK/payload.list"
     done <"$PAYLOAD/manifest.in"
 }
 
 install_sysroot() {
-    _target="$RUSTLIB/$TARGET"
-    _old="$RUSTLIB/.$TARGET.old"
-    _new="$RUSTLIB/.$TARGET.new"
-    mkdir "$_new" || die "$EXIT_INSTALL" "cannot create $_new"
-    while IFS= read -r _rel; do
-        _dest="$_new/${_rel#lib/rustlib/"$TARGET"/}"
-        if ! mkdir -p "${_dest%/*}" || ! cp "$PAYLOAD/$_rel" "$_dest" || ! chmod 644 "$_dest"; then
-            die "$EXIT_INSTALL" "cannot write $_dest"
+    _s_target="$RUSTLIB/$TARGET"
+    _s_old="$RUSTLIB/.$TARGET.old"
+    _s_new="$RUSTLIB/.$TARGET.new"
+    mkdir "$_s_new" || die "$EXIT_INSTALL" "cannot create $_s_new"
+    while IFS= read -r _s_rel; do
+        _s_dest="$_s_new/${_s_rel#lib/rustlib/"$TARGET"/}"
+        if ! mkdir -p "${_s_dest%/*}" || ! cp "$PAYLOAD/$_s_rel" "$_s_dest" || ! chmod 644 "$_s_dest"; then
+            die "$EXIT_INSTALL" "cannot write $_s_dest"
         fi
     done <"$WORK/payload.list"
     # The staged tree must be exactly what the manifest promised before it replaces anything.
     sed "s|^lib/rustlib/$TARGET/||" "$WORK/payload.list" >"$WORK/staged.list"
-    _staged=$(cd "$_new" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
-    if [ "$_staged" != "$(LC_ALL=C sort "$WORK/staged.list")" ]; then
-        die "$EXIT_INSTALL" "staging $_new did not produce the expected files"
+    _s_staged=$(cd "$_s_new" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
+    if [ "$_s_staged" != "$(LC_ALL=C sort "$WORK/staged.list")" ]; then
+        die "$EXIT_INSTALL" "staging $_s_new did not produce the expected files"
     fi
-    if [ -d "$_target" ]; then
-        mv "$_target" "$_old" || die "$EXIT_INSTALL" "cannot move $_target aside"
+    if [ -d "$_s_target" ]; then
+        mv "$_s_target" "$_s_old" || die "$EXIT_INSTALL" "cannot move $_s_target aside"
     fi
-    mv "$_new" "$_target" || die "$EXIT_INSTALL" "cannot move $_new into place"
+    mv "$_s_new" "$_s_target" || die "$EXIT_INSTALL" "cannot move $_s_new into place"
     write_records
-    rm -rf "$_old"
+    rm -rf "$_s_old"
 }
 
 install_runner() {
@@ -732,13 +732,13 @@ do_install() {
 
 # Is the component installed in a rustup toolchain other than ours?
 other_toolchain_has_target() {
-    _home=${RUSTUP_HOME:-${HOME:-}/.rustup}
-    _ours=$(cd -P "$SYSROOT" && pwd -P)
-    for _tc in "$_home"/toolchains/*; do
-        [ -d "$_tc" ] || continue
-        _real=$(cd -P "$_tc" && pwd -P) || continue
-        if [ "$_real" != "$_ours" ] && grep -qx "$COMPONENT" "$_real/lib/rustlib/components" 2>/dev/null; then
-            printf '%s\n' "$_real"
+    _o_home=${RUSTUP_HOME:-${HOME:-}/.rustup}
+    _o_ours=$(cd -P "$SYSROOT" && pwd -P)
+    for _o_tc in "$_o_home"/toolchains/*; do
+        [ -d "$_o_tc" ] || continue
+        _o_real=$(cd -P "$_o_tc" && pwd -P) || continue
+        if [ "$_o_real" != "$_o_ours" ] && grep -qx "$COMPONENT" "$_o_real/lib/rustlib/components" 2>/dev/null; then
+            printf '%s\n' "$_o_real"
             return 0
         fi
     done
@@ -749,23 +749,23 @@ do_uninstall() {
     check_writable
     lock_rustlib
     recover
-    _record="$RUSTLIB/manifest-$COMPONENT"
-    if [ -f "$_record" ]; then
-        while IFS= read -r _line; do
-            case $_line in
+    _n_record="$RUSTLIB/manifest-$COMPONENT"
+    if [ -f "$_n_record" ]; then
+        while IFS= read -r _n_line; do
+            case $_n_line in
                 file:lib/rustlib/"$TARGET"/*) ;;
                 *) continue ;;
             esac
-            _rel=${_line#file:}
-            case $_rel in
+            _n_rel=${_n_line#file:}
+            case $_n_rel in
                 *..*) continue ;;
             esac
-            rm -f "$SYSROOT/$_rel" || die "$EXIT_INSTALL" "cannot remove $SYSROOT/$_rel"
-        done <"$_record"
+            rm -f "$SYSROOT/$_n_rel" || die "$EXIT_INSTALL" "cannot remove $SYSROOT/$_n_rel"
+        done <"$_n_record"
         if [ -d "$RUSTLIB/$TARGET" ]; then
             find "$RUSTLIB/$TARGET" -depth -type d -exec rmdir {} \; 2>/dev/null
         fi
-        rm -f "$_record"
+        rm -f "$_n_record"
         if [ -f "$RUSTLIB/components" ]; then
             if ! { grep -vx "$COMPONENT" "$RUSTLIB/components" || :; } >"$RUSTLIB/components.tmp" ||
                 ! mv -f "$RUSTLIB/components.tmp" "$RUSTLIB/components"; then
@@ -777,8 +777,8 @@ do_uninstall() {
         say "$TARGET is not installed in $SYSROOT"
     fi
     if [ "$NO_RUNNER" = no ] && [ -f "$BIN_DIR/$RUNNER" ]; then
-        if _other=$(other_toolchain_has_target); then
-            say "kept $BIN_DIR/$RUNNER: the toolchain at $_other still uses it"
+        if _n_other=$(other_toolchain_has_target); then
+            say "kept $BIN_DIR/$RUNNER: the toolchain at $_n_other still uses it"
         else
             rm -f "$BIN_DIR/$RUNNER" || die "$EXIT_INSTALL" "cannot remove $BIN_DIR/$RUNNER"
             say "removed $BIN_DIR/$RUNNER"

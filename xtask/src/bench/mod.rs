@@ -11,6 +11,8 @@ use xshell::Shell;
 
 use crate::toolchain::project_root;
 
+mod dist;
+pub mod nginx;
 mod runner;
 mod sysroot;
 
@@ -116,6 +118,7 @@ pub fn run(sh: &Shell) -> Result<()> {
     let mut report = Report::default();
     sysroot::run(sh, &mut report)?;
     runner::run(sh, &mut report)?;
+    dist::run(sh, &mut report)?;
     let path = project_root().join("BENCHMARKS.md");
     std::fs::write(&path, report.render("cargo xtask bench"))?;
     eprintln!("\nfigures written to {}", path.display());

@@ -1,0 +1,238 @@
+//! The distribution's figures: how big the sysroot component is next to rustup's own rust-std
+//! for `x86_64-unknown-none` (same toolchain, re-packed the same way at the same gzip level),
+//! and how long `install.sh` takes to install from a local nginx.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use super::nginx::Nginx;
+use super::{median_time, Report};
+use crate::dist::component::{self, Tarball, GZIP_LEVEL};
+use crate::dist::manifest::MANIFEST;
+use crate::sysroot;
+use crate::toolchain::{project_root, Toolchain};
+
+const SIZE_GOAL: f64 = 1.05;
+const INSTALL_RUNS: usize = 3;
+const BUILTIN: &str = "x86_64-unknown-none";
+
+pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
+    report.section("Distribution");
+    let toolchain = Toolchain::resolve(sh, None)?;
+    let scratch = project_root().join("target/bench/dist");
+    if scratch.exists() {
+        sh.remove_path(&scratch)?;
+    }
+    let built = sysroot::default_out(&toolchain);
+    sysroot::build(sh, &toolchain, &built)?;
+
+    // Size: our component against rustup's rust-std for x86_64-unknown-none, packed alike.
+    let sizes = scratch.join("sizes");
+    sh.create_dir(&sizes)?;
+    let ours = component::sysroot_tarball(&built, &toolchain.version, &sizes)?;
+    let builtin_dir = toolchain.sysroot.join("lib/rustlib").join(BUILTIN);
+    if !builtin_dir.is_dir() {
+        bail!(
+            "the size baseline needs rustup's {BUILTIN}: run `rustup target add {BUILTIN} --toolchain {}`",
+            toolchain.name
+        );
+    }
+    let builtin = repack_rust_std(&toolchain.sysroot, BUILTIN)?;
+    let (ours_unpacked, builtin_unpacked) = (
+        dir_size(&sysroot::target_dir(&built))?,
+        dir_size(&builtin_dir)?,
+    );
+    let ratio = ours.size as f64 / builtin as f64;
+    report.row(
+        &format!("sysroot component tar.gz ({})", toolchain.version.release),
+        format!(
+            "{:.1} MB ({:.1} MB unpacked)",
+            mb(ours.size),
+            mb(ours_unpacked)
+        ),
+        "",
+        None,
+    );
+    report.row(
+        &format!("rustup's rust-std {BUILTIN}, re-packed alike"),
+        format!(
+            "{:.1} MB ({:.1} MB unpacked)",
+            mb(builtin),
+            mb(builtin_unpacked)
+        ),
+        "",
+        None,
+    );
+    report.row(
+        "size ratio (ours / rustup's)",
+        format!("{ratio:.2}×"),
+        &format!("≤ {SIZE_GOAL}×"),
+        Some(ratio <= SIZE_GOAL),
+    );
+    report.note(&format!(
+        "Both tarballs are written by the same code (rust-installer layout, sorted entries, gzip level \
+         {GZIP_LEVEL} via flate2); rustup's rust-std is taken from the toolchain's \
+         lib/rustlib/{BUILTIN}."
+    ));
+
+    // Install time: a full install.sh run from a local nginx into a scratch sysroot.
+    let dist = scratch.join("dist");
+    crate::dist::run(
+        sh,
+        crate::dist::DistOptions {
+            sysroots: vec![built.clone()],
+            out: Some(dist.clone()),
+            ..Default::default()
+        },
+    )?;
+    let nginx = Nginx::start(&scratch.join("nginx"))?;
+    for entry in std::fs::read_dir(&dist)? {
+        let path = entry?.path();
+        std::fs::copy(&path, nginx.www().join(path.file_name().unwrap()))?;
+    }
+    if !nginx.www().join(MANIFEST).is_file() {
+        bail!("dist wrote no {MANIFEST}");
+    }
+    let mut run = 0;
+    let mut last = None;
+    let install = median_time(INSTALL_RUNS, || {
+        run += 1;
+        let fake = FakeToolchain::new(&scratch.join(format!("install-{run}")), &toolchain)?;
+        let start = Instant::now();
+        fake.install_sh(&nginx.url())?;
+        let elapsed = start.elapsed();
+        last = Some((fake, elapsed));
+        Ok(())
+    })?;
+    let (fake, _) = last.unwrap();
+    let again = median_time(INSTALL_RUNS, || fake.install_sh(&nginx.url()))?;
+    report.row(
+        "`sh install.sh -y` from a local nginx (sysroot + runner, median)",
+        format!("{:.2} s", install.as_secs_f64()),
+        "none",
+        None,
+    );
+    report.row(
+        "second run, already installed (median)",
+        format!("{:.2} s", again.as_secs_f64()),
+        "none",
+        None,
+    );
+    report.note(&format!(
+        "Median of {INSTALL_RUNS} installs into fresh scratch sysroots (a `rustc` shim answering \
+         `--print sysroot`), downloading {:.1} MB over loopback, verifying every sha256, \
+         unpacking and swapping in.",
+        mb(ours.size)
+    ));
+    Ok(())
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn dir_size(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        total += if entry.file_type()?.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            entry.metadata()?.len()
+        };
+    }
+    Ok(total)
+}
+
+/// rustup's rust-std for `target`, re-packed as our component is; returns the tarball size.
+fn repack_rust_std(sysroot: &Path, target: &str) -> Result<u64> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, root, out)?;
+            } else {
+                out.insert(path.strip_prefix(root)?.display().to_string(), path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = BTreeMap::new();
+    walk(
+        &sysroot.join("lib/rustlib").join(target),
+        sysroot,
+        &mut files,
+    )?;
+    let component = format!("rust-std-{target}");
+    let mut tarball = Tarball::default();
+    tarball.add("components", format!("{component}\n").into_bytes(), false);
+    tarball.add("rust-installer-version", b"3\n".to_vec(), false);
+    let manifest_in: String = files.keys().map(|p| format!("file:{p}\n")).collect();
+    tarball.add(
+        &format!("{component}/manifest.in"),
+        manifest_in.into_bytes(),
+        false,
+    );
+    for (relative, path) in files {
+        tarball.add(
+            &format!("{component}/{relative}"),
+            std::fs::read(path)?,
+            false,
+        );
+    }
+    Ok(tarball.to_tar_gz(&format!("{component}-bench"))?.len() as u64)
+}
+
+/// A scratch sysroot and a `rustc` shim pointing at it, so install.sh never touches a real
+/// toolchain.
+struct FakeToolchain {
+    dir: PathBuf,
+}
+
+impl FakeToolchain {
+    fn new(dir: &Path, toolchain: &Toolchain) -> Result<FakeToolchain> {
+        let sysroot = dir.join("sysroot");
+        std::fs::create_dir_all(sysroot.join("lib/rustlib"))?;
+        std::fs::create_dir_all(dir.join("tmp"))?;
+        let real = toolchain.sysroot.join("bin/rustc");
+        let shim = dir.join("rustc");
+        std::fs::write(
+            &shim,
+            format!(
+                "#!/bin/sh\nif [ \"$*\" = \"--print sysroot\" ]; then echo '{}'; exit 0; fi\nexec '{}' \"$@\"\n",
+                sysroot.display(),
+                real.display()
+            ),
+        )?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755))?;
+        Ok(FakeToolchain {
+            dir: dir.to_owned(),
+        })
+    }
+
+    fn install_sh(&self, server: &str) -> Result<()> {
+        let output = Command::new("sh")
+            .arg(project_root().join("install.sh"))
+            .args(["-y", "-q", "--dist-server", server])
+            .env("RUSTC", self.dir.join("rustc"))
+            .env("CARGO_INSTALL_ROOT", self.dir.join("cargo"))
+            .env("TMPDIR", self.dir.join("tmp"))
+            .env_remove("HYPERLIGHT_DIST_SERVER")
+            .output()
+            .context("running install.sh")?;
+        if !output.status.success() {
+            bail!(
+                "install.sh failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,467 @@
+//! `cargo xtask dist` and `cargo xtask publish`: deterministic output in rust-installer layout,
+//! manifests merged at the destination (real nginx), and the GitHub backend against a local
+//! stand-in for the API calls it makes.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use support::nginx::Nginx;
+use support::{dist_into, manifest, sha256, stable_dist, text, xtask, COMPONENT};
+use testkit::{assert_success, TempDir};
+
+fn hashes(dir: &Path) -> BTreeMap<String, String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                sha256(&fs::read(&p).unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn dist_twice_gives_identical_files_in_rust_installer_layout() {
+    let first = stable_dist();
+    let second = TempDir::new("dist-again");
+    assert_success(&dist_into(second.path(), &[]), "second cargo xtask dist");
+    let (a, b) = (hashes(first), hashes(second.path()));
+    assert_eq!(a, b, "two dist runs differ");
+    assert_eq!(a.len(), 5, "{a:?}");
+
+    let manifest = manifest(first);
+    assert_eq!(manifest["manifest-version"], "1");
+    assert_eq!(manifest["target"], "x86_64-hyperlight-none");
+    let sysroot = &manifest["sysroots"][0];
+    for key in [
+        "release",
+        "commit-hash",
+        "commit-date",
+        "host",
+        "url",
+        "sha256",
+        "installed-sha256",
+    ] {
+        assert!(
+            sysroot[key].is_string(),
+            "sysroot entry lacks {key}: {sysroot}"
+        );
+    }
+    let url = sysroot["url"].as_str().unwrap();
+    let bytes = fs::read(first.join(url)).unwrap();
+    assert_eq!(sysroot["size"], bytes.len() as u64);
+    assert_eq!(sysroot["sha256"], sha256(&bytes));
+    let runner = &manifest["runner"];
+    assert_eq!(runner["host"], "x86_64-unknown-linux-musl");
+    let sha_line = fs::read_to_string(first.join("manifest.json.sha256")).unwrap();
+    assert_eq!(
+        sha_line,
+        format!(
+            "{}  manifest.json\n",
+            sha256(&fs::read(first.join("manifest.json")).unwrap())
+        )
+    );
+
+    // rust-installer layout, sorted entries, fixed metadata.
+    let top = url.strip_suffix(".tar.gz").unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+    let mut paths = Vec::new();
+    let mut contents = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let header = entry.header();
+        assert_eq!(header.mtime().unwrap(), 0);
+        assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
+        let path = entry.path().unwrap().display().to_string();
+        let mode = header.mode().unwrap();
+        if header.entry_type().is_dir() {
+            assert_eq!(mode, 0o755, "{path}");
+        } else {
+            assert_eq!(mode, 0o644, "{path}");
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            contents.insert(path.clone(), data);
+        }
+        paths.push(path);
+    }
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "entries are not sorted");
+    assert_eq!(
+        contents[&format!("{top}/components")],
+        format!("{COMPONENT}\n").as_bytes()
+    );
+    assert_eq!(contents[&format!("{top}/rust-installer-version")], b"3\n");
+    let manifest_in = text(&contents[&format!("{top}/{COMPONENT}/manifest.in")]);
+    let listed: Vec<&str> = manifest_in.lines().collect();
+    let expected: Vec<String> = support::sysroot_files()
+        .iter()
+        .map(|f| format!("file:{f}"))
+        .collect();
+    assert_eq!(listed, expected);
+    for line in listed {
+        let path = line
+            .strip_prefix("file:lib/rustlib/x86_64-hyperlight-none/")
+            .unwrap();
+        let payload = format!("{top}/{COMPONENT}/lib/rustlib/x86_64-hyperlight-none/{path}");
+        assert!(contents.contains_key(&payload), "{payload} missing");
+    }
+}
+
+#[test]
+fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
+    let dir = TempDir::new("nginx");
+    let nginx = Nginx::start(dir.path()).unwrap();
+    let dest = format!("{}/merge", nginx.url());
+    let publish = |from: &Path| {
+        let output = xtask()
+            .args(["publish", "--to", &dest, "--dir"])
+            .arg(from)
+            .output()
+            .unwrap();
+        assert_success(&output, "cargo xtask publish");
+        output
+    };
+    publish(stable_dist());
+
+    let nightly = TempDir::new("dist-nightly");
+    let output = xtask()
+        .arg("dist")
+        .arg("--sysroot")
+        .arg(testkit::sysroot_for("nightly"))
+        .args(["--no-runner", "--out"])
+        .arg(nightly.path())
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask dist (nightly)");
+    let output = publish(nightly.path());
+    assert!(
+        text(&output.stderr).contains("keeping 1 other sysroot"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let served = nginx.www().join("merge");
+    let merged = manifest(&served);
+    let releases: Vec<&str> = merged["sysroots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["release"].as_str().unwrap())
+        .collect();
+    assert_eq!(releases.len(), 2, "{merged}");
+    assert!(
+        releases.iter().any(|r| r.contains("nightly")),
+        "{releases:?}"
+    );
+    assert!(
+        releases.contains(&testkit::pinned_toolchain().as_str()),
+        "{releases:?}"
+    );
+    assert!(merged["runner"].is_object(), "the runner entry was dropped");
+    for sysroot in merged["sysroots"].as_array().unwrap() {
+        let file = served.join(sysroot["url"].as_str().unwrap());
+        assert_eq!(sysroot["sha256"], sha256(&fs::read(file).unwrap()));
+    }
+    let sha_line = fs::read_to_string(served.join("manifest.json.sha256")).unwrap();
+    assert!(sha_line.starts_with(&sha256(&fs::read(served.join("manifest.json")).unwrap())));
+    // Artifacts first, the manifest last.
+    let log = nginx.access_log();
+    let puts: Vec<&str> = log.lines().filter(|l| l.starts_with("PUT")).collect();
+    assert!(
+        puts.last().unwrap().contains("manifest.json.sha256"),
+        "{puts:?}"
+    );
+    assert!(puts[puts.len() - 2].contains("manifest.json "), "{puts:?}");
+}
+
+#[test]
+fn publish_failure_names_the_file_and_the_status() {
+    let dir = TempDir::new("nginx");
+    let nginx = Nginx::start(dir.path()).unwrap();
+    let output = xtask()
+        .args([
+            "publish",
+            "--to",
+            &format!("{}/tar500", nginx.url()),
+            "--dir",
+        ])
+        .arg(stable_dist())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("PUT http://"), "{stderr}");
+    assert!(stderr.contains(".tar.gz failed: HTTP 500"), "{stderr}");
+    assert!(!nginx.www().join("manifest.json").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub backend against a stand-in
+
+/// A small fake dist directory: one sysroot (fake bytes) for `commit`, install.sh, manifest.
+fn fake_dist(dir: &Path, commit: &str, install_sh: &str) {
+    let name = format!("rust-std-1.95.0-{commit}-x86_64-hyperlight-none.tar.gz");
+    let data = format!("sysroot {commit}");
+    fs::write(dir.join(&name), &data).unwrap();
+    fs::write(dir.join("install.sh"), install_sh).unwrap();
+    let manifest = serde_json::json!({
+        "manifest-version": "1",
+        "date": "2026-05-19",
+        "target": "x86_64-hyperlight-none",
+        "component": COMPONENT,
+        "sysroots": [{
+            "release": "1.95.0", "commit-hash": commit, "commit-date": "2026-04-14",
+            "host": "x86_64-unknown-linux-gnu", "url": name, "sha256": sha256(data.as_bytes()),
+            "size": data.len(), "installed-sha256": sha256(b"x"),
+        }],
+    });
+    let json = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
+    fs::write(dir.join("manifest.json"), &json).unwrap();
+    fs::write(
+        dir.join("manifest.json.sha256"),
+        format!("{}  manifest.json\n", sha256(json.as_bytes())),
+    )
+    .unwrap();
+}
+
+#[derive(Default)]
+struct FakeGitHub {
+    release: Option<serde_json::Value>,
+    assets: BTreeMap<u64, (String, Vec<u8>)>,
+    next_id: u64,
+    requests: Vec<String>,
+}
+
+/// Serves the GitHub API calls publish makes; returns its base URL and the shared state.
+fn start_fake_github(token: &'static str) -> (String, Arc<Mutex<FakeGitHub>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = Arc::new(Mutex::new(FakeGitHub {
+        next_id: 1,
+        ..FakeGitHub::default()
+    }));
+    let (shared, url) = (state.clone(), base.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            serve(stream, &url, token, &shared);
+        }
+    });
+    (base, state)
+}
+
+fn serve(stream: TcpStream, base: &str, token: &str, state: &Mutex<FakeGitHub>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let mut parts = line.split_whitespace();
+    let (method, target) = (
+        parts.next().unwrap_or("").to_owned(),
+        parts.next().unwrap_or("").to_owned(),
+    );
+    let (mut length, mut authorized) = (0usize, false);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().unwrap(),
+            "authorization" => authorized = value.trim() == format!("Bearer {token}"),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+
+    let mut state = state.lock().unwrap();
+    state.requests.push(format!("{method} {target}"));
+    let asset_json = |id: u64, name: &str, size: usize| {
+        serde_json::json!({
+            "id": id, "name": name, "size": size,
+            "url": format!("{base}/repos/o/r/releases/assets/{id}"),
+            "browser_download_url": format!("{base}/download/{name}"),
+        })
+    };
+    let (status, response): (u16, Vec<u8>) = if !authorized {
+        (401, br#"{"message":"Bad credentials"}"#.to_vec())
+    } else if method == "GET" && target == "/repos/o/r/releases/tags/v1" {
+        match &state.release {
+            None => (404, br#"{"message":"Not Found"}"#.to_vec()),
+            Some(release) => {
+                let mut release = release.clone();
+                release["assets"] = state
+                    .assets
+                    .iter()
+                    .map(|(id, (name, data))| asset_json(*id, name, data.len()))
+                    .collect();
+                (200, release.to_string().into_bytes())
+            }
+        }
+    } else if method == "POST" && target == "/repos/o/r/releases" {
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(request["tag_name"], "v1");
+        let release = serde_json::json!({
+            "id": 7, "tag_name": "v1", "assets": [],
+            "upload_url": format!("{base}/uploads/repos/o/r/releases/7/assets{{?name,label}}"),
+        });
+        state.release = Some(release.clone());
+        (201, release.to_string().into_bytes())
+    } else if let Some(name) = target
+        .strip_prefix("/uploads/repos/o/r/releases/7/assets?name=")
+        .filter(|_| method == "POST")
+    {
+        if state.assets.values().any(|(n, _)| n == name) {
+            (422, br#"{"message":"already_exists"}"#.to_vec())
+        } else {
+            let id = state.next_id;
+            state.next_id += 1;
+            state.assets.insert(id, (name.to_owned(), body.clone()));
+            (
+                201,
+                asset_json(id, name, body.len()).to_string().into_bytes(),
+            )
+        }
+    } else if let Some(id) = target.strip_prefix("/repos/o/r/releases/assets/") {
+        let id: u64 = id.parse().unwrap();
+        match method.as_str() {
+            "GET" => match state.assets.get(&id) {
+                Some((_, data)) => (200, data.clone()),
+                None => (404, Vec::new()),
+            },
+            "DELETE" => {
+                state.assets.remove(&id);
+                (204, Vec::new())
+            }
+            _ => (405, Vec::new()),
+        }
+    } else {
+        (404, br#"{"message":"Not Found"}"#.to_vec())
+    };
+    drop(state);
+    let mut stream = stream;
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        response.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&response);
+}
+
+#[test]
+fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
+    const TOKEN: &str = "test-token";
+    let (api, state) = start_fake_github(TOKEN);
+    let publish = |dir: &Path, token: Option<&str>, extra: &[&str]| {
+        let mut command = xtask();
+        command
+            .args(["publish", "--to", "github:o/r@v1", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .env("GITHUB_API_URL", &api);
+        if let Some(token) = token {
+            command.env("GITHUB_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let first = TempDir::new("gh-first");
+    fake_dist(first.path(), "aaaaaaaaa", "#!/bin/sh\necho v1\n");
+
+    let output = publish(first.path(), None, &[]);
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("set GITHUB_TOKEN"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(state.lock().unwrap().requests.is_empty());
+
+    assert_success(
+        &publish(first.path(), Some(TOKEN), &[]),
+        "publish to GitHub",
+    );
+    {
+        let state = state.lock().unwrap();
+        assert!(
+            state
+                .requests
+                .contains(&"POST /repos/o/r/releases".to_owned()),
+            "{:?}",
+            state.requests
+        );
+        let uploads: Vec<&String> = state
+            .requests
+            .iter()
+            .filter(|r| r.contains("/uploads/"))
+            .collect();
+        assert_eq!(uploads.len(), 4, "{uploads:?}");
+        assert!(uploads[2].ends_with("name=manifest.json"), "{uploads:?}");
+        assert!(
+            uploads[3].ends_with("name=manifest.json.sha256"),
+            "{uploads:?}"
+        );
+    }
+
+    // A second toolchain joins the first in the release's manifest; install.sh is unchanged.
+    let second = TempDir::new("gh-second");
+    fake_dist(second.path(), "bbbbbbbbb", "#!/bin/sh\necho v1\n");
+    let output = publish(second.path(), Some(TOKEN), &[]);
+    assert_success(&output, "second publish to GitHub");
+    assert!(text(&output.stderr).contains("install.sh is already there, unchanged"));
+    let manifest_asset = |state: &FakeGitHub| -> serde_json::Value {
+        let (_, data) = state
+            .assets
+            .values()
+            .find(|(n, _)| n == "manifest.json")
+            .unwrap();
+        serde_json::from_slice(data).unwrap()
+    };
+    let merged = manifest_asset(&state.lock().unwrap());
+    let commits: Vec<&str> = merged["sysroots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["commit-hash"].as_str().unwrap())
+        .collect();
+    assert_eq!(commits.len(), 2, "{merged}");
+    assert!(commits.contains(&"aaaaaaaaa") && commits.contains(&"bbbbbbbbb"));
+
+    // A different file under an existing name is refused, unless --force.
+    let third = TempDir::new("gh-third");
+    fake_dist(third.path(), "bbbbbbbbb", "#!/bin/sh\necho v2\n");
+    let output = publish(third.path(), Some(TOKEN), &[]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("release v1 already has a different install.sh"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_success(
+        &publish(third.path(), Some(TOKEN), &["--force"]),
+        "publish --force",
+    );
+    let state = state.lock().unwrap();
+    assert!(state
+        .requests
+        .iter()
+        .any(|r| r.starts_with("DELETE /repos/o/r/releases/assets/")));
+    let (_, install_sh) = state
+        .assets
+        .values()
+        .find(|(n, _)| n == "install.sh")
+        .unwrap();
+    assert_eq!(install_sh, b"#!/bin/sh\necho v2\n");
+}
