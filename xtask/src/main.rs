@@ -3,6 +3,7 @@
 mod bench;
 mod c_headers;
 mod dist;
+mod fuzz;
 mod install;
 mod publish;
 mod runner;
@@ -93,6 +94,15 @@ enum Command {
     },
     /// Measure the project against its performance goals; figures go to BENCHMARKS.md.
     Bench,
+    /// Run every fuzz target (fuzz/, cargo-fuzz on nightly) for N seconds each; fails on a crash.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, value_name = "N", default_value_t = fuzz::DEFAULT_SECONDS)]
+        seconds: u32,
+        /// Only these targets (default: all).
+        #[arg(long = "target", value_name = "NAME")]
+        targets: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -163,5 +173,6 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench => bench::run(&sh),
+        Command::Fuzz { seconds, targets } => fuzz::run(&sh, seconds, &targets),
     }
 }
