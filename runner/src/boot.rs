@@ -89,6 +89,11 @@ pub fn write(
         std::slice::from_raw_parts((&info as *const BootInfo).cast::<u8>(), info_size as usize)
     };
     memory.write(BOOT_INFO_ADDR, bytes).ok_or_else(too_large)?;
+    // Nothing pending yet. Writing it also gives the page real memory now: a guest whose first
+    // touch is a read would map the shared zero page and fault once more on its first write.
+    memory
+        .write_u64(STDOUT_BUFFER_ADDR, 0)
+        .ok_or_else(too_large)?;
     Ok(())
 }
 

@@ -22,6 +22,8 @@ Exit status:
          names the Hyperlight host version it needs
   134    the guest crashed (CPU exception such as a page fault) or made an invalid hypercall
   141    the reader of the guest's output closed it
+  159    the runner's seccomp filter refused one of its own system calls (a runner bug or an
+         exploit attempt; the message names the call's number)
   2      invalid command line
 
 Every error message starts with `hyperlight-run: error:`.
@@ -53,8 +55,13 @@ struct Cli {
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     env: Vec<OsString>,
 
+    /// Do not confine the runner with seccomp (debugging only). By default, once the VM is
+    /// built, the runner can make only the few system calls its run loop needs.
+    #[arg(long)]
+    no_seccomp: bool,
+
     /// Boot the guest this many times in-process and print the median boot-to-exit time
-    /// (benchmarking; output is discarded).
+    /// (benchmarking; output is discarded; runs without seccomp, which would forbid the next boot).
     #[arg(long, hide = true, value_name = "N")]
     repeat: Option<u32>,
 
@@ -103,6 +110,8 @@ pub fn main() -> i32 {
         env,
         kvm_device: std::env::var_os(KVM_DEVICE_VAR)
             .map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from),
+        // One guest per process, so the filter can stay for the rest of its life.
+        seccomp: !cli.no_seccomp && cli.repeat.is_none(),
         ..Config::default()
     };
     let mut args = Vec::with_capacity(cli.args.len() + 1);

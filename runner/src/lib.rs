@@ -15,6 +15,8 @@ pub mod hypercall;
 pub mod layout;
 pub mod memory;
 pub mod output;
+pub mod seccomp;
+pub mod test_hook;
 pub mod vcpu;
 
 use std::ffi::OsString;
@@ -41,6 +43,9 @@ pub mod exit_code {
     pub const CRASHED: i32 = 134;
     /// The reader of the guest's output went away (like a process killed by SIGPIPE).
     pub const OUTPUT_CLOSED: i32 = 141;
+    /// The runner made a system call its seccomp filter refuses (128 + SIGSYS, what a shell
+    /// shows for a process SIGSYS killed).
+    pub const SECCOMP: i32 = 159;
 }
 
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
@@ -62,6 +67,9 @@ pub struct Config {
     pub kvm_device: PathBuf,
     /// Tell the guest its stdout is a terminal (it then flushes at each newline).
     pub stdout_is_tty: bool,
+    /// Confine this process with the run loop's seccomp filter once the VM is built (the CLI
+    /// does, unless `--no-seccomp`). Irreversible: only for a process that runs one guest.
+    pub seccomp: bool,
 }
 
 impl Default for Config {
@@ -73,6 +81,7 @@ impl Default for Config {
             env: Vec::new(),
             kvm_device: PathBuf::from("/dev/kvm"),
             stdout_is_tty: std::io::stdout().is_terminal(),
+            seccomp: false,
         }
     }
 }
@@ -271,7 +280,12 @@ pub fn run(
     .map_err(Error::Setup)?;
 
     let entry = map.load_bias + image.entry;
+    test_hook::before_boot(&mut memory);
     let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry).map_err(Error::Kvm)?;
+    if config.seccomp {
+        seccomp::install().map_err(Error::Setup)?;
+    }
+    test_hook::after_confinement();
     let stop = vm.run(output, started, config.timeout);
     let boot_to_exit = started.elapsed();
     if matches!(stop, vcpu::Stop::Crashed(_) | vcpu::Stop::TimedOut) {

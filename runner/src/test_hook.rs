@@ -1,0 +1,61 @@
+//! Hidden hooks for the runner's own tests: states no well-behaved guest can reach (a broken
+//! IDT, an exception stub KVM cannot emulate or that never returns, a forbidden system call
+//! after confinement) are provoked on purpose, to check the runner still ends cleanly with the
+//! documented message and exit code. Off unless `HYPERLIGHT_RUN_TEST_HOOK` is set; not part of
+//! the user interface.
+
+use crate::layout::{IDT_ADDR, IDT_LIMIT, STUBS_ADDR};
+use crate::memory::GuestMemory;
+
+pub const VAR: &str = "HYPERLIGHT_RUN_TEST_HOOK";
+
+fn hook() -> Option<String> {
+    std::env::var(VAR).ok()
+}
+
+/// Just before the VM is created: guest memory is complete.
+pub fn before_boot(memory: &mut GuestMemory) {
+    let Some(hook) = hook() else {
+        return;
+    };
+    let stub_code: &[u8] = match hook.as_str() {
+        // No exception can be delivered: the first one becomes a triple fault.
+        "break-idt" => {
+            let _ = memory.write(IDT_ADDR, &[0; IDT_LIMIT as usize + 1]);
+            return;
+        }
+        // `movaps xmm0, xmm0` at CPL 0: PVM emulates supervisor code and cannot do SSE.
+        "unemulable-stub" => &[0x0f, 0x28, 0xc0, 0xeb, 0xfe],
+        // `jmp $` at CPL 0 with interrupts off (the IDT gates clear IF).
+        "spin-in-stub" => &[0xeb, 0xfe],
+        _ => return,
+    };
+    // Every vector's stub (16 bytes each, layout's STUB_SIZE) gets the code.
+    for vector in 0..32u64 {
+        let _ = memory.write(STUBS_ADDR + vector * 16, stub_code);
+    }
+}
+
+/// Right after the seccomp filter is installed (or would be, with `--no-seccomp`).
+pub fn after_confinement() {
+    match hook().as_deref() {
+        Some("seccomp-status") => {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let line = status
+                .lines()
+                .find(|line| line.starts_with("Seccomp:"))
+                .unwrap_or("Seccomp: unknown");
+            eprintln!("test hook: {line}");
+        }
+        Some("forbidden-syscall") => {
+            // SAFETY: creating (and closing) a socket has no effect on our memory.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            eprintln!("test hook: socket() returned {fd}");
+            if fd >= 0 {
+                // SAFETY: closing the fd we just created.
+                unsafe { libc::close(fd) };
+            }
+        }
+        _ => {}
+    }
+}
