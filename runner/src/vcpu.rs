@@ -176,14 +176,19 @@ impl Vm {
             if TIMED_OUT.load(Ordering::Relaxed) {
                 return Stop::TimedOut;
             }
-            let port = match self.vcpu.run() {
-                Ok(VcpuExit::IoOut(port, _)) => port,
-                Ok(exit) => {
-                    let what = format!("{exit:?}");
-                    return Stop::Crashed(self.unexpected_exit(&what));
-                }
+            // Only the exit's kind leaves this match: the exit borrows the vCPU.
+            let abnormal = match self.vcpu.run() {
+                Ok(VcpuExit::IoOut(port, _)) => Ok(port),
+                Ok(VcpuExit::Shutdown) => Err(Abnormal::TripleFault),
+                Ok(VcpuExit::InternalError) => Err(Abnormal::Internal),
+                Ok(VcpuExit::FailEntry(reason, _)) => Err(Abnormal::EntryFailure(reason)),
+                Ok(other) => Err(Abnormal::Other(format!("{other:?}"))),
                 Err(err) if err.errno() == libc::EINTR => continue,
                 Err(err) => return Stop::HostError(std::io::Error::from_raw_os_error(err.errno())),
+            };
+            let port = match abnormal {
+                Ok(port) => port,
+                Err(abnormal) => return Stop::Crashed(self.crash(abnormal)),
             };
             let mut context = Context {
                 memory: &self.memory,
@@ -221,27 +226,26 @@ impl Vm {
         &self.memory
     }
 
-    fn unexpected_exit(&mut self, what: &str) -> Crash {
+    fn crash(&self, abnormal: Abnormal) -> Crash {
         let rip = self.vcpu.sync_regs().regs.rip;
-        if what.starts_with("Shutdown") {
-            Crash::TripleFault { rip }
-        } else if what.starts_with("InternalError") {
-            Crash::Internal { rip }
-        } else if let Some(reason) = what.strip_prefix("FailEntry(") {
-            Crash::EntryFailure {
-                reason: reason
-                    .split(',')
-                    .next()
-                    .and_then(|n| n.trim().parse().ok())
-                    .unwrap_or(0),
-            }
-        } else {
-            Crash::UnexpectedExit {
+        match abnormal {
+            Abnormal::TripleFault => Crash::TripleFault { rip },
+            Abnormal::Internal => Crash::Internal { rip },
+            Abnormal::EntryFailure(reason) => Crash::EntryFailure { reason },
+            Abnormal::Other(what) => Crash::UnexpectedExit {
                 what: format!("VM exit {what}"),
                 rip,
-            }
+            },
         }
     }
+}
+
+/// A VM exit other than a hypercall.
+enum Abnormal {
+    TripleFault,
+    Internal,
+    EntryFailure(u64),
+    Other(String),
 }
 
 static TIMED_OUT: AtomicBool = AtomicBool::new(false);
