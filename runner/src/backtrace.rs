@@ -69,11 +69,11 @@ fn walk_with<'data, S: UnwindSection<EndianSlice<'data, LittleEndian>>>(
         mut rbp,
     } = start;
     while frames.len() < MAX_FRAMES {
-        if rip < map.load_bias || rip >= map.image_end {
+        if !map.in_image(rip) {
             break;
         }
         // A return address points after the call; look up the call itself.
-        let link_address = rip - map.load_bias - u64::from(frames.len() > 1);
+        let link_address = rip.wrapping_sub(map.load_bias) - u64::from(frames.len() > 1);
         let Ok(row) =
             table.unwind_info_for_address(bases, &mut context, link_address, S::cie_from_offset)
         else {

@@ -188,13 +188,13 @@ impl<'data> Image<'data> {
         for segment in &self.segments {
             let bytes = &self.data[segment.file_offset..segment.file_offset + segment.file_size];
             memory
-                .write(bias + segment.vaddr, bytes)
+                .write(bias.wrapping_add(segment.vaddr), bytes)
                 .ok_or_else(|| ElfError("segment does not fit in guest memory".into()))?;
             // The rest (bss) is already zero: guest memory starts zeroed.
         }
         for &(offset, addend) in &self.relocations {
             memory
-                .write_u64(bias + offset, bias.wrapping_add(addend))
+                .write_u64(bias.wrapping_add(offset), bias.wrapping_add(addend))
                 .ok_or_else(|| ElfError("relocation outside guest memory".into()))?;
         }
         Ok(())
@@ -238,11 +238,12 @@ fn load_segment(ph: &ProgramHeader64<LE>, data: &[u8]) -> Result<Segment, ElfErr
     let file_offset = ph.p_offset(endian);
     let file_size = ph.p_filesz(endian);
     let flags = ph.p_flags(endian);
-    let end = vaddr
+    if vaddr
         .checked_add(mem_size)
-        .filter(|end| *end <= MAX_ADDRESS)
-        .ok_or_else(|| ElfError(format!("segment at {vaddr:#x} is out of range")))?;
-    let _ = end;
+        .is_none_or(|end| end > MAX_ADDRESS)
+    {
+        return reject(format!("segment at {vaddr:#x} is out of range"));
+    }
     if file_size > mem_size {
         return reject(format!(
             "segment at {vaddr:#x} has more file bytes ({file_size}) than memory bytes ({mem_size})"

@@ -121,11 +121,11 @@ pub fn report(
     let loader = addr2line::Loader::new(elf_path).ok();
     let mut frames = Vec::new();
     for (depth, &address) in addresses.iter().enumerate() {
-        if address < map.load_bias || address >= map.image_end {
+        if !map.in_image(address) {
             continue;
         }
         // A return address points after its call instruction.
-        let probe = address - map.load_bias - u64::from(depth > 0);
+        let probe = address.wrapping_sub(map.load_bias) - u64::from(depth > 0);
         let symbolized = loader
             .as_ref()
             .map(|loader| symbolize(loader, probe))

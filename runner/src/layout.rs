@@ -58,7 +58,8 @@ const STUB_COMMON: u64 = STUBS_ADDR + EXCEPTION_VECTORS * STUB_SIZE;
 #[derive(Clone, Copy, Debug)]
 pub struct MemoryMap {
     pub memory_size: u64,
-    /// Added to link-time addresses: the image is linked at 0 and loaded at IMAGE_BASE.
+    /// Added (wrapping) to link-time addresses: the image's first page lands at IMAGE_BASE
+    /// wherever it was linked.
     pub load_bias: u64,
     pub image_end: u64,
     pub stack_guard: u64,
@@ -70,8 +71,9 @@ pub struct MemoryMap {
 impl MemoryMap {
     /// Lays out the image, the stack and the heap, or says how much memory they need.
     pub fn new(image: &Image<'_>, memory_size: u64, stack_size: u64) -> Result<MemoryMap, String> {
-        let load_bias = IMAGE_BASE - crate::elf::align_down(image.segments[0].vaddr);
-        let image_end = load_bias.checked_add(image.span).ok_or("image too large")?;
+        let first_page = crate::elf::align_down(image.segments[0].vaddr);
+        let load_bias = IMAGE_BASE.wrapping_sub(first_page);
+        let image_end = IMAGE_BASE + (image.span - first_page);
         let stack_guard = image_end;
         let stack_bottom = stack_guard + PAGE;
         let stack_top = stack_bottom
@@ -95,6 +97,11 @@ impl MemoryMap {
             stack_top,
             heap_start: stack_top,
         })
+    }
+
+    /// Whether a guest address lies in the loaded image.
+    pub fn in_image(&self, address: u64) -> bool {
+        (IMAGE_BASE..self.image_end).contains(&address)
     }
 
     pub fn heap_size(&self) -> u64 {
@@ -289,7 +296,11 @@ pub fn build(memory: &mut GuestMemory, map: &MemoryMap, image: &Image<'_>) -> Re
                     write,
                     execute: segment.permissions.execute,
                 };
-                tables.map(map.load_bias + start, map.load_bias + end, protection)?;
+                tables.map(
+                    map.load_bias.wrapping_add(start),
+                    map.load_bias.wrapping_add(end),
+                    protection,
+                )?;
             }
         }
     }

@@ -279,7 +279,7 @@ pub fn run(
     )
     .map_err(Error::Setup)?;
 
-    let entry = map.load_bias + image.entry;
+    let entry = map.load_bias.wrapping_add(image.entry);
     test_hook::before_boot(&mut memory);
     let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry).map_err(Error::Kvm)?;
     if config.seccomp {

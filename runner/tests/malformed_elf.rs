@@ -99,6 +99,54 @@ fn the_unmodified_guest_runs() {
     assert_eq!(code(&output), 0, "{}", stderr(&output));
 }
 
+/// Relinks the guest at `shift` above where it was linked: every address in the program
+/// headers, the entry point, the dynamic section and the relocations moves.
+fn shifted(shift: u64) -> Vec<u8> {
+    let mut guest = Guest::load();
+    let (phoff, phnum) = (guest.phoff, guest.phnum);
+    for at in (0..phnum).map(|i| phoff + i * PHDR_SIZE) {
+        for field in [16, 24] {
+            let value = guest.get_u64(at + field);
+            guest.put_u64(at + field, value + shift);
+        }
+    }
+    let entry = guest.get_u64(24);
+    guest.put_u64(24, entry + shift);
+    let rela = guest.first_relocation();
+    let dynamic = guest.headers(object::elf::PT_DYNAMIC)[0];
+    let (start, size) = (
+        guest.get_u64(dynamic + 8) as usize,
+        guest.get_u64(dynamic + 32) as usize,
+    );
+    let mut rela_size = 0;
+    for entry in (start..start + size).step_by(16) {
+        let tag = guest.get_u64(entry);
+        if tag == u64::from(object::elf::DT_RELA) {
+            let value = guest.get_u64(entry + 8);
+            guest.put_u64(entry + 8, value + shift);
+        }
+        if tag == u64::from(object::elf::DT_RELASZ) {
+            rela_size = guest.get_u64(entry + 8) as usize;
+        }
+    }
+    for at in (rela..rela + rela_size).step_by(24) {
+        let (offset, addend) = (guest.get_u64(at), guest.get_u64(at + 16));
+        guest.put_u64(at, offset + shift);
+        guest.put_u64(at + 16, addend + shift);
+    }
+    guest.bytes
+}
+
+#[test]
+fn a_guest_linked_at_a_high_address_still_runs() {
+    let dir = testkit::TempDir::new("elf-high");
+    let path = dir.path().join("hello-high");
+    std::fs::write(&path, shifted(1 << 32)).unwrap();
+    let output = run([&path]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Hello from a Hyperlight micro-VM!\n");
+}
+
 #[test]
 fn not_an_elf() {
     assert_rejected("text", b"#!/bin/sh\necho hi\n", &[], "not an ELF file");
