@@ -24,18 +24,14 @@ pub fn before_boot(memory: &mut GuestMemory) {
             let _ = memory.write(IDT_ADDR, &[0; IDT_LIMIT as usize + 1]);
             return;
         }
-        // `mov rax, cr0; mov cr0, rax; movaps xmm0, xmm0; jmp $` at CPL 0: after a privileged
-        // instruction PVM emulates the following ones too and fails on SSE (NOTES.md); a KVM
-        // that can run it spins instead, which --timeout then ends.
-        "unemulable-stub" => &[0x0f, 0x20, 0xc0, 0x0f, 0x22, 0xc0, 0x0f, 0x28, 0xc0, 0xeb, 0xfe],
+        // `mov rax, cr0; mov cr0, rax; addps xmm0, xmm0; jmp $` at CPL 0: after a privileged
+        // instruction PVM emulates the following ones too and has no SSE arithmetic (NOTES.md).
+        // A KVM that can run it spins instead, which --timeout then ends.
+        "unemulable-stub" => &[
+            0x0f, 0x20, 0xc0, 0x0f, 0x22, 0xc0, 0x0f, 0x58, 0xc0, 0xeb, 0xfe,
+        ],
         // `jmp $` at CPL 0 with interrupts off (the IDT gates clear IF).
         "spin-in-stub" => &[0xeb, 0xfe],
-        "bytes" => {
-            let hex = std::env::var("HOOK_BYTES").unwrap();
-            let v: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i+2],16).unwrap()).collect();
-            for vector in 0..32u64 { let _ = memory.write(STUBS_ADDR + vector * 16, &v); }
-            return;
-        }
         _ => return,
     };
     // Every vector's stub (16 bytes each, layout's STUB_SIZE) gets the code.
