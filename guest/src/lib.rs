@@ -38,6 +38,8 @@ pub mod io;
 mod panic;
 #[cfg(target_os = "none")]
 mod start;
+#[cfg(target_os = "none")]
+pub mod test;
 
 #[cfg(target_os = "none")]
 pub mod env;
@@ -50,6 +52,8 @@ pub mod time;
 
 #[cfg(target_os = "none")]
 pub use start::Termination;
+#[cfg(target_os = "none")]
+pub use test::test_runner;
 
 /// Re-exported so guests can use `alloc` collections through the runtime alone.
 #[cfg(target_os = "none")]
@@ -59,13 +63,29 @@ pub extern crate alloc;
 ///
 /// The function takes no arguments (use [`env::args`]) and returns anything implementing
 /// [`Termination`]: `()`, `i32`, `u8`, or `Result<T: Termination, E: Debug>`.
+///
+/// In a test build (`cargo test`) the binary runs its `#[test_case]`s instead, given this
+/// attribute at the top of `main.rs`:
+///
+/// ```ignore
+/// #![cfg_attr(test, feature(custom_test_frameworks), test_runner(hyperlight_rt::test_runner), reexport_test_harness_main = "test_main")]
+/// ```
 #[macro_export]
 macro_rules! main {
     ($main:path) => {
+        #[cfg(not(test))]
         #[doc(hidden)]
         #[unsafe(no_mangle)]
         pub extern "Rust" fn __hyperlight_main() -> i32 {
             $crate::Termination::report($main())
         }
+
+        #[cfg(test)]
+        $crate::tests!();
+        // Tests do not call `main`; this keeps it from being reported as dead code.
+        #[cfg(test)]
+        const _: () = {
+            let _ = $main;
+        };
     };
 }

@@ -359,6 +359,18 @@ fn relocations(
 
 /// The version in a `.note.hyperlight-version` note ("Hyperlight", type 1), if any.
 fn hyperlight_note(program_headers: &[ProgramHeader64<LE>], data: &[u8]) -> Option<String> {
+    let desc = note(program_headers, data, b"Hyperlight", 1)?;
+    let text = desc.split(|&b| b == 0).next().unwrap_or_default();
+    Some(String::from_utf8_lossy(text).into_owned())
+}
+
+/// The description of the first note called `name` of type `kind` in the PT_NOTE segments.
+fn note<'data>(
+    program_headers: &[ProgramHeader64<LE>],
+    data: &'data [u8],
+    name: &[u8],
+    kind: u32,
+) -> Option<&'data [u8]> {
     for ph in program_headers {
         if ph.p_type(LE) != elf::PT_NOTE {
             continue;
@@ -367,12 +379,16 @@ fn hyperlight_note(program_headers: &[ProgramHeader64<LE>], data: &[u8]) -> Opti
             continue;
         };
         while let Ok(Some(note)) = notes.next() {
-            if note.name() == b"Hyperlight" && note.n_type(LE) == 1 {
-                let desc = note.desc();
-                let text = desc.split(|&b| b == 0).next().unwrap_or_default();
-                return Some(String::from_utf8_lossy(text).into_owned());
+            if note.name() == name && note.n_type(LE) == kind {
+                return Some(note.desc());
             }
         }
     }
     None
+}
+
+/// [`note`] for a file that is not otherwise parsed: reads only the headers and the notes.
+pub fn find_note<'data>(data: &'data [u8], name: &[u8], kind: u32) -> Option<&'data [u8]> {
+    let header = FileHeader64::<LE>::parse(data).ok()?;
+    note(header.program_headers(LE, data).ok()?, data, name, kind)
 }

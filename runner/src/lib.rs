@@ -11,6 +11,7 @@ pub mod backtrace;
 pub mod boot;
 pub mod elf;
 pub mod fault;
+pub mod harness;
 pub mod hypercall;
 pub mod layout;
 pub mod memory;

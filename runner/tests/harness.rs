@@ -1,0 +1,128 @@
+//! `cargo test` of a guest crate (tests/guests/suite): every test in its own VM, selected and
+//! reported as libtest does.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use testkit::{pinned_toolchain, project_root};
+
+fn cargo_test(args: &[&str]) -> Output {
+    let runner_dir = Path::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+        .parent()
+        .unwrap();
+    let path: Vec<PathBuf> = std::iter::once(runner_dir.to_path_buf())
+        .chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ))
+        .collect();
+    testkit::guest_cargo(
+        &project_root().join("tests/guests"),
+        testkit::sysroot(),
+        &pinned_toolchain(),
+    )
+    .args(["test", "--package", "suite"])
+    .args(args)
+    .env("PATH", std::env::join_paths(path).unwrap())
+    .output()
+    .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn each_test_runs_in_its_own_vm_and_fails_alone() {
+    let output = cargo_test(&["--bin", "suite"]);
+    let text = stdout(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(101),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("\nrunning 3 tests\n"), "{text}");
+    for line in [
+        "test tests::adds ... ok\n",
+        "test tests::panics ... FAILED\n",
+        "test tests::faults ... FAILED\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // The panicking test's own output and message, then the crash of the faulting one with
+    // where it happened; the passing test's output stays captured.
+    let panics = text
+        .split("---- tests::panics stdout ----\n")
+        .nth(1)
+        .expect(&text);
+    assert!(panics.starts_with(
+        "output of a failing test is shown\npanicked at suite/src/main.rs:32:9:\nassertion `left == right` failed: two and two\n"
+    ), "{panics}");
+    let faults = text
+        .split("---- tests::faults stdout ----\n")
+        .nth(1)
+        .expect(&text);
+    assert!(
+        faults
+            .starts_with("hyperlight-run: error: guest crashed: page fault (#PF) at address 0x10"),
+        "{faults}"
+    );
+    assert!(
+        faults.contains("in suite::tests::faults at ") && faults.contains("suite/src/main.rs:38:"),
+        "{faults}"
+    );
+    assert!(!text.contains("output of a passing test"), "{text}");
+    assert!(
+        text.contains("\nfailures:\n    tests::faults\n    tests::panics\n"),
+        "{text}"
+    );
+    assert!(text.contains("\ntest result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in "), "{text}");
+}
+
+#[test]
+fn a_filter_selects_tests_like_libtest() {
+    let output = cargo_test(&["--bin", "suite", "adds"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("\nrunning 1 test\ntest tests::adds ... ok\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out;"
+        ),
+        "{text}"
+    );
+
+    let skipped = cargo_test(&[
+        "--bin", "suite", "--", "--skip", "faults", "--skip", "panics",
+    ]);
+    assert_eq!(skipped.status.code(), Some(0), "{}", stdout(&skipped));
+    assert!(stdout(&skipped).contains("1 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out;"));
+}
+
+#[test]
+fn list_prints_the_tests() {
+    let output = cargo_test(&["--bin", "suite", "--", "--list"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        stdout(&output),
+        "tests::adds: test\ntests::faults: test\ntests::panics: test\n\n3 tests, 0 benchmarks\n"
+    );
+}
+
+#[test]
+fn integration_tests_run_in_vms_too() {
+    let output = cargo_test(&["--test", "integration"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("\nrunning 1 test\ntest sees_alloc ... ok\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("test result: ok. 1 passed; 0 failed;"),
+        "{text}"
+    );
+}
