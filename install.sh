@@ -107,6 +107,9 @@ need_cmd() {
 }
 
 cleanup() {
+    if [ -n "$LOCK_DIR" ]; then
+        rm -rf "$LOCK_DIR"
+    fi
     if [ -n "$WORK" ] && [ -d "$WORK" ]; then
         rm -rf "$WORK"
     fi
@@ -226,6 +229,8 @@ find_bin_dir() {
 }
 
 # Takes the same lock as `cargo xtask install` (flock on lib/rustlib), when flock exists.
+# Without flock: a lock directory holding the owner's pid, removed on exit (cleanup); one whose
+# owner is gone (a killed install) is stale and taken over.
 lock_rustlib() {
     if command -v flock >/dev/null 2>&1; then
         exec 9<"$RUSTLIB"
@@ -233,7 +238,30 @@ lock_rustlib() {
             say "waiting for another install into $RUSTLIB to finish"
             flock 9
         fi
+        return
     fi
+    _l_dir="$RUSTLIB/.$TARGET.install-lock"
+    _l_waiting=no
+    _l_unowned=0
+    while ! mkdir "$_l_dir" 2>/dev/null; do
+        _l_owner=$(cat "$_l_dir/pid" 2>/dev/null || true)
+        # No pid for several seconds: its owner was killed between mkdir and writing it.
+        if [ -z "$_l_owner" ]; then
+            _l_unowned=$((_l_unowned + 1))
+        fi
+        if { [ -n "$_l_owner" ] && ! kill -0 "$_l_owner" 2>/dev/null; } || [ "$_l_unowned" -gt 3 ]; then
+            rm -rf "$_l_dir"
+            _l_unowned=0
+            continue
+        fi
+        if [ "$_l_waiting" = no ]; then
+            say "waiting for another install into $RUSTLIB to finish"
+            _l_waiting=yes
+        fi
+        sleep 1
+    done
+    LOCK_DIR=$_l_dir
+    echo "$$" >"$_l_dir/pid"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -544,9 +572,29 @@ verify_file() {
     fi
 }
 
+# check_archive TARBALL NAME: before unpacking, refuse members that could land outside the
+# destination or are not plain files and directories (links, devices, fifos), as the Rust
+# unpacker (xtask/src/unpack.rs) does.
+check_archive() {
+    if ! tar -t -v -z -f "$1" >"$WORK/tar.long" 2>"$WORK/tar.err" ||
+        ! tar -t -z -f "$1" >"$WORK/tar.names" 2>>"$WORK/tar.err"; then
+        die "$EXIT_VERIFY" "$2 is not a valid tar.gz archive: $(sed -n '1p' "$WORK/tar.err")"
+    fi
+    _k_bad=$(awk '{ t = substr($0, 1, 1) } t != "-" && t != "d" { print; exit }' "$WORK/tar.long")
+    if [ -n "$_k_bad" ]; then
+        die "$EXIT_VERIFY" "$2 holds a member that is not a plain file or directory: $_k_bad" \
+            "nothing was installed"
+    fi
+    _k_bad=$(awk '/^\// || /(^|\/)\.\.(\/|$)/ { print; exit }' "$WORK/tar.names")
+    if [ -n "$_k_bad" ]; then
+        die "$EXIT_VERIFY" "$2 holds a member outside its directory: $_k_bad" "nothing was installed"
+    fi
+}
+
 # unpack_sysroot TARBALL NAME: unpack into $WORK and check the rust-installer layout; sets PAYLOAD.
 unpack_sysroot() {
     mkdir "$WORK/sysroot" || die "$EXIT_INSTALL" "cannot create $WORK/sysroot"
+    check_archive "$1" "$2"
     if ! tar -x -z -o -f "$1" -C "$WORK/sysroot" 2>"$WORK/tar.err"; then
         die "$EXIT_VERIFY" "$2 is not a valid tar.gz archive: $(sed -n '1p' "$WORK/tar.err")"
     fi
@@ -705,6 +753,7 @@ do_install() {
         download "$DIST_SERVER/$_runner_url" "$WORK/$_runner_url" yes
         verify_file "$WORK/$_runner_url" "$_runner_url" "$(mget runner.sha256)" "$(mget runner.size)"
         mkdir "$WORK/runner" || die "$EXIT_INSTALL" "cannot create $WORK/runner"
+        check_archive "$WORK/$_runner_url" "$_runner_url"
         if ! tar -x -z -o -f "$WORK/$_runner_url" -C "$WORK/runner" 2>"$WORK/tar.err"; then
             die "$EXIT_VERIFY" "$_runner_url is not a valid tar.gz archive: $(sed -n '1p' "$WORK/tar.err")"
         fi
@@ -797,6 +846,7 @@ main() {
     DIST_SERVER=${HYPERLIGHT_DIST_SERVER:-$DEFAULT_DIST_SERVER}
     WORK=""
     STAGED_RUNNER=""
+    LOCK_DIR=""
     while [ $# -gt 0 ]; do
         case $1 in
             -y) YES=yes ;;
