@@ -11,7 +11,9 @@ use xshell::Shell;
 
 use crate::toolchain::project_root;
 
+mod compat;
 mod dist;
+mod limits;
 pub mod nginx;
 mod runner;
 mod sysroot;
@@ -117,7 +119,9 @@ pub fn median_time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Dur
 pub fn run(sh: &Shell) -> Result<()> {
     let mut report = Report::default();
     sysroot::run(sh, &mut report)?;
+    compat::run(sh, &mut report)?;
     runner::run(sh, &mut report)?;
+    limits::run(sh, &mut report)?;
     dist::run(sh, &mut report)?;
     let path = project_root().join("BENCHMARKS.md");
     std::fs::write(&path, report.render("cargo xtask bench"))?;

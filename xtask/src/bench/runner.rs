@@ -112,7 +112,13 @@ fn time_process(mut command: Command) -> Result<Duration> {
 }
 
 /// Builds examples/NAME in release against the project's sysroot (built if missing).
-fn build_example(sh: &Shell, name: &str) -> Result<PathBuf> {
+pub(super) fn build_example(sh: &Shell, name: &str) -> Result<PathBuf> {
+    build_guest(sh, &project_root().join("examples"), name)
+}
+
+/// Builds binary NAME of the guest workspace WORKSPACE in release against the project's
+/// sysroot (built if missing).
+pub(super) fn build_guest(sh: &Shell, workspace: &Path, name: &str) -> Result<PathBuf> {
     let toolchain = Toolchain::resolve(sh, None)?;
     let sysroot_dir = sysroot::default_out(&toolchain);
     if !sysroot::target_dir(&sysroot_dir)
@@ -121,7 +127,6 @@ fn build_example(sh: &Shell, name: &str) -> Result<PathBuf> {
     {
         sysroot::build(sh, &toolchain, &sysroot_dir)?;
     }
-    let examples = project_root().join("examples");
     let rustflags = [
         format!("--sysroot={}", sysroot_dir.display()),
         "-Zunstable-options".into(),
@@ -129,7 +134,7 @@ fn build_example(sh: &Shell, name: &str) -> Result<PathBuf> {
         "--check-cfg=cfg(hyperlight)".into(),
     ]
     .join("\x1f");
-    let _dir = sh.push_dir(&examples);
+    let _dir = sh.push_dir(workspace);
     let _env = [
         sh.push_env("RUSTUP_TOOLCHAIN", &toolchain.name),
         sh.push_env("RUSTC_BOOTSTRAP", "1"),
@@ -140,7 +145,7 @@ fn build_example(sh: &Shell, name: &str) -> Result<PathBuf> {
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .run()?;
-    let elf = examples
+    let elf = workspace
         .join("target")
         .join(TARGET)
         .join("release")

@@ -1,0 +1,142 @@
+//! Limits (issue 6): the runner's peak resident memory when a guest touches all of its
+//! `--memory`, i.e. the host overhead above guest memory; and what the seccomp filter costs a
+//! whole run.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xshell::{cmd, Shell};
+
+use super::runner::{build_example, build_guest};
+use super::Report;
+use crate::toolchain::project_root;
+
+/// The overhead runner/tests/limits.rs enforces (HOST_OVERHEAD) and docs/abi.md documents.
+const OVERHEAD_GOAL: u64 = 16 << 20;
+const RSS_RUNS: usize = 3;
+const SECCOMP_RUNS: usize = 200;
+/// "Not noticeable": within this of the unconfined run, per whole process.
+const SECCOMP_GOAL: Duration = Duration::from_micros(100);
+
+pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
+    report.section("Limits (hyperlight-run)");
+    let root = project_root();
+    cmd!(sh, "cargo build --release -p hyperlight-run").run()?;
+    let runner = root.join("target/release/hyperlight-run");
+    let limits = build_guest(sh, &root.join("tests/guests"), "limits")?;
+
+    for (label, memory) in [("64M", 64u64 << 20), ("1G", 1 << 30)] {
+        let mut peaks = Vec::new();
+        let mut touched = 0;
+        for _ in 0..RSS_RUNS {
+            let (peak, stdout) = peak_rss(
+                Command::new(&runner)
+                    .args(["--memory", label])
+                    .arg(&limits)
+                    .arg("touch-all"),
+            )?;
+            touched = stdout
+                .trim()
+                .strip_prefix("touched ")
+                .and_then(|rest| rest.strip_suffix(" KiB"))
+                .and_then(|kib| kib.parse::<u64>().ok())
+                .with_context(|| format!("unexpected touch-all output: {stdout}"))?
+                * 1024;
+            peaks.push(peak);
+        }
+        peaks.sort();
+        let peak = peaks[peaks.len() / 2];
+        let overhead = peak.saturating_sub(memory);
+        report.row(
+            &format!("peak RSS, `--memory {label}`, guest touches all its memory"),
+            format!(
+                "{} (guest touched {}; {} above --memory)",
+                mib(peak),
+                mib(touched),
+                mib(overhead)
+            ),
+            &format!("≤ --memory + {}", mib(OVERHEAD_GOAL)),
+            Some(peak <= memory + OVERHEAD_GOAL),
+        );
+    }
+
+    // Seccomp: whole-process hello with and without the filter, alternated.
+    let hello = build_example(sh, "hello")?;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..SECCOMP_RUNS {
+        on.push(time(Command::new(&runner).arg(&hello))?);
+        off.push(time(Command::new(&runner).arg("--no-seccomp").arg(&hello))?);
+    }
+    let (on, off) = (median(on), median(off));
+    let cost = on.saturating_sub(off);
+    report.row(
+        "seccomp: whole-process `hyperlight-run hello`, filter on vs `--no-seccomp`",
+        format!(
+            "{:.3} ms vs {:.3} ms (+{:.0} µs)",
+            ms(on),
+            ms(off),
+            cost.as_secs_f64() * 1e6
+        ),
+        &format!("≤ +{} µs", SECCOMP_GOAL.as_micros()),
+        Some(cost <= SECCOMP_GOAL),
+    );
+    report.note(&format!(
+        "Peak RSS is `ru_maxrss` of the runner process (wait4), median of {RSS_RUNS} runs of \
+         tests/guests' `limits touch-all`, which allocates and writes every heap page it can get. \
+         Guest memory is one MAP_NORESERVE mapping, so untouched memory costs nothing; the \
+         overhead is the runner itself (binary, heap, KVM's vCPU pages, the mapped guest ELF). \
+         Seccomp: median of {SECCOMP_RUNS} runs each, alternated; the filter is compiled and \
+         installed once per process after the VM is built."
+    ));
+    Ok(())
+}
+
+/// Runs `command` to completion and returns its peak resident set in bytes and its stdout.
+fn peak_rss(command: &mut Command) -> Result<(u64, String)> {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.unwrap(), &mut stdout)?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 on our own child with valid pointers.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("{command:?} failed (wait status {status:#x})");
+    }
+    // Linux reports ru_maxrss in KiB.
+    Ok((usage.ru_maxrss as u64 * 1024, stdout))
+}
+
+fn time(command: &mut Command) -> Result<Duration> {
+    let started = Instant::now();
+    let status = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    let elapsed = started.elapsed();
+    if !status.success() {
+        bail!("{command:?} failed: {status}");
+    }
+    Ok(elapsed)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
