@@ -2,6 +2,7 @@
 
 mod bench;
 mod c_headers;
+mod compat;
 mod dist;
 mod fuzz;
 mod install;
@@ -103,6 +104,13 @@ enum Command {
         #[arg(long = "target", value_name = "NAME")]
         targets: Vec<String>,
     },
+    /// Build the official Hyperlight demo guest with cargo-hyperlight and with plain cargo,
+    /// and compare the machine code.
+    Compat {
+        /// Only write the demo project to DIR (its last component must be `official-demo`).
+        #[arg(long, hide = true, value_name = "DIR")]
+        generate: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -174,5 +182,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench => bench::run(&sh),
         Command::Fuzz { seconds, targets } => fuzz::run(&sh, seconds, &targets),
+        Command::Compat { generate: None } => compat::run(&sh),
+        Command::Compat {
+            generate: Some(dir),
+        } => compat::demo::generate(&sh, &dir),
     }
 }

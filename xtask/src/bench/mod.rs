@@ -11,6 +11,7 @@ use xshell::Shell;
 
 use crate::toolchain::project_root;
 
+mod compat;
 mod dist;
 mod limits;
 pub mod nginx;
@@ -118,6 +119,7 @@ pub fn median_time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Dur
 pub fn run(sh: &Shell) -> Result<()> {
     let mut report = Report::default();
     sysroot::run(sh, &mut report)?;
+    compat::run(sh, &mut report)?;
     runner::run(sh, &mut report)?;
     limits::run(sh, &mut report)?;
     dist::run(sh, &mut report)?;

@@ -1,0 +1,83 @@
+//! Official Hyperlight guests: a cold build of the demo guest the official way (cargo-hyperlight
+//! on nightly, which compiles core and alloc from rust-src in every project) against plain cargo
+//! on stable with the installed target.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use xshell::Shell;
+
+use super::{median_time, Report};
+use crate::compat::demo;
+use crate::toolchain::Toolchain;
+
+const RUNS: usize = 3;
+const SPEEDUP_GOAL: f64 = 1.25;
+const NIGHTLY: &str = "nightly";
+
+pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
+    report.section("Official Hyperlight guests");
+    let stable = Toolchain::resolve(sh, None)?;
+    // Set-up, not measured: the tool, the project, and our target installed into a temporary
+    // copy of the stable toolchain.
+    let toolchain = demo::toolchain_with_sysroot(sh, &stable)?;
+    let scratch = demo::scratch_dir("bench-compat");
+    let official_dir = scratch.join("cargo-hyperlight").join(demo::NAME);
+    let plain_dir = scratch.join("plain").join(demo::NAME);
+    demo::generate(sh, &official_dir)?;
+    demo::generate(sh, &plain_dir)?;
+
+    // Alternate the two so that a change in machine load hits both alike; every build starts
+    // from an empty target directory.
+    let (mut official, mut ours) = (Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let target_dir = scratch.join(format!("target-{run}"));
+        for dir in [&target_dir.join("official"), &target_dir.join("ours")] {
+            if dir.exists() {
+                sh.remove_path(dir)?;
+            }
+        }
+        official.push(median_time(1, || {
+            demo::build_with_cargo_hyperlight(
+                sh,
+                &official_dir,
+                &target_dir.join("official"),
+                NIGHTLY,
+            )
+            .map(drop)
+        })?);
+        ours.push(median_time(1, || {
+            demo::build_plain(sh, &plain_dir, &target_dir.join("ours"), &toolchain).map(drop)
+        })?);
+        sh.remove_path(&target_dir)?;
+    }
+    let (official, ours) = (median(official), median(ours));
+    let speedup = official.as_secs_f64() / ours.as_secs_f64();
+    report.row(
+        "cold `cargo build` of the official demo guest: cargo-hyperlight (nightly) / plain cargo (stable)",
+        format!(
+            "{speedup:.2}× faster ({:.1} s / {:.1} s)",
+            official.as_secs_f64(),
+            ours.as_secs_f64()
+        ),
+        &format!("≥ {SPEEDUP_GOAL}×"),
+        Some(speedup >= SPEEDUP_GOAL),
+    );
+    report.note(&format!(
+        "Median of {RUNS} alternating cold debug builds of the guest `cargo hyperlight new` writes \
+         (hyperlight-guest-bin {}, Cargo.lock from tests/official-demo), each in an empty target \
+         directory with the crates already downloaded: `cargo +{NIGHTLY} hyperlight build` \
+         (cargo-hyperlight {}, which builds its sysroot each time) against `cargo build` on {} \
+         with the target installed and templates/cargo-config.toml. Both compile \
+         hyperlight-libc's C code with the same clang.",
+        demo::GUEST_BIN_REQUIREMENT,
+        demo::CARGO_HYPERLIGHT_VERSION,
+        stable.version.release
+    ));
+    Ok(())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}

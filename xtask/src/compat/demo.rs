@@ -1,0 +1,181 @@
+//! The official Hyperlight demo guest, and the two ways of building it.
+//!
+//! The project is what `cargo hyperlight new --no-host` writes, generated on the fly by the
+//! pinned cargo-hyperlight (so the repository holds none of its text), with the guest library
+//! raised to the version this distribution targets and the dependency versions fixed by the
+//! recorded `tests/official-demo/Cargo.lock`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use testkit::TempToolchain;
+use xshell::{cmd, Shell};
+
+use crate::install;
+use crate::sysroot;
+use crate::toolchain::{project_root, Toolchain, TARGET};
+
+/// The cargo-hyperlight release the comparison is made against.
+pub const CARGO_HYPERLIGHT_VERSION: &str = "0.1.14";
+/// cargo-hyperlight 0.1.14 writes `hyperlight-guest-bin = "0.15"`; the distribution targets 0.18.
+pub const GUEST_BIN_REQUIREMENT: &str = "0.18";
+/// The package (and directory) name the recorded Cargo.lock belongs to.
+pub const NAME: &str = "official-demo";
+
+/// The recorded lock file: every crate version of the demo's build, checksummed.
+pub fn recorded_lock() -> PathBuf {
+    project_root().join("tests/official-demo/Cargo.lock")
+}
+
+/// `cargo-hyperlight`, installed into `target/tools` (never into the user's `~/.cargo/bin`).
+pub fn cargo_hyperlight(sh: &Shell) -> Result<PathBuf> {
+    let root = project_root().join("target/tools");
+    let binary = root.join("bin/cargo-hyperlight");
+    let installed = cmd!(sh, "{binary} hyperlight --version")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default();
+    if !installed.contains(CARGO_HYPERLIGHT_VERSION) {
+        cmd!(
+            sh,
+            "cargo install --locked --root {root} cargo-hyperlight --version {CARGO_HYPERLIGHT_VERSION}"
+        )
+        .run()
+        .context("installing cargo-hyperlight")?;
+    }
+    Ok(binary)
+}
+
+/// Writes the demo project to `dir` (whose last component must be [`NAME`]). Files that are
+/// already up to date are left alone, so cargo's fingerprints keep a previous build usable.
+pub fn generate(sh: &Shell, dir: &Path) -> Result<()> {
+    if dir.file_name() != Some(NAME.as_ref()) {
+        bail!("the demo project's directory must be named {NAME}");
+    }
+    let cargo_hyperlight = cargo_hyperlight(sh)?;
+    let scratch = dir.with_file_name(format!(".{NAME}.new"));
+    let fresh = scratch.join(NAME);
+    if scratch.exists() {
+        sh.remove_path(&scratch)?;
+    }
+    sh.create_dir(&scratch)?;
+    {
+        let _dir = sh.push_dir(&scratch);
+        cmd!(sh, "{cargo_hyperlight} hyperlight new --no-host {NAME}")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .context("cargo hyperlight new")?;
+    }
+    let manifest = sh.read_file(fresh.join("Cargo.toml"))?;
+    let dependency = manifest
+        .lines()
+        .find(|line| line.starts_with("hyperlight-guest-bin = "))
+        .context("`cargo hyperlight new` wrote no hyperlight-guest-bin dependency")?;
+    let manifest = manifest.replace(
+        dependency,
+        &format!("hyperlight-guest-bin = \"{GUEST_BIN_REQUIREMENT}\""),
+    );
+    let files = [
+        ("Cargo.toml", manifest.into_bytes()),
+        ("src/main.rs", fs::read(fresh.join("src/main.rs"))?),
+        ("Cargo.lock", fs::read(recorded_lock())?),
+    ];
+    for (name, content) in files {
+        let path = dir.join(name);
+        if fs::read(&path).ok().as_deref() != Some(&content[..]) {
+            fs::create_dir_all(path.parent().unwrap())?;
+            fs::write(&path, content)?;
+        }
+    }
+    sh.remove_path(&scratch)?;
+    Ok(())
+}
+
+/// A persistent directory for demo builds, outside the repository: a package inside it would
+/// belong to the repository's workspace. Kept between runs, so repeated runs are incremental.
+pub fn scratch_dir(purpose: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hyperlight-{purpose}"))
+}
+
+/// Where a debug build of the demo leaves its ELF.
+pub fn elf(target_dir: &Path) -> PathBuf {
+    target_dir.join(TARGET).join("debug").join(NAME)
+}
+
+/// `cargo +nightly hyperlight build`: the official way, which compiles its own sysroot from
+/// rust-src inside `target_dir`.
+pub fn build_with_cargo_hyperlight(
+    sh: &Shell,
+    dir: &Path,
+    target_dir: &Path,
+    toolchain: &str,
+) -> Result<PathBuf> {
+    let cargo_hyperlight = cargo_hyperlight(sh)?;
+    let path = std::env::join_paths(
+        std::iter::once(cargo_hyperlight.parent().unwrap().to_path_buf()).chain(
+            std::env::split_paths(&sh.var_os("PATH").unwrap_or_default()),
+        ),
+    )?;
+    let _dir = sh.push_dir(dir);
+    let mut build = cmd!(sh, "cargo +{toolchain} hyperlight build --locked")
+        .env("PATH", path)
+        .env("CARGO_TARGET_DIR", target_dir);
+    for inherited in INHERITED {
+        build = build.env_remove(inherited);
+    }
+    build
+        .run()
+        .with_context(|| format!("cargo +{toolchain} hyperlight build failed"))?;
+    Ok(elf(target_dir))
+}
+
+/// Plain `cargo build` with nothing but the distribution: the sysroot installed into
+/// `toolchain` and the guest config of templates/cargo-config.toml.
+pub fn build_plain(
+    sh: &Shell,
+    dir: &Path,
+    target_dir: &Path,
+    toolchain: &TempToolchain,
+) -> Result<PathBuf> {
+    let config = dir.join(".cargo/config.toml");
+    sh.create_dir(config.parent().unwrap())?;
+    sh.copy_file(project_root().join("templates/cargo-config.toml"), &config)?;
+    let mut build = toolchain.command("cargo");
+    build
+        .args(["build", "--locked", "--target", TARGET])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir);
+    for inherited in INHERITED {
+        build.env_remove(inherited);
+    }
+    let status = build.status().context("running cargo")?;
+    if !status.success() {
+        bail!("plain cargo build of the demo guest failed ({status})");
+    }
+    Ok(elf(target_dir))
+}
+
+/// A temporary toolchain: a hard-linked copy of `real` without rust-src (plain builds must
+/// not need it), with the sysroot built for `real` installed into it. The real toolchain is
+/// never modified.
+pub fn toolchain_with_sysroot(sh: &Shell, real: &Toolchain) -> Result<TempToolchain> {
+    let built = sysroot::default_out(real);
+    sysroot::build(sh, real, &built)?;
+    let toolchain = TempToolchain::copy_of(&real.name, false);
+    install::install(&built, &toolchain.sysroot())?;
+    Ok(toolchain)
+}
+
+/// Variables of the calling cargo that would leak into the demo's build.
+const INHERITED: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTC",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_TARGET",
+    "RUSTC_BOOTSTRAP",
+];

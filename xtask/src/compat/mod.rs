@@ -1,0 +1,176 @@
+//! `cargo xtask compat`: the official Hyperlight demo guest built the official way
+//! (`cargo +nightly hyperlight build`) and with plain cargo against the installed target must
+//! come out as the same machine code.
+//!
+//! Identical code needs the same compiler: nightly and stable rustc generate different code
+//! for the same source. So the machine code is compared between cargo-hyperlight on nightly
+//! and plain cargo on that same nightly, and the stable build (the one users get) is checked
+//! to build, link and carry the same guest; how much of its code equals the nightly one's is
+//! reported for information.
+
+pub mod demo;
+mod disasm;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use xshell::Shell;
+
+use crate::toolchain::Toolchain;
+
+const NIGHTLY: &str = "nightly";
+
+pub fn run(sh: &Shell) -> Result<()> {
+    let nightly = Toolchain::resolve(sh, Some(NIGHTLY))?;
+    let stable = Toolchain::resolve(sh, None)?;
+    let root = demo::scratch_dir("compat");
+    let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
+    let target_dir = |kind: &str| root.join(kind).join("target");
+
+    eprintln!(
+        "== the demo guest, built by cargo-hyperlight {} on {NIGHTLY}",
+        demo::CARGO_HYPERLIGHT_VERSION
+    );
+    demo::generate(sh, &demo_dir("cargo-hyperlight"))?;
+    let official = demo::build_with_cargo_hyperlight(
+        sh,
+        &demo_dir("cargo-hyperlight"),
+        &target_dir("cargo-hyperlight"),
+        NIGHTLY,
+    )?;
+
+    let mut plain = Vec::new();
+    for toolchain in [&nightly, &stable] {
+        let kind = format!("plain-{}", toolchain.name);
+        eprintln!(
+            "== the demo guest, built by plain cargo on {} ({}) with the installed target",
+            toolchain.name, toolchain.version.release
+        );
+        let temp = demo::toolchain_with_sysroot(sh, toolchain)?;
+        demo::generate(sh, &demo_dir(&kind))?;
+        plain.push(demo::build_plain(
+            sh,
+            &demo_dir(&kind),
+            &target_dir(&kind),
+            &temp,
+        )?);
+    }
+    let (ours_nightly, ours_stable) = (&plain[0], &plain[1]);
+
+    let official_code = disasm::Code::of(sh, &official)?;
+    let nightly_code = disasm::Code::of(sh, ours_nightly)?;
+    let stable_code = disasm::Code::of(sh, ours_stable)?;
+    let version = guest_version(&official)?;
+    for elf in [ours_nightly, ours_stable] {
+        let ours = guest_version(elf)?;
+        if ours != version {
+            bail!(
+                "{} carries hyperlight version {ours:?}, cargo-hyperlight's build {version:?}",
+                elf.display()
+            );
+        }
+    }
+
+    println!("compared (debug profile, hyperlight-guest-bin {version}):");
+    println!(
+        "  official: {}",
+        describe(
+            &official,
+            &official_code,
+            &format!(
+                "cargo-hyperlight {} + {}",
+                demo::CARGO_HYPERLIGHT_VERSION,
+                nightly.version.release
+            )
+        )
+    );
+    println!(
+        "  ours:     {}",
+        describe(
+            ours_nightly,
+            &nightly_code,
+            &format!(
+                "plain cargo + {} with the installed target",
+                nightly.version.release
+            )
+        )
+    );
+    println!(
+        "  stable:   {}",
+        describe(
+            ours_stable,
+            &stable_code,
+            &format!(
+                "plain cargo + {} with the installed target",
+                stable.version.release
+            )
+        )
+    );
+    println!(
+        "  compared: the disassembly of every function in {} (objdump -d), instruction by \
+         instruction; branch and call targets by symbol, RIP-relative displacements ignored \
+         (they move with the length of embedded source paths)",
+        official_code.sections.join(", ")
+    );
+    let stack_only = official_code.compare(&nightly_code).map_err(|difference| {
+        anyhow::anyhow!(
+            "the machine code differs between the official and our {NIGHTLY} build: {difference}"
+        )
+    })?;
+    println!(
+        "  result:   same machine code on {NIGHTLY}: {} functions, {} instructions; {} identical, \
+         {} identical except for which stack slot holds which local (same instructions and frame \
+         size){}",
+        official_code.functions(),
+        official_code.instructions(),
+        official_code.functions() - stack_only.len(),
+        stack_only.len(),
+        if stack_only.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", stack_only.join(", "))
+        }
+    );
+    let (same, total) = stable_code.functions_equal_to(&nightly_code);
+    println!(
+        "  stable:   builds and links with plain cargo, same guest version note; {same} of {total} \
+         functions are instruction-for-instruction the nightly ones (the rest differ because \
+         rustc {} and {} generate different code, not because of the build)",
+        stable.version.release, nightly.version.release
+    );
+    Ok(())
+}
+
+fn describe(elf: &Path, code: &disasm::Code, how: &str) -> String {
+    format!(
+        "{} ({how}): {} bytes of code in {}, {} functions",
+        elf.display(),
+        code.bytes,
+        code.sections.join(", "),
+        code.functions()
+    )
+}
+
+/// The `.note.hyperlight-version` desc: the guest library version the guest was built with.
+pub fn guest_version(elf: &Path) -> Result<String> {
+    let bytes = std::fs::read(elf).with_context(|| format!("reading {}", elf.display()))?;
+    find_note(&bytes).with_context(|| format!("{} has no .note.hyperlight-version", elf.display()))
+}
+
+fn find_note(bytes: &[u8]) -> Option<String> {
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(bytes).ok()?;
+    let section = file.section_by_name(".note.hyperlight-version")?;
+    let data = section.data().ok()?;
+    // An ELF note: namesz, descsz, type, then name and desc, each padded to 4 bytes.
+    let word =
+        |at: usize| Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize);
+    let (namesz, descsz, kind) = (word(0)?, word(4)?, word(8)?);
+    let name = data.get(12..12 + namesz)?;
+    if name.strip_suffix(b"\0").unwrap_or(name) != b"Hyperlight" || kind != 1 {
+        return None;
+    }
+    let start = 12 + namesz.next_multiple_of(4);
+    let desc = data.get(start..start + descsz)?;
+    Some(String::from_utf8_lossy(desc.split(|&b| b == 0).next()?).into_owned())
+}
