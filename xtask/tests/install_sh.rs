@@ -6,6 +6,7 @@
 mod support;
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -88,9 +89,20 @@ fn dist_publish_install_then_cargo_run_hello() {
     assert_eq!(components.lines().filter(|c| *c == COMPONENT).count(), 1);
     assert!(sandbox.runner().is_file());
 
-    // Idempotent: "already installed", and no tarball is downloaded again.
+    // Idempotent: "already installed", and no tarball is downloaded again. This run is piped,
+    // as `curl ... | sh -s -- -y` runs it.
     let requests_before = nginx.access_log().lines().count();
-    let again = sandbox.run(&["-y", "--dist-server", &base]);
+    let mut piped = sandbox
+        .sh()
+        .args(["-s", "--", "-y", "--dist-server", &base])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = fs::read(project_root().join("install.sh")).unwrap();
+    piped.stdin.take().unwrap().write_all(&script).unwrap();
+    let again = piped.wait_with_output().unwrap();
     assert_success(&again, "second install.sh");
     assert!(
         text(&again.stderr).contains("is already installed"),
@@ -147,7 +159,7 @@ fn dist_publish_install_then_cargo_run_hello() {
     );
 
     // --uninstall removes exactly what was installed.
-    let removed = sandbox.run(&["-y", "--uninstall"]);
+    let removed = sandbox.run(&["-y", "--uninstall", "--toolchain", &sandbox.toolchain.name]);
     assert_success(&removed, "install.sh --uninstall");
     assert!(!sandbox.runner().exists());
     let mut after = sandbox.snapshot();
@@ -419,4 +431,36 @@ fn help_documents_flags_and_exit_codes() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("unknown option '--bogus'"));
+}
+
+#[test]
+fn wget_is_the_fallback_downloader() {
+    let (_dir, nginx) = server();
+    let dist = stable_dist();
+    let served = serve_copy(&nginx, dist, "wget");
+    let sandbox = Sandbox::new(&pinned_toolchain());
+    let before = sandbox.snapshot();
+    let output = sandbox
+        .install_sh(&["-y", "--dist-server", &format!("{}/nothing", nginx.url())])
+        .env("HYPERLIGHT_DOWNLOADER", "wget")
+        .output()
+        .unwrap();
+    assert_failure(
+        &output,
+        EXIT_DOWNLOAD,
+        &["manifest.json failed: HTTP 404"],
+        &sandbox,
+        &before,
+    );
+
+    let output = sandbox
+        .install_sh(&["-y", "--dist-server", &format!("{}/wget", nginx.url())])
+        .env("HYPERLIGHT_DOWNLOADER", "wget")
+        .output()
+        .unwrap();
+    assert_success(&output, "install.sh with wget");
+    assert!(sandbox.runner().is_file());
+    assert!(served.join(sysroot_tarball(dist)).is_file());
+    let log = nginx.access_log();
+    assert!(log.contains("GET /wget/rust-std-"), "{log}");
 }

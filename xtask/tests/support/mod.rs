@@ -129,10 +129,15 @@ impl Sandbox {
 
     /// `sh install.sh ARGS...` for this sandbox's toolchain.
     pub fn install_sh(&self, args: &[&str]) -> Command {
+        let mut sh = self.sh();
+        sh.arg(project_root().join("install.sh")).args(args);
+        sh
+    }
+
+    /// `sh` with this sandbox's environment, for install.sh read from stdin (`sh -s -- ...`).
+    pub fn sh(&self) -> Command {
         let mut sh = Command::new("sh");
-        sh.arg(project_root().join("install.sh"))
-            .args(args)
-            .env("RUSTUP_HOME", self.toolchain.rustup_home())
+        sh.env("RUSTUP_HOME", self.toolchain.rustup_home())
             .env("RUSTUP_TOOLCHAIN", &self.toolchain.name)
             .env("CARGO_INSTALL_ROOT", self.install_root())
             .env("TMPDIR", self.dir.path().join("tmp"))
