@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
@@ -27,6 +27,11 @@ Exit status:
   2      invalid command line
 
 Every error message starts with `hyperlight-run: error:`.
+
+Also:
+  hyperlight-run new <PATH> [--name NAME]   create a guest crate (exit 1 if PATH exists)
+  hyperlight-run doctor [--toolchain T]     check KVM, the installed target, the guest
+                                            project's config and clang (exit 0 only if ready)
 Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
 As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none.";
 
@@ -83,7 +88,61 @@ fn error(message: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "hyperlight-run: error: {message}");
 }
 
+/// The tools beside running a guest. A guest ELF named like one of them runs as `./new`.
+#[derive(Parser)]
+#[command(name = "hyperlight-run", version)]
+enum Tool {
+    /// Create a guest crate that builds, runs and tests as it is; exit 1 if PATH exists.
+    New {
+        /// The directory to create.
+        path: PathBuf,
+        /// The package name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Check what building and running a guest needs; exit 0 only when all is in place.
+    Doctor {
+        /// The toolchain to check (default: the one cargo uses in this directory).
+        #[arg(long)]
+        toolchain: Option<String>,
+    },
+}
+
+fn tool(kvm_device: &Path) -> i32 {
+    let tool = match Tool::try_parse() {
+        Ok(tool) => tool,
+        Err(err) => {
+            let _ = err.print();
+            return err.exit_code();
+        }
+    };
+    match tool {
+        Tool::New { path, name } => match crate::scaffold::create(&path, name.as_deref()) {
+            Ok(message) => {
+                println!("{message}");
+                0
+            }
+            Err(message) => {
+                error(message);
+                1
+            }
+        },
+        Tool::Doctor { toolchain } => crate::doctor::run(toolchain.as_deref(), kvm_device),
+    }
+}
+
 pub fn main() -> i32 {
+    let kvm_device =
+        std::env::var_os(KVM_DEVICE_VAR).map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from);
+    if matches!(
+        std::env::args_os()
+            .nth(1)
+            .as_deref()
+            .and_then(|a| a.to_str()),
+        Some("new" | "doctor")
+    ) {
+        return tool(&kvm_device);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -108,8 +167,7 @@ pub fn main() -> i32 {
         stack: cli.stack,
         timeout: cli.timeout,
         env,
-        kvm_device: std::env::var_os(KVM_DEVICE_VAR)
-            .map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from),
+        kvm_device,
         // One guest per process, so the filter can stay for the rest of its life.
         seccomp: !cli.no_seccomp && cli.repeat.is_none(),
         ..Config::default()

@@ -1,6 +1,9 @@
 //! `hyperlight-run`: cargo's runner for x86_64-hyperlight-none guests.
 
 mod cli;
+mod doctor;
+mod scaffold;
+mod toolchain;
 
 fn main() {
     std::process::exit(cli::main());

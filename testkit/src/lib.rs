@@ -83,6 +83,16 @@ fn sysroot_stamp(toolchain: &str) -> String {
     ] {
         stamp.push_str(&fs::read_to_string(root.join(input)).unwrap());
     }
+    // The guest runtime's sources ship in the sysroot too.
+    let mut runtime: Vec<PathBuf> = fs::read_dir(root.join("guest/src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runtime.push(root.join("guest/Cargo.toml"));
+    runtime.sort();
+    for file in runtime {
+        stamp.push_str(&fs::read_to_string(file).unwrap());
+    }
     format!("{:016x}\n", fnv1a(stamp.as_bytes()))
 }
 
@@ -222,7 +232,15 @@ impl TempToolchain {
                 with_rust_src || !path.ends_with("lib/rustlib/src")
             });
         }
+        forget_installed_target(&dest.join("lib/rustlib"));
         TempToolchain { home, name }
+    }
+
+    /// Puts the target's directory of `sysroot` into this toolchain, as an install would
+    /// (without the install records, which only `install` and `uninstall` read).
+    pub fn add_target_from(&self, sysroot: &Path) {
+        let target = Path::new("lib/rustlib").join(TARGET);
+        copy_tree(&sysroot.join(&target), &self.sysroot().join(&target));
     }
 
     pub fn rustup_home(&self) -> &Path {
@@ -244,6 +262,38 @@ impl TempToolchain {
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("CARGO_BUILD_TARGET");
         command
+    }
+}
+
+/// Makes a copy of a toolchain into which the target was installed look as it was before,
+/// so tests start from the same state on a developer's machine as on a fresh one.
+fn forget_installed_target(rustlib: &Path) {
+    let _ = fs::remove_dir_all(rustlib.join(TARGET));
+    let _ = fs::remove_file(rustlib.join("manifest-rust-std-x86_64-hyperlight-none"));
+    let components = rustlib.join("components");
+    if let Ok(listed) = fs::read_to_string(&components) {
+        let kept: String = listed
+            .lines()
+            .filter(|c| *c != "rust-std-x86_64-hyperlight-none")
+            .map(|c| format!("{c}\n"))
+            .collect();
+        if kept != listed {
+            // Unlink first: writing into the hard link would change the real toolchain's file.
+            fs::remove_file(&components).unwrap();
+            fs::write(&components, kept).unwrap();
+        }
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 

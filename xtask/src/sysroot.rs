@@ -143,11 +143,36 @@ fn write_sysroot(sh: &Shell, toolchain: &Toolchain, deps: &Path, out: &Path) -> 
     sh.copy_file(target_spec(), target_dir.join("target.json"))?;
     sh.write_file(target_dir.join(VERSION_FILE), &toolchain.version.verbose)?;
     let headers = c_headers::write(sh, toolchain, &target_dir.join(INCLUDE_DIR))?;
+    copy_runtime_sources(sh, &target_dir.join(RUNTIME_DIR))?;
     eprintln!(
         "sysroot for {} ({}) written to {} ({headers} C headers in {INCLUDE_DIR}/)",
         toolchain.name,
         toolchain.version.release,
         out.display()
     );
+    Ok(())
+}
+
+/// Where the guest runtime's sources go in the target's directory: guest projects depend on
+/// them by path (`hyperlight-run new` writes that), so the runtime always matches the target
+/// installed in the toolchain.
+pub const RUNTIME_DIR: &str = "src/hyperlight-rt";
+
+fn copy_runtime_sources(sh: &Shell, dest: &Path) -> Result<()> {
+    let guest = project_root().join("guest");
+    sh.create_dir(dest)?;
+    sh.copy_file(guest.join("Cargo.toml"), dest.join("Cargo.toml"))?;
+    let mut pending = vec![PathBuf::from("src")];
+    while let Some(dir) = pending.pop() {
+        sh.create_dir(dest.join(&dir))?;
+        for path in sh.read_dir(guest.join(&dir))? {
+            let relative = dir.join(path.file_name().unwrap());
+            if path.is_dir() {
+                pending.push(relative);
+            } else {
+                sh.copy_file(&path, dest.join(&relative))?;
+            }
+        }
+    }
     Ok(())
 }

@@ -229,14 +229,23 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     assert!(bin.path().join("bin/hyperlight-run").is_file());
     let manifest = fs::read_to_string(rustlib.join(format!("manifest-{COMPONENT}"))).unwrap();
     let listed: Vec<&str> = manifest.lines().collect();
-    // target.json, rustc-version, an .rlib and an .rmeta for each of three crates, and the C
+    // target.json, rustc-version, an .rlib and an .rmeta for each of three crates, the C
     // headers of the pinned hyperlight-libc (sysroot/c-headers).
     let headers = listed
         .iter()
         .filter(|line| line.contains("/x86_64-hyperlight-none/include/"))
         .count();
     assert!(headers > 100, "{manifest}");
-    assert_eq!(listed.len(), 8 + headers, "{manifest}");
+    // And the guest runtime's sources, which guest projects depend on by path.
+    let runtime = listed
+        .iter()
+        .filter(|line| line.contains("/x86_64-hyperlight-none/src/hyperlight-rt/"))
+        .count();
+    let runtime_files = 1 + fs::read_dir(project_root().join("guest/src"))
+        .unwrap()
+        .count();
+    assert_eq!(runtime, runtime_files, "{manifest}");
+    assert_eq!(listed.len(), 8 + headers + runtime, "{manifest}");
     for header in ["stdio.h", "stdlib.h", "picolibc.h", "sys/types.h"] {
         let line = format!("file:lib/rustlib/x86_64-hyperlight-none/include/{header}");
         assert!(listed.contains(&line.as_str()), "{line} in {manifest}");

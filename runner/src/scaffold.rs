@@ -1,0 +1,151 @@
+//! `hyperlight-run new <PATH> [--name NAME]`: a guest crate that builds, runs and tests as it
+//! is, pinned to a toolchain that has the target installed.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
+
+/// The guest configuration every guest project carries (see the README).
+const CARGO_CONFIG: &str = include_str!("../../templates/cargo-config.toml");
+
+/// Creates the project and returns what to tell the user.
+pub fn create(path: &Path, name: Option<&str>) -> Result<String, String> {
+    if path.exists() || path.is_symlink() {
+        return Err(format!(
+            "{} already exists; `new` only creates a new directory",
+            path.display()
+        ));
+    }
+    let name = match name {
+        Some(name) => name.to_owned(),
+        None => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    check_crate_name(&name)?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!("{} is not a directory", parent.display()));
+    }
+    let toolchain = toolchain_with_target(parent)?;
+    let channel = toolchain.rustup_name();
+
+    // Written beside the destination and renamed into place: no half-made project is left.
+    let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
+    let result = write_project(&staging, &name, &channel, &toolchain.runtime_dir())
+        .and_then(|()| fs::rename(&staging, path).map_err(|err| err.to_string()));
+    if let Err(err) = result {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(format!("cannot create {}: {err}", path.display()));
+    }
+    Ok(format!(
+        "Created guest `{name}` in {} (toolchain {channel}).\nRun it with `cd {} && cargo run`, test it with `cargo test`.",
+        path.display(),
+        path.display()
+    ))
+}
+
+fn write_project(dir: &Path, name: &str, channel: &str, runtime: &Path) -> Result<(), String> {
+    let runtime = runtime.to_string_lossy();
+    let files = [
+        (
+            "Cargo.toml",
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [dependencies]\n# The guest runtime, installed with the target into the toolchain.\n\
+                 hyperlight-rt = {{ path = {runtime:?} }}\n\n\
+                 # The target has no unwinding.\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\n"
+            ),
+        ),
+        ("src/main.rs", main_rs(name)),
+        (".cargo/config.toml", CARGO_CONFIG.to_owned()),
+        (
+            "rust-toolchain.toml",
+            format!("# The toolchain {TARGET} is installed in: its prebuilt libraries fit only this compiler.\n[toolchain]\nchannel = \"{channel}\"\n"),
+        ),
+        (".gitignore", "/target\n".to_owned()),
+    ];
+    for (file, contents) in files {
+        let path = dir.join(file);
+        fs::create_dir_all(path.parent().unwrap()).map_err(|err| err.to_string())?;
+        fs::write(&path, contents).map_err(|err| format!("{}: {err}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn main_rs(name: &str) -> String {
+    format!(
+        r#"#![no_std]
+#![no_main]
+// `cargo test` runs the #[test_case]s below, each in its own micro-VM.
+#![cfg_attr(test, feature(custom_test_frameworks), test_runner(hyperlight_rt::test_runner), reexport_test_harness_main = "test_main")]
+
+use hyperlight_rt::println;
+
+hyperlight_rt::main!(main);
+
+fn main() {{
+    println!("{{}}", greeting());
+}}
+
+fn greeting() -> &'static str {{
+    "Hello from {name}!"
+}}
+
+#[cfg(test)]
+mod tests {{
+    #[test_case]
+    fn greets() {{
+        assert_eq!(super::greeting(), "Hello from {name}!");
+    }}
+}}
+"#
+    )
+}
+
+/// cargo's rules for a package name, so the project builds as created.
+fn check_crate_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid package name (letters, digits, `-` and `_`, not starting with a digit); pass one with --name"))
+    }
+}
+
+/// The toolchain active in `dir` if the target is installed there, else the first rustup
+/// toolchain that has it.
+fn toolchain_with_target(dir: &Path) -> Result<Toolchain, String> {
+    let active = Toolchain::find(None, dir)?;
+    if matches!(active.installed(), Installed::Yes) && active.runtime_dir().is_dir() {
+        return Ok(active);
+    }
+    let listed = Command::new("rustup").args(["toolchain", "list"]).output();
+    let names = listed
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for name in names
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+    {
+        if let Ok(toolchain) = Toolchain::find(Some(name), dir) {
+            if matches!(toolchain.installed(), Installed::Yes) && toolchain.runtime_dir().is_dir() {
+                return Ok(toolchain);
+            }
+        }
+    }
+    Err(format!(
+        "no toolchain has {TARGET} installed; {}",
+        install_fix(&active.rustup_name())
+    ))
+}

@@ -1,0 +1,132 @@
+//! The Rust toolchains `new` and `doctor` look at: which one cargo will use, and whether the
+//! target is installed in it for its exact compiler.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const TARGET: &str = "x86_64-hyperlight-none";
+
+/// A toolchain as rustup names it (`None`: whatever `rustc` resolves to here).
+pub struct Toolchain {
+    pub name: Option<String>,
+    /// Where the toolchain was looked up (rust-toolchain.toml files apply from there).
+    dir: PathBuf,
+    /// `rustc -vV`, verbatim.
+    pub version: String,
+    pub sysroot: PathBuf,
+}
+
+/// How the target stands in a toolchain.
+pub enum Installed {
+    Yes,
+    No,
+    /// Installed, but built by another compiler: this `release` and `commit-hash`.
+    ForAnotherRustc(String),
+}
+
+impl Toolchain {
+    /// `name` of `None` is the toolchain active in `dir` (rust-toolchain.toml, overrides).
+    pub fn find(name: Option<&str>, dir: &Path) -> Result<Toolchain, String> {
+        let rustc =
+            |args: &[&str]| -> Result<String, String> {
+                let mut command = Command::new("rustc");
+                if let Some(name) = name {
+                    command.arg(format!("+{name}"));
+                }
+                let output = command.args(args).current_dir(dir).output().map_err(|err| {
+                format!("cannot run rustc ({err}); install Rust with rustup (https://rustup.rs)")
+            })?;
+                if !output.status.success() {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    return Err(format!(
+                        "`rustc {}` failed: {}",
+                        args.join(" "),
+                        stderr.trim()
+                    ));
+                }
+                Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+            };
+        Ok(Toolchain {
+            name: name.map(str::to_owned),
+            dir: dir.to_path_buf(),
+            version: rustc(&["-vV"])?,
+            sysroot: PathBuf::from(rustc(&["--print", "sysroot"])?.trim()),
+        })
+    }
+
+    /// The rustup name of this toolchain without the host triple (`1.95.0`, `nightly`): the
+    /// given name, else what `rustup show active-toolchain` says, else the sysroot's name.
+    pub fn rustup_name(&self) -> String {
+        let host = format!("-{}", self.field("host").unwrap_or_default());
+        let active = || {
+            let output = Command::new("rustup")
+                .args(["show", "active-toolchain"])
+                .current_dir(&self.dir)
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            output
+                .status
+                .success()
+                .then(|| text.split_whitespace().next().map(str::to_owned))
+                .flatten()
+        };
+        let name = self
+            .name
+            .clone()
+            .or_else(active)
+            .or_else(|| {
+                self.sysroot
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_default();
+        name.strip_suffix(&host).map_or(name.clone(), str::to_owned)
+    }
+
+    /// A line of `rustc -vV` such as `release` or `commit-hash`.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        field(&self.version, key)
+    }
+
+    pub fn target_dir(&self) -> PathBuf {
+        self.sysroot.join("lib/rustlib").join(TARGET)
+    }
+
+    /// The guest runtime's sources, installed with the target.
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.target_dir().join("src/hyperlight-rt")
+    }
+
+    pub fn installed(&self) -> Installed {
+        match std::fs::read_to_string(self.target_dir().join("rustc-version")) {
+            Err(_) => Installed::No,
+            Ok(built_by) if built_by == self.version => Installed::Yes,
+            Ok(built_by) => Installed::ForAnotherRustc(describe(&built_by)),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        describe(&self.version)
+    }
+}
+
+fn field<'a>(verbose_version: &'a str, key: &str) -> Option<&'a str> {
+    verbose_version
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
+}
+
+/// `release (commit-hash)` of a `rustc -vV` text, how messages name a compiler.
+fn describe(verbose_version: &str) -> String {
+    let field = |key| field(verbose_version, key).unwrap_or("?");
+    format!("{} ({})", field("release"), field("commit-hash"))
+}
+
+/// The command that installs the target into `toolchain`.
+pub fn install_fix(toolchain: &str) -> String {
+    format!(
+        "install it: `sh install.sh --toolchain {toolchain}` (from a release) or \
+         `cargo xtask install --toolchain {toolchain}` (in a clone of the project)"
+    )
+}

@@ -1,0 +1,286 @@
+//! `hyperlight-run new` and `hyperlight-run doctor`, against temporary toolchains (the
+//! developer's own are never changed) and the real KVM.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use testkit::{pinned_toolchain, TempDir, TempToolchain};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// PATH with the hyperlight-run under test first, as `cargo xtask install` would arrange.
+fn path_with_runner() -> std::ffi::OsString {
+    let runner_dir = Path::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let rest = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .collect::<Vec<PathBuf>>();
+    std::env::join_paths(std::iter::once(runner_dir).chain(rest)).unwrap()
+}
+
+/// `program` in the temporary RUSTUP_HOME, choosing toolchains as a user's shell would.
+fn in_home(program: &str, toolchain: &TempToolchain, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
+        .current_dir(dir)
+        .env("RUSTUP_HOME", toolchain.rustup_home())
+        .env("PATH", path_with_runner())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("HYPERLIGHT_KVM_DEVICE");
+    command
+}
+
+fn installed_toolchain() -> TempToolchain {
+    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
+    toolchain.add_target_from(testkit::sysroot());
+    toolchain
+}
+
+fn new_project(toolchain: &TempToolchain, parent: &Path, name: &str) -> PathBuf {
+    let output = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), toolchain, parent)
+        .env("RUSTUP_TOOLCHAIN", &toolchain.name)
+        .args(["new", name])
+        .output()
+        .unwrap();
+    testkit::assert_success(&output, "hyperlight-run new");
+    assert!(text(&output.stdout).starts_with(&format!(
+        "Created guest `{name}` in {name} (toolchain {})",
+        toolchain.name
+    )));
+    parent.join(name)
+}
+
+#[test]
+fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
+    let toolchain = installed_toolchain();
+    let parent = TempDir::new("new");
+    let project = new_project(&toolchain, parent.path(), "my-guest");
+    for file in [
+        "Cargo.toml",
+        "src/main.rs",
+        ".cargo/config.toml",
+        "rust-toolchain.toml",
+        ".gitignore",
+    ] {
+        assert!(project.join(file).is_file(), "{file}");
+    }
+    assert_eq!(
+        fs::read_to_string(project.join("rust-toolchain.toml"))
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+        format!("channel = \"{}\"", toolchain.name)
+    );
+
+    let run = in_home("cargo", &toolchain, &project)
+        .args(["run", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "Hello from my-guest!\n");
+
+    let test = in_home("cargo", &toolchain, &project)
+        .args(["test", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        test.status.code(),
+        Some(0),
+        "{}{}",
+        text(&test.stdout),
+        text(&test.stderr)
+    );
+    assert!(
+        text(&test.stdout).contains("test result: ok. 1 passed; 0 failed;"),
+        "{}",
+        text(&test.stdout)
+    );
+
+    let doctor = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), &toolchain, &project)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let report = text(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(0), "{report}");
+    assert!(
+        report
+            .lines()
+            .all(|line| line.starts_with("ok  ") || line.starts_with("warn  clang")),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "x86_64-hyperlight-none for toolchain {} (",
+            toolchain.name
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("guest project ")
+            && report.contains("its cargo config sets the target, the runner and the flags"),
+        "{report}"
+    );
+}
+
+#[test]
+fn new_refuses_an_existing_directory() {
+    let parent = TempDir::new("new-exists");
+    let existing = parent.path().join("taken");
+    fs::create_dir(&existing).unwrap();
+    fs::write(existing.join("keep.txt"), "mine").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+        .arg("new")
+        .arg(&existing)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        text(&output.stderr),
+        format!(
+            "hyperlight-run: error: {} already exists; `new` only creates a new directory\n",
+            existing.display()
+        )
+    );
+    assert_eq!(fs::read_dir(&existing).unwrap().count(), 1);
+}
+
+#[test]
+fn doctor_names_a_missing_target_and_its_fix() {
+    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
+    let dir = TempDir::new("doctor-no-target");
+    let output = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), &toolchain, dir.path())
+        .args(["doctor", "--toolchain", &toolchain.name])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!(
+        "FAIL  x86_64-hyperlight-none for toolchain {name} ({release}): not installed; install it: \
+         `sh install.sh --toolchain {name}` (from a release) or `cargo xtask install --toolchain {name}` (in a clone of the project)\n",
+        name = toolchain.name,
+        release = release_and_commit(),
+    );
+    assert!(
+        text(&output.stdout).contains(&expected),
+        "{}",
+        text(&output.stdout)
+    );
+}
+
+fn release_and_commit() -> String {
+    let version = Command::new("rustc")
+        .arg(format!("+{}", pinned_toolchain()))
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let version = text(&version.stdout);
+    let field = |key: &str| {
+        version
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap()
+            .to_owned()
+    };
+    format!("{} ({})", field("release: "), field("commit-hash: "))
+}
+
+#[test]
+fn doctor_names_a_missing_kvm_and_an_unopenable_one() {
+    let dir = TempDir::new("doctor-kvm");
+    let doctor = |device: &Path, as_nobody: bool| -> Output {
+        let mut command = if as_nobody {
+            let mut setpriv = Command::new("setpriv");
+            setpriv
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_hyperlight-run"));
+            setpriv
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+        };
+        command
+            .arg("doctor")
+            .current_dir(dir.path())
+            .env("HYPERLIGHT_KVM_DEVICE", device)
+            .output()
+            .unwrap()
+    };
+    let missing = dir.path().join("no-kvm-here");
+    let output = doctor(&missing, false);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).starts_with(&format!(
+        "FAIL  KVM: {} does not exist: KVM is not available here; enable hardware virtualization",
+        missing.display()
+    )),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // Permission denied: root opens any file, so as root the check runs as `nobody` against
+    // the real device (crw------- root); otherwise against a file nobody may open.
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let device = if is_root {
+        PathBuf::from("/dev/kvm")
+    } else {
+        let locked = dir.path().join("locked-kvm");
+        fs::write(&locked, "").unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(
+            &mut fs::metadata(&locked).unwrap().permissions(),
+            0,
+        );
+        fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+        locked
+    };
+    let output = doctor(&device, is_root);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).starts_with(&format!(
+        "FAIL  KVM: permission denied opening {}: add your user to the `kvm` group (`sudo usermod -aG kvm $USER`, then log in again)\n",
+        device.display()
+    )), "{}", text(&output.stdout));
+}
+
+#[test]
+fn doctor_names_a_missing_guest_config_and_its_fix() {
+    let project = TempDir::new("doctor-config");
+    fs::write(
+        project.path().join("Cargo.toml"),
+        "[package]\nname = \"bare\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+        .arg("doctor")
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!(
+        "FAIL  guest project {}: no .cargo/config.toml; put the README's guest configuration (templates/cargo-config.toml) into .cargo/config.toml\n",
+        project.path().display()
+    );
+    assert!(
+        text(&output.stdout).contains(&expected),
+        "{}",
+        text(&output.stdout)
+    );
+
+    fs::create_dir(project.path().join(".cargo")).unwrap();
+    fs::write(
+        project.path().join(".cargo/config.toml"),
+        "[build]\ntarget = \"x86_64-hyperlight-none\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+        .arg("doctor")
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert!(text(&output.stdout).contains("its cargo config lacks runner = \"hyperlight-run\", rustflags with -Zunstable-options, [env] RUSTC_BOOTSTRAP = \"1\" (stable toolchains);"), "{}", text(&output.stdout));
+}
