@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use xshell::{cmd, PushDir, PushEnv, Shell};
 
 use super::Report;
 use crate::sysroot;
@@ -23,9 +23,8 @@ const THROUGHPUT_GOAL_MIB_S: f64 = 500.0;
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Runner (hyperlight-run)");
-    let root = project_root();
-    cmd!(sh, "cargo build --release -p hyperlight-run").run()?;
-    let runner = root.join("target/release/hyperlight-run");
+    // The binary `cargo xtask install` installs.
+    let runner = crate::runner::build_release(sh)?;
     let hello = build_example(sh, "hello")?;
     let bigout = build_example(sh, "bigout")?;
 
@@ -119,6 +118,27 @@ pub(super) fn build_example(sh: &Shell, name: &str) -> Result<PathBuf> {
 /// Builds binary NAME of the guest workspace WORKSPACE in release against the project's
 /// sysroot (built if missing).
 pub(super) fn build_guest(sh: &Shell, workspace: &Path, name: &str) -> Result<PathBuf> {
+    let _env = guest_env(sh, workspace)?;
+    cmd!(sh, "cargo build --release --target {TARGET} --bin {name}")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .run()?;
+    let elf = workspace
+        .join("target")
+        .join(TARGET)
+        .join("release")
+        .join(name);
+    ensure_file(&elf)?;
+    Ok(elf)
+}
+
+/// Enters WORKSPACE with the environment that builds guests against the project's sysroot
+/// (built if missing), until the returned guards are dropped.
+pub(super) fn guest_env<'a>(
+    sh: &'a Shell,
+    workspace: &Path,
+) -> Result<(PushDir<'a>, [PushEnv<'a>; 3])> {
     let toolchain = Toolchain::resolve(sh, None)?;
     let sysroot_dir = sysroot::default_out(&toolchain);
     if !sysroot::target_dir(&sysroot_dir)
@@ -134,24 +154,14 @@ pub(super) fn build_guest(sh: &Shell, workspace: &Path, name: &str) -> Result<Pa
         "--check-cfg=cfg(hyperlight)".into(),
     ]
     .join("\x1f");
-    let _dir = sh.push_dir(workspace);
-    let _env = [
-        sh.push_env("RUSTUP_TOOLCHAIN", &toolchain.name),
-        sh.push_env("RUSTC_BOOTSTRAP", "1"),
-        sh.push_env("CARGO_ENCODED_RUSTFLAGS", rustflags),
-    ];
-    cmd!(sh, "cargo build --release --target {TARGET} --bin {name}")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .run()?;
-    let elf = workspace
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join(name);
-    ensure_file(&elf)?;
-    Ok(elf)
+    Ok((
+        sh.push_dir(workspace),
+        [
+            sh.push_env("RUSTUP_TOOLCHAIN", &toolchain.name),
+            sh.push_env("RUSTC_BOOTSTRAP", "1"),
+            sh.push_env("CARGO_ENCODED_RUSTFLAGS", rustflags),
+        ],
+    ))
 }
 
 fn ensure_file(path: &Path) -> Result<()> {
