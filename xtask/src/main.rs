@@ -94,7 +94,10 @@ enum Command {
         cargo_test_args: Vec<String>,
     },
     /// Measure the project against its performance goals; figures go to BENCHMARKS.md.
-    Bench,
+    Bench {
+        /// Only these sections (sysroot, compat, runner, harness, limits, dist); default all.
+        sections: Vec<String>,
+    },
     /// Run every fuzz target (fuzz/, cargo-fuzz on nightly) for N seconds each; fails on a crash.
     Fuzz {
         /// Seconds per target.
@@ -180,7 +183,7 @@ fn run(cli: Cli) -> Result<()> {
             publish::run(&to, &dir.unwrap_or_else(dist::default_out), force)
         }
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
-        Command::Bench => bench::run(&sh),
+        Command::Bench { sections } => bench::run(&sh, &sections),
         Command::Fuzz { seconds, targets } => fuzz::run(&sh, seconds, &targets),
         Command::Compat { generate: None } => compat::run(&sh),
         Command::Compat {

@@ -13,6 +13,7 @@ use crate::toolchain::project_root;
 
 mod compat;
 mod dist;
+mod harness;
 mod limits;
 pub mod nginx;
 mod runner;
@@ -74,13 +75,20 @@ impl Report {
             .expect("Report::section must come first")
     }
 
-    fn render(&self, command: &str) -> String {
-        let mut out = String::from("# Benchmarks\n\n");
-        let _ = writeln!(out, "Written by `{command}`; every ratio compares figures measured side by side in that run.\n");
+    /// BENCHMARKS.md with this run's sections: those of `previous` (the file as it was) that
+    /// this run did not measure are kept, so measuring one section leaves the others.
+    fn render(&self, previous: &str) -> String {
+        let mut sections: Vec<(String, String)> = previous
+            .split("\n## ")
+            .skip(1)
+            .filter_map(|text| {
+                let title = text.lines().next()?.to_owned();
+                Some((title, format!("## {}\n", text.trim_end())))
+            })
+            .collect();
         for section in &self.sections {
-            let _ = writeln!(
-                out,
-                "## {}\n\n| what | measured | goal | |\n|---|---|---|---|",
+            let mut text = format!(
+                "## {}\n\n| what | measured | goal | |\n|---|---|---|---|\n",
                 section.title
             );
             for row in &section.rows {
@@ -90,15 +98,29 @@ impl Report {
                     None => "",
                 };
                 let _ = writeln!(
-                    out,
+                    text,
                     "| {} | {} | {} | {verdict} |",
                     row.what, row.measured, row.goal
                 );
             }
             for note in &section.notes {
-                let _ = writeln!(out, "\n{note}");
+                let _ = write!(text, "\n{note}\n");
             }
+            match sections
+                .iter_mut()
+                .find(|(title, _)| *title == section.title)
+            {
+                Some(old) => old.1 = text,
+                None => sections.push((section.title.clone(), text)),
+            }
+        }
+        let mut out = String::from(
+            "# Benchmarks\n\nWritten by `cargo xtask bench`; every ratio compares figures measured side by side in \
+             one run of its section.\n",
+        );
+        for (_, text) in sections {
             out.push('\n');
+            out.push_str(&text);
         }
         out
     }
@@ -116,15 +138,39 @@ pub fn median_time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Dur
     Ok(times[times.len() / 2])
 }
 
-pub fn run(sh: &Shell) -> Result<()> {
+/// A section of the report and the function that measures it.
+type Measure = fn(&Shell, &mut Report) -> Result<()>;
+
+const SECTIONS: &[(&str, Measure)] = &[
+    ("sysroot", sysroot::run),
+    ("compat", compat::run),
+    ("runner", runner::run),
+    ("harness", harness::run),
+    ("limits", limits::run),
+    ("dist", dist::run),
+];
+
+/// Measures `only` the named sections (all when empty) and writes BENCHMARKS.md.
+pub fn run(sh: &Shell, only: &[String]) -> Result<()> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !SECTIONS.iter().any(|(section, _)| section == name))
+    {
+        let names: Vec<&str> = SECTIONS.iter().map(|(section, _)| *section).collect();
+        anyhow::bail!(
+            "no benchmark section `{unknown}`; the sections are {}",
+            names.join(", ")
+        );
+    }
     let mut report = Report::default();
-    sysroot::run(sh, &mut report)?;
-    compat::run(sh, &mut report)?;
-    runner::run(sh, &mut report)?;
-    limits::run(sh, &mut report)?;
-    dist::run(sh, &mut report)?;
+    for (name, measure) in SECTIONS {
+        if only.is_empty() || only.iter().any(|wanted| wanted == name) {
+            measure(sh, &mut report)?;
+        }
+    }
     let path = project_root().join("BENCHMARKS.md");
-    std::fs::write(&path, report.render("cargo xtask bench"))?;
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    std::fs::write(&path, report.render(&previous))?;
     eprintln!("\nfigures written to {}", path.display());
     Ok(())
 }
