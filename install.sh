@@ -442,7 +442,7 @@ pick_sysroot() {
         $1 ~ /^sysroots\.[0-9]+\.release$/ { split($1, p, "."); r[p[2]] = $2; if (p[2] + 1 > n) n = p[2] + 1 }
         $1 ~ /^sysroots\.[0-9]+\.commit-hash$/ { split($1, p, "."); h[p[2]] = substr($2, 1, 9) }
         $1 ~ /^sysroots\.[0-9]+\.commit-date$/ { split($1, p, "."); d[p[2]] = $2 }
-        END { for (i = 0; i < n; i++) printf "    rustc %s (%s %s)\n", r[i], h[i], d[i] }
+        END { for (i = 0; i < n; i++) printf "         rustc %s (commit %s, %s)\n", r[i], h[i], d[i] }
     ' "$FLAT")
     _stable=$(awk -F '\t' '$1 ~ /^sysroots\.[0-9]+\.release$/ && $2 ~ /^[0-9]+\.[0-9]+\.[0-9]+$/ { print $2; exit }' "$FLAT")
     {
@@ -458,7 +458,7 @@ pick_sysroot() {
         printf '            ([toolchain] channel = "%s"), then run this installer again with --toolchain %s;\n' \
             "${_stable:-<release>}" "${_stable:-<release>}"
         printf '            or build the sysroot for your own toolchain from a checkout of the project:\n'
-        printf '            cargo xtask install --toolchain <your toolchain>\n'
+        printf '            cargo xtask install --toolchain %s\n' "${TOOLCHAIN:-<your toolchain>}"
     } >&2
     exit "$EXIT_NO_SYSROOT"
 }
@@ -470,16 +470,32 @@ pick_sysroot() {
 # relative to ROOT) named in LISTFILE; the manifest's installed-sha256.
 installed_sha256() {
     _h_root=$1
-    _h_list=$2
-    : >"$WORK/listing"
-    LC_ALL=C sort "$_h_list" >"$WORK/listing.sorted"
-    while IFS= read -r _h_rel; do
-        if [ ! -f "$_h_root/$_h_rel" ]; then
-            printf 'missing\n'
-            return 0
-        fi
-        printf '%s  %s\n' "$(sha256_of "$_h_root/$_h_rel")" "$_h_rel" >>"$WORK/listing"
-    done <"$WORK/listing.sorted"
+    LC_ALL=C sort "$2" >"$WORK/listing.sorted"
+    if [ ! -s "$WORK/listing.sorted" ]; then
+        printf 'empty\n'
+        return 0
+    fi
+    case $SHA256 in
+        sha256sum | shasum)
+            # One process for all files; both print `<sha256>  <path>` lines.
+            set -- sha256sum
+            if [ "$SHA256" = shasum ]; then set -- shasum -a 256; fi
+            if ! (cd "$_h_root" && xargs "$@" <"$WORK/listing.sorted") >"$WORK/listing" 2>/dev/null; then
+                printf 'missing\n'
+                return 0
+            fi
+            ;;
+        *)
+            : >"$WORK/listing"
+            while IFS= read -r _h_rel; do
+                if [ ! -f "$_h_root/$_h_rel" ]; then
+                    printf 'missing\n'
+                    return 0
+                fi
+                printf '%s  %s\n' "$(sha256_of "$_h_root/$_h_rel")" "$_h_rel" >>"$WORK/listing"
+            done <"$WORK/listing.sorted"
+            ;;
+    esac
     sha256_of "$WORK/listing"
 }
 
@@ -621,18 +637,18 @@ install_sysroot() {
     _s_target="$RUSTLIB/$TARGET"
     _s_old="$RUSTLIB/.$TARGET.old"
     _s_new="$RUSTLIB/.$TARGET.new"
-    mkdir "$_s_new" || die "$EXIT_INSTALL" "cannot create $_s_new"
-    while IFS= read -r _s_rel; do
-        _s_dest="$_s_new/${_s_rel#lib/rustlib/"$TARGET"/}"
-        if ! mkdir -p "${_s_dest%/*}" || ! cp "$PAYLOAD/$_s_rel" "$_s_dest" || ! chmod 644 "$_s_dest"; then
-            die "$EXIT_INSTALL" "cannot write $_s_dest"
-        fi
-    done <"$WORK/payload.list"
-    # The staged tree must be exactly what the manifest promised before it replaces anything.
-    sed "s|^lib/rustlib/$TARGET/||" "$WORK/payload.list" >"$WORK/staged.list"
-    _s_staged=$(cd "$_s_new" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
-    if [ "$_s_staged" != "$(LC_ALL=C sort "$WORK/staged.list")" ]; then
-        die "$EXIT_INSTALL" "staging $_s_new did not produce the expected files"
+    # Copy the verified payload as new files (never writing into existing ones), then check that
+    # the staged tree is exactly what the manifest promised before it replaces anything.
+    if ! cp -R "$PAYLOAD/lib/rustlib/$TARGET" "$_s_new" || ! chmod -R u+rwX,go+rX,go-w "$_s_new"; then
+        rm -rf "$_s_new"
+        die "$EXIT_INSTALL" "cannot write $_s_new"
+    fi
+    sed "s|^lib/rustlib/$TARGET/||" "$WORK/payload.list" | LC_ALL=C sort >"$WORK/staged.expected"
+    (cd "$_s_new" && find . ! -type d) | sed 's|^\./||' | LC_ALL=C sort >"$WORK/staged.list"
+    if [ "$(cat "$WORK/staged.list")" != "$(cat "$WORK/staged.expected")" ]; then
+        rm -rf "$_s_new"
+        die "$EXIT_VERIFY" "the sysroot archive holds files its manifest.in does not list (or lacks listed ones)" \
+            "the release is inconsistent; nothing was installed; report it"
     fi
     if [ -d "$_s_target" ]; then
         mv "$_s_target" "$_s_old" || die "$EXIT_INSTALL" "cannot move $_s_target aside"
@@ -672,6 +688,8 @@ $TARGET is ready for rustc $RUSTC_RELEASE. In a guest project, put this in .carg
     RUSTC_BOOTSTRAP = "1"
 
 and pin the toolchain in rust-toolchain.toml. Then \`cargo build\` and \`cargo run\` work as usual.
+The full template, with the settings for C code in official Hyperlight guests:
+    $DIST_SERVER/cargo-config.toml
 EOF
     case :${PATH:-}: in
         *:"$BIN_DIR":*) ;;

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 
 use crate::dist::error::DistError;
 use crate::dist::manifest::{sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
-use crate::dist::INSTALL_SH;
+use crate::dist::EXTRA_FILES;
 
 pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
     let local = Manifest::read_dir(dir)?;
@@ -35,8 +35,10 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
         }
         artifacts.push((name.to_owned(), data));
     }
-    if let Ok(data) = std::fs::read(dir.join(INSTALL_SH)) {
-        artifacts.push((INSTALL_SH.to_owned(), data));
+    for name in EXTRA_FILES {
+        if let Ok(data) = std::fs::read(dir.join(name)) {
+            artifacts.push((name.to_string(), data));
+        }
     }
 
     let mut backend: Box<dyn Backend> = if let Some(spec) = dest.strip_prefix("github:") {

@@ -70,7 +70,8 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     }
     let (a, b) = (hashes(first), hashes(second.path()));
     assert_eq!(a, b, "two dist runs differ");
-    assert_eq!(a.len(), 5, "{a:?}");
+    assert_eq!(a.len(), 6, "{a:?}");
+    assert!(a.contains_key("cargo-config.toml") && a.contains_key("install.sh"));
 
     let manifest = manifest(first);
     assert_eq!(manifest["manifest-version"], "1");

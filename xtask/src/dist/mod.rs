@@ -2,7 +2,7 @@
 //!
 //! - `rust-std-<release>-<commit>-x86_64-hyperlight-none.tar.gz` per toolchain (rust-installer layout),
 //! - `hyperlight-run-<version>-x86_64-unknown-linux-musl.tar.gz` (static, runs on any x86-64 Linux),
-//! - `install.sh`,
+//! - `install.sh` and `cargo-config.toml` (the guest project template),
 //! - `manifest.json` and `manifest.json.sha256` (format: docs/manifest.md).
 
 pub mod component;
@@ -24,6 +24,10 @@ use crate::toolchain::{pinned_toolchain, project_root, Toolchain};
 pub const RUNNER_HOST: &str = "x86_64-unknown-linux-musl";
 pub const RUNNER_PACKAGE: &str = "hyperlight-run";
 pub const INSTALL_SH: &str = "install.sh";
+/// The guest project's `.cargo/config.toml` template, served next to install.sh.
+pub const CARGO_CONFIG: &str = "cargo-config.toml";
+/// Files a release serves besides those the manifest names.
+pub const EXTRA_FILES: &[&str] = &[INSTALL_SH, CARGO_CONFIG];
 
 #[derive(Debug, Default)]
 pub struct DistOptions {
@@ -77,15 +81,19 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         manifest.runner = Some(entry);
     }
     sh.copy_file(project_root().join(INSTALL_SH), out.join(INSTALL_SH))?;
+    sh.copy_file(
+        project_root().join("templates").join(CARGO_CONFIG),
+        out.join(CARGO_CONFIG),
+    )?;
     manifest.write_dir(&out)?;
     eprintln!(
         "dist written to {}: {} sysroot(s){}",
         out.display(),
         manifest.sysroots.len(),
         if manifest.runner.is_some() {
-            ", runner, install.sh, manifest.json"
+            ", runner, install.sh, cargo-config.toml, manifest.json"
         } else {
-            ", install.sh, manifest.json"
+            ", install.sh, cargo-config.toml, manifest.json"
         }
     );
     Ok(())
@@ -96,7 +104,7 @@ fn clean_out(out: &Path) -> Result<()> {
     for entry in std::fs::read_dir(out)? {
         let path = entry?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let ours = name == INSTALL_SH
+        let ours = EXTRA_FILES.contains(&name.as_ref())
             || name == MANIFEST
             || name == MANIFEST_SHA256
             || (name.starts_with("rust-std-") && name.ends_with(".tar.gz"))
