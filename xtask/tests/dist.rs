@@ -178,6 +178,33 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         .output()
         .unwrap();
     assert_success(&output, "cargo xtask dist (nightly)");
+    // The release workflow's merge step: one dist of both, from the two directories.
+    let both = TempDir::new("dist-both");
+    let output = xtask()
+        .arg("dist")
+        .arg("--include")
+        .arg(stable_dist())
+        .arg("--include")
+        .arg(nightly.path())
+        .args(["--no-runner", "--out"])
+        .arg(both.path())
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask dist --include");
+    let included = manifest(both.path());
+    assert_eq!(
+        included["sysroots"].as_array().unwrap().len(),
+        2,
+        "{included}"
+    );
+    assert_eq!(included["runner"], manifest(stable_dist())["runner"]);
+    for file in hashes(both.path()).keys() {
+        if file.ends_with(".tar.gz") {
+            let from = [stable_dist(), nightly.path()].map(|d| d.join(file));
+            assert!(from.iter().any(|f| f.exists()), "{file} came from nowhere");
+        }
+    }
+
     let output = publish(nightly.path());
     assert!(
         text(&output.stderr).contains("keeping 1 other sysroot"),
