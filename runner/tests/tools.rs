@@ -250,26 +250,26 @@ fn doctor_names_a_missing_kvm_and_an_unopenable_one() {
 #[test]
 fn doctor_names_a_missing_guest_config_and_its_fix() {
     let project = TempDir::new("doctor-config");
+    let doctor = || -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+            .arg("doctor")
+            .current_dir(project.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        text(&output.stdout)
+    };
     fs::write(
         project.path().join("Cargo.toml"),
         "[package]\nname = \"bare\"\nversion = \"0.1.0\"\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
-        .arg("doctor")
-        .current_dir(project.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
     let expected = format!(
         "FAIL  guest project {}: no .cargo/config.toml; put the README's guest configuration (templates/cargo-config.toml) into .cargo/config.toml\n",
         project.path().display()
     );
-    assert!(
-        text(&output.stdout).contains(&expected),
-        "{}",
-        text(&output.stdout)
-    );
+    let report = doctor();
+    assert!(report.contains(&expected), "{report}");
 
     fs::create_dir(project.path().join(".cargo")).unwrap();
     fs::write(
@@ -277,10 +277,6 @@ fn doctor_names_a_missing_guest_config_and_its_fix() {
         "[build]\ntarget = \"x86_64-hyperlight-none\"\n",
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
-        .arg("doctor")
-        .current_dir(project.path())
-        .output()
-        .unwrap();
-    assert!(text(&output.stdout).contains("its cargo config lacks runner = \"hyperlight-run\", rustflags with -Zunstable-options, [env] RUSTC_BOOTSTRAP = \"1\" (stable toolchains);"), "{}", text(&output.stdout));
+    let report = doctor();
+    assert!(report.contains("its cargo config lacks runner = \"hyperlight-run\", rustflags with -Zunstable-options, [env] RUSTC_BOOTSTRAP = \"1\" (stable toolchains);"), "{report}");
 }
