@@ -57,7 +57,23 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
         Some(text) => {
             let source = format!("{dest} {MANIFEST}");
             let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
-            Some(Manifest::parse_verified(&text, &sha, &source)?)
+            let existing = Manifest::parse_verified(&text, &sha, &source).map_err(|err| {
+                let reason = match err {
+                    DistError::HashMismatch {
+                        expected, actual, ..
+                    } => format!(
+                        "its sha256 is {actual} but manifest.json.sha256 says {:?}",
+                        expected
+                    ),
+                    DistError::BadManifest { reason, .. } => reason,
+                    other => other.to_string(),
+                };
+                DistError::RemoteManifest {
+                    dest: dest.to_owned(),
+                    reason,
+                }
+            })?;
+            Some(existing)
         }
     };
     for (name, data) in &artifacts {

@@ -265,6 +265,34 @@ fn publish_failure_names_the_file_and_the_status() {
     assert!(stderr.contains("PUT http://"), "{stderr}");
     assert!(stderr.contains(".tar.gz failed: HTTP 500"), "{stderr}");
     assert!(!nginx.www().join("manifest.json").exists());
+
+    // A manifest at the destination that does not match its .sha256 is not merged with.
+    let broken = nginx.www().join("broken");
+    fs::create_dir_all(&broken).unwrap();
+    fs::write(broken.join("manifest.json"), "{}\n").unwrap();
+    fs::write(
+        broken.join("manifest.json.sha256"),
+        format!("{}  manifest.json\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let output = xtask()
+        .args([
+            "publish",
+            "--to",
+            &format!("{}/broken", nginx.url()),
+            "--dir",
+        ])
+        .arg(stable_dist())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("cannot be merged with"), "{stderr}");
+    assert!(stderr.contains("manifest.json.sha256 says"), "{stderr}");
+    assert!(
+        !nginx.access_log().contains("PUT /broken/"),
+        "uploaded although the merge failed"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -53,6 +53,11 @@ pub enum DistError {
     MissingToken {
         repo: String,
     },
+    /// The manifest already at the destination cannot be merged with.
+    RemoteManifest {
+        dest: String,
+        reason: String,
+    },
     /// A GitHub release already has a different file of that name.
     AssetExists {
         name: String,
@@ -132,6 +137,12 @@ impl fmt::Display for DistError {
                 f,
                 "publishing to GitHub needs a token: set GITHUB_TOKEN to a token that may write releases of {repo} \
                  (in a workflow: `permissions: contents: write` and `GITHUB_TOKEN: ${{{{ secrets.GITHUB_TOKEN }}}}`)"
+            ),
+            DistError::RemoteManifest { dest, reason } => write!(
+                f,
+                "the manifest.json already at {dest} cannot be merged with ({reason}); nothing was \
+                 uploaded: if a publish was interrupted, publish that release again, else repair or \
+                 delete manifest.json and manifest.json.sha256 there first"
             ),
             DistError::AssetExists { name, tag } => write!(
                 f,
