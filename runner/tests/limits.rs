@@ -96,6 +96,8 @@ fn help_documents_no_seccomp_and_exit_code_159() {
 // --- memory ---
 
 /// Runs the touch-all guest and returns its peak resident set (wait4's ru_maxrss).
+// The child is reaped by wait4 (which also returns its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn peak_rss_touching_all(memory: &str) -> (u64, std::process::Output) {
     let elf = limits_guest();
     let child = runner()

@@ -44,6 +44,10 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
     seed_corpora(sh, &root.join("fuzz/corpus"))?;
     // One build for all targets; release with debug assertions (cargo-fuzz's default).
     cmd!(sh, "cargo +{NIGHTLY} fuzz build --fuzz-dir fuzz").run()?;
+    // The unpack target writes and removes a tree per input: tmpfs keeps that off the disk.
+    if Path::new("/dev/shm").is_dir() {
+        sh.set_var("FUZZ_SCRATCH", "/dev/shm");
+    }
     let seconds = seconds.to_string();
     let mut failed = Vec::new();
     for target in targets {

@@ -93,6 +93,8 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
 }
 
 /// Runs `command` to completion and returns its peak resident set in bytes and its stdout.
+// The child is reaped by wait4 (which also returns its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn peak_rss(command: &mut Command) -> Result<(u64, String)> {
     let child = command
         .stdin(Stdio::null())
