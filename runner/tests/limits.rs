@@ -15,7 +15,7 @@ use common::*;
 
 const HOOK: &str = "HYPERLIGHT_RUN_TEST_HOOK";
 
-/// Host memory `hyperlight-run` may use beyond `--memory` (docs/abi.md, "Host overhead"):
+/// Host memory `hyperlight-run` may use beyond `--memory` (README, "Running guests"):
 /// the runner's own binary, heap and stacks, the mapped guest ELF and KVM's per-vCPU pages.
 pub const HOST_OVERHEAD: u64 = 16 << 20;
 

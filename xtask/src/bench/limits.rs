@@ -12,7 +12,7 @@ use super::runner::{build_example, build_guest};
 use super::Report;
 use crate::toolchain::project_root;
 
-/// The overhead runner/tests/limits.rs enforces (HOST_OVERHEAD) and docs/abi.md documents.
+/// The overhead runner/tests/limits.rs enforces (HOST_OVERHEAD) and the README documents.
 const OVERHEAD_GOAL: u64 = 16 << 20;
 const RSS_RUNS: usize = 3;
 const SECCOMP_RUNS: usize = 200;
