@@ -21,7 +21,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     // Set-up, not measured: the tool, the project, and our target installed into a temporary
     // copy of the stable toolchain.
     let toolchain = demo::toolchain_with_sysroot(sh, &stable)?;
-    let scratch = demo::scratch_dir("bench-compat");
+    let (scratch, _lock) = demo::scratch_dir("bench-compat")?;
     let official_dir = scratch.join("cargo-hyperlight").join(demo::NAME);
     let plain_dir = scratch.join("plain").join(demo::NAME);
     demo::generate(sh, &official_dir)?;

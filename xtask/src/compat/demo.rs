@@ -94,10 +94,18 @@ pub fn generate(sh: &Shell, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A persistent directory for demo builds, outside the repository: a package inside it would
-/// belong to the repository's workspace. Kept between runs, so repeated runs are incremental.
-pub fn scratch_dir(purpose: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("hyperlight-{purpose}"))
+/// A directory for demo builds outside the repository (a package inside it would belong to
+/// the repository's workspace), kept between runs so that repeated runs are incremental. The
+/// returned lock is held until dropped: two runs at once would delete each other's builds.
+pub fn scratch_dir(purpose: &str) -> Result<(PathBuf, fs::File)> {
+    let dir = std::env::temp_dir().join(format!("hyperlight-{purpose}"));
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lock = fs::File::open(&dir)?;
+    if lock.try_lock().is_err() {
+        eprintln!("waiting for another run using {}", dir.display());
+        lock.lock()?;
+    }
+    Ok((dir, lock))
 }
 
 /// Where a debug build of the demo leaves its ELF.

@@ -23,7 +23,7 @@ const NIGHTLY: &str = "nightly";
 pub fn run(sh: &Shell) -> Result<()> {
     let nightly = Toolchain::resolve(sh, Some(NIGHTLY))?;
     let stable = Toolchain::resolve(sh, None)?;
-    let root = demo::scratch_dir("compat");
+    let (root, _lock) = demo::scratch_dir("compat")?;
     let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
     let target_dir = |kind: &str| root.join(kind).join("target");
 
