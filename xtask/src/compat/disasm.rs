@@ -281,4 +281,44 @@ mod tests {
             "lea    slot(%rbp),%rax"
         );
     }
+
+    fn code(listing: &str) -> Code {
+        Code {
+            sections: vec![".text".into()],
+            bytes: 0,
+            by_name: parse(listing),
+        }
+    }
+
+    const LISTING: &str = "
+0000000000001000 <demo::add>:
+    1000:\tsub    $0x28,%rsp
+    1004:\tmov    %rdi,0x8(%rsp)
+    1009:\tadd    $0x2a,%esi
+    100c:\tcall   2000 <core::panicking::panic::h0123456789abcdef>
+    1011:\tret
+    1012:\tint3
+";
+
+    #[test]
+    fn a_real_difference_names_the_function_and_offset() {
+        let other = LISTING.replace("$0x2a", "$0x2b");
+        let difference = code(LISTING).compare(&code(&other)).unwrap_err();
+        assert_eq!(
+            difference,
+            "function `demo::add` at offset 0x9: `add $0x2a,%esi` vs `add $0x2b,%esi`"
+        );
+    }
+
+    #[test]
+    fn stack_offsets_and_padding_alone_are_reported_not_failed() {
+        let other = LISTING
+            .replace("0x8(%rsp)", "0x10(%rsp)")
+            .replace("1012:\tint3", "1012:\tnop");
+        assert_eq!(
+            code(LISTING).compare(&code(&other)),
+            Ok(vec!["demo::add".to_owned()])
+        );
+        assert_eq!(code(LISTING).compare(&code(LISTING)), Ok(vec![]));
+    }
 }
