@@ -72,7 +72,8 @@ macro_rules! __test_note {
     () => {
         #[used]
         #[unsafe(link_section = ".note.hyperlight-rt-tests")]
-        static __HYPERLIGHT_RT_TESTS: [u8; 28] = *b"\x0e\0\0\0\0\0\0\0\x01\0\0\0hyperlight-rt\0\0\0";
+        static __HYPERLIGHT_RT_TESTS: [u8; 28] =
+            *b"\x0e\0\0\0\0\0\0\0\x01\0\0\0hyperlight-rt\0\0\0";
     };
 }
 
