@@ -464,3 +464,39 @@ fn wget_is_the_fallback_downloader() {
     let log = nginx.access_log();
     assert!(log.contains("GET /wget/rust-std-"), "{log}");
 }
+
+#[test]
+fn other_platforms_are_refused_before_anything_is_touched() {
+    let sandbox = Sandbox::new(&testkit::pinned_toolchain());
+    let before = sandbox.snapshot();
+    for (os, arch, message) in [
+        (
+            "Darwin",
+            "arm64",
+            "only x86-64 Linux is supported (this is Darwin arm64)",
+        ),
+        (
+            "Linux",
+            "aarch64",
+            "only x86-64 Linux is supported (this is Linux aarch64)",
+        ),
+    ] {
+        // A `uname` of another machine first on PATH.
+        let fake_bin = sandbox.dir.path().join(format!("uname-{os}-{arch}"));
+        fs::create_dir_all(&fake_bin).unwrap();
+        let uname = fake_bin.join("uname");
+        fs::write(&uname, format!("#!/bin/sh\ncase \"$1\" in -s) echo {os} ;; -m) echo {arch} ;; *) echo {os} ;; esac\n")).unwrap();
+        fs::set_permissions(&uname, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths(
+            std::iter::once(fake_bin)
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        )
+        .unwrap();
+        let output = sandbox
+            .install_sh(&["-y", "--dist-server", "http://127.0.0.1:9"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert_failure(&output, 3, &[message], &sandbox, &before);
+    }
+}
