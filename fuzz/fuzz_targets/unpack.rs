@@ -58,8 +58,15 @@ fuzz_target!(|data: &[u8]| {
         }
         fs::remove_dir_all(&dest).unwrap();
     }
-    let mut names: Vec<_> = fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
-    assert_eq!(names, ["outside"], "something was written beside the destination");
+    assert_eq!(
+        names,
+        ["outside"],
+        "something was written beside the destination"
+    );
     assert!(fs::read_dir(root.join("outside")).unwrap().next().is_none());
 });
