@@ -175,20 +175,8 @@ fn doctor_names_a_missing_target_and_its_fix() {
 }
 
 fn release_and_commit() -> String {
-    let version = Command::new("rustc")
-        .arg(format!("+{}", pinned_toolchain()))
-        .arg("-vV")
-        .output()
-        .unwrap();
-    let version = text(&version.stdout);
-    let field = |key: &str| {
-        version
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap()
-            .to_owned()
-    };
-    format!("{} ({})", field("release: "), field("commit-hash: "))
+    let field = |key| testkit::rustc_field(&pinned_toolchain(), key);
+    format!("{} ({})", field("release"), field("commit-hash"))
 }
 
 #[test]

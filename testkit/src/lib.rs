@@ -26,6 +26,23 @@ pub fn pinned_toolchain() -> String {
     line.split('"').nth(1).unwrap().to_owned()
 }
 
+/// A field (`release`, `commit-hash`, ...) of `rustc +toolchain -vV`.
+pub fn rustc_field(toolchain: &str, key: &str) -> String {
+    let output = Command::new("rustc")
+        .arg(format!("+{toolchain}"))
+        .arg("-vV")
+        .output()
+        .unwrap();
+    assert_success(&output, "rustc -vV");
+    let version = String::from_utf8(output.stdout).unwrap();
+    let prefix = format!("{key}: ");
+    version
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap()
+        .to_owned()
+}
+
 /// Scratch space for fixtures, under the workspace's target directory.
 pub fn fixture_dir() -> PathBuf {
     project_root().join("target/testkit")

@@ -312,20 +312,8 @@ fn rustc_without_a_prebuilt_sysroot_gets_the_available_ones_and_the_fix() {
     serve_copy(&nginx, stable_dist(), "stable-only");
     let sandbox = Sandbox::new("nightly");
     let before = sandbox.snapshot();
-    let version = sandbox
-        .toolchain
-        .command("rustc")
-        .arg("-vV")
-        .output()
-        .unwrap();
-    let version = text(&version.stdout);
-    let field = |key: &str| {
-        version
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .unwrap()
-            .to_owned()
-    };
+    // The sandbox's toolchain is a copy of nightly: the same compiler.
+    let field = |key| testkit::rustc_field("nightly", key);
     let output = sandbox.run(&[
         "-y",
         "--dist-server",
@@ -338,9 +326,9 @@ fn rustc_without_a_prebuilt_sysroot_gets_the_available_ones_and_the_fix() {
         &[
             &format!(
                 "no prebuilt {TARGET} sysroot for your rustc {}",
-                field("release: ")
+                field("release")
             ),
-            &field("commit-hash: "),
+            &field("commit-hash"),
             &format!("rustc {pinned} ("),
             &format!("channel = \"{pinned}\""),
             "cargo xtask install --toolchain",
