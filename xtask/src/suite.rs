@@ -16,14 +16,35 @@ const NIGHTLY: &str = "nightly";
 const PROGRAMS: &[(&str, &str)] = &[("nginx", "nginx-light"), ("clang", "clang")];
 
 pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
-    for toolchain in [pinned_toolchain()?.as_str(), NIGHTLY] {
-        // Idempotent and quick when present; rust-toolchain.toml covers the pinned one on
-        // rustup ≥ 1.28, this also covers older rustups and nightly.
+    let pinned = pinned_toolchain()?;
+    // Each is idempotent and quick when already present (no download then).
+    if cmd!(sh, "rustc +{NIGHTLY} -V")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
+        cmd!(
+            sh,
+            "rustup toolchain install {NIGHTLY} --profile minimal --component rust-src"
+        )
+        .run()?;
+    }
+    for toolchain in [pinned.as_str(), NIGHTLY] {
         cmd!(sh, "rustup component add rust-src --toolchain {toolchain}")
             .quiet()
             .ignore_stdout()
             .run()?;
     }
+    // The dist tests package the static musl runner.
+    cmd!(
+        sh,
+        "rustup target add x86_64-unknown-linux-musl --toolchain {pinned}"
+    )
+    .quiet()
+    .ignore_stdout()
+    .run()?;
     let missing: Vec<_> = PROGRAMS
         .iter()
         .filter(|(program, _)| !on_path(program))
