@@ -50,18 +50,20 @@ pub fn fixture_dir() -> PathBuf {
 
 /// A sysroot for `toolchain`, built once and reused until its inputs change.
 ///
-/// Test binaries run one after another and their tests in parallel threads, so a lock file
-/// serializes the build across processes and a `OnceLock` across threads.
+/// Its directory is named after the inputs' stamp: guests built against it pass it with
+/// `--sysroot`, so a new sysroot changes their flags and cargo rebuilds them instead of
+/// linking crates compiled against the previous one. Test binaries run one after another and
+/// their tests in parallel threads, so a lock file serializes the build across processes and a
+/// `OnceLock` across threads.
 pub fn sysroot_for(toolchain: &str) -> PathBuf {
-    let dir = fixture_dir().join("sysroot").join(toolchain);
-    fs::create_dir_all(fixture_dir()).unwrap();
+    let parent = fixture_dir().join("sysroot");
+    fs::create_dir_all(&parent).unwrap();
     let lock = File::create(fixture_dir().join(format!("sysroot-{toolchain}.lock"))).unwrap();
     lock.lock().unwrap();
-    let stamp = sysroot_stamp(toolchain);
-    let stamp_file = fixture_dir()
-        .join("sysroot")
-        .join(format!("{toolchain}.stamp"));
-    if fs::read_to_string(&stamp_file).ok().as_deref() != Some(stamp.as_str()) {
+    let name = format!("{toolchain}-{}", sysroot_stamp(toolchain));
+    let dir = parent.join(&name);
+    let complete = parent.join(format!("{name}.complete"));
+    if !complete.exists() {
         let status = Command::new("cargo")
             .current_dir(project_root())
             .args(["xtask", "sysroot", "--toolchain", toolchain, "--out"])
@@ -72,7 +74,17 @@ pub fn sysroot_for(toolchain: &str) -> PathBuf {
             status.success(),
             "cargo xtask sysroot --toolchain {toolchain} failed"
         );
-        fs::write(&stamp_file, stamp).unwrap();
+        fs::write(&complete, "").unwrap();
+        // Sysroots of earlier inputs are of no further use.
+        for entry in fs::read_dir(&parent).unwrap() {
+            let entry_name = entry.unwrap().file_name().into_string().unwrap();
+            let stale =
+                entry_name.starts_with(&format!("{toolchain}-")) && !entry_name.starts_with(&name);
+            if stale {
+                let path = parent.join(&entry_name);
+                let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+            }
+        }
     }
     dir
 }
@@ -110,7 +122,7 @@ fn sysroot_stamp(toolchain: &str) -> String {
     for file in runtime {
         stamp.push_str(&fs::read_to_string(file).unwrap());
     }
-    format!("{:016x}\n", fnv1a(stamp.as_bytes()))
+    format!("{:016x}", fnv1a(stamp.as_bytes()))
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
