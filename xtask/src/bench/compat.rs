@@ -2,12 +2,10 @@
 //! on nightly, which compiles core and alloc from rust-src in every project) against plain cargo
 //! on stable with the installed target.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use xshell::Shell;
 
-use super::{median_time, Report};
+use super::{median, median_time, Report};
 use crate::compat::demo;
 use crate::toolchain::Toolchain;
 
@@ -75,9 +73,4 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         stable.version.release
     ));
     Ok(())
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }

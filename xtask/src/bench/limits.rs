@@ -3,13 +3,13 @@
 //! whole run.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use super::runner::{build_example, build_guest};
-use super::Report;
+use super::{median, time_process, Report};
 use crate::toolchain::project_root;
 
 /// The overhead runner/tests/limits.rs enforces (HOST_OVERHEAD) and the README documents.
@@ -67,8 +67,10 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     let hello = build_example(sh, "hello")?;
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for _ in 0..SECCOMP_RUNS {
-        on.push(time(Command::new(&runner).arg(&hello))?);
-        off.push(time(Command::new(&runner).arg("--no-seccomp").arg(&hello))?);
+        on.push(time_process(Command::new(&runner).arg(&hello))?);
+        off.push(time_process(
+            Command::new(&runner).arg("--no-seccomp").arg(&hello),
+        )?);
     }
     let (on, off) = (median(on), median(off));
     let cost = on.saturating_sub(off);
@@ -120,24 +122,6 @@ fn peak_rss(command: &mut Command) -> Result<(u64, String)> {
     }
     // Linux reports ru_maxrss in KiB.
     Ok((usage.ru_maxrss as u64 * 1024, stdout))
-}
-
-fn time(command: &mut Command) -> Result<Duration> {
-    let started = Instant::now();
-    let status = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    let elapsed = started.elapsed();
-    if !status.success() {
-        bail!("{command:?} failed: {status}");
-    }
-    Ok(elapsed)
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -4,6 +4,7 @@
 //! swings with load), reported as a ratio against its goal, and written to BENCHMARKS.md.
 
 use std::fmt::Write as _;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -134,8 +135,26 @@ pub fn median_time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Dur
         f()?;
         times.push(start.elapsed());
     }
-    times.sort();
-    Ok(times[times.len() / 2])
+    Ok(median(times))
+}
+
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// The wall time of one run of `command`, its output discarded; failing if it fails.
+pub fn time_process(command: &mut Command) -> Result<Duration> {
+    let started = Instant::now();
+    let status = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    let elapsed = started.elapsed();
+    if !status.success() {
+        anyhow::bail!("{command:?} failed: {status}");
+    }
+    Ok(elapsed)
 }
 
 /// A section of the report and the function that measures it.

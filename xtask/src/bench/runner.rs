@@ -2,13 +2,13 @@
 //! boot-to-exit, and guest stdout throughput.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, PushDir, PushEnv, Shell};
 
-use super::Report;
+use super::{median, time_process, Report};
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain, TARGET};
 
@@ -31,10 +31,10 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     // Whole process, alternating so that load changes hit both alike.
     let (mut baseline, mut guest) = (Vec::new(), Vec::new());
     for _ in 0..PROCESS_RUNS {
-        baseline.push(time_process(Command::new("/bin/true"))?);
+        baseline.push(time_process(&mut Command::new("/bin/true"))?);
         let mut command = Command::new(&runner);
         command.arg(&hello);
-        guest.push(time_process(command)?);
+        guest.push(time_process(&mut command)?);
     }
     let (baseline, guest) = (median(baseline), median(guest));
     let ratio = guest.as_secs_f64() / baseline.as_secs_f64();
@@ -66,7 +66,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     for _ in 0..THROUGHPUT_RUNS {
         let mut command = Command::new(&runner);
         command.arg(&bigout).arg(THROUGHPUT_BYTES.to_string());
-        times.push(time_process(command)?);
+        times.push(time_process(&mut command)?);
     }
     let time = median(times);
     let mib_s = (THROUGHPUT_BYTES as f64 / (1 << 20) as f64) / time.as_secs_f64();
@@ -90,24 +90,6 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
 
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time_process(mut command: Command) -> Result<Duration> {
-    let started = Instant::now();
-    let status = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    let elapsed = started.elapsed();
-    if !status.success() {
-        bail!("{command:?} failed: {status}");
-    }
-    Ok(elapsed)
 }
 
 /// Builds examples/NAME in release against the project's sysroot (built if missing).

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use xshell::{cmd, Shell};
 
-use super::{median_time, Report};
+use super::{median, median_time, Report};
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain, TARGET};
 
@@ -45,9 +45,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
             cold_build(sh, &crate_dir, &target_dir, "x86_64-unknown-none", None)
         })?);
     }
-    ours.sort();
-    builtin.sort();
-    let (ours, builtin) = (ours[COLD_BUILD_RUNS / 2], builtin[COLD_BUILD_RUNS / 2]);
+    let (ours, builtin) = (median(ours), median(builtin));
     let ratio = ours.as_secs_f64() / builtin.as_secs_f64();
     report.row(
         "cold `cargo build` of tests/nostd-alloc: x86_64-hyperlight-none / x86_64-unknown-none",
