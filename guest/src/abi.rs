@@ -15,7 +15,7 @@ pub const BOOT_INFO_ADDR: u64 = 0x10_0000;
 pub const BOOT_INFO_END: u64 = 0x1f_0000;
 /// The guest's stdout buffer, writable by the guest: a little-endian `u64` count of pending
 /// bytes followed by the bytes. The runtime flushes it with [`port::WRITE`]; when the guest
-/// crashes or times out, the runner writes out what is pending, so no output is lost.
+/// ends (exits, crashes or times out), the runner writes out what is pending.
 pub const STDOUT_BUFFER_ADDR: u64 = 0x1f_0000;
 pub const STDOUT_BUFFER_SIZE: u64 = 0x1_0000;
 /// Load address of the guest image (its lowest PT_LOAD segment's page).
@@ -27,7 +27,8 @@ pub const BOOT_MAGIC: u64 = u64::from_le_bytes(*b"HLBOOT01");
 /// Hypercalls are `out` instructions to these ports; arguments in `rdi`, `rsi`, `rdx`,
 /// result (if any) in `rax`.
 pub mod port {
-    /// Ends the guest. `rdi` = exit code (the low 8 bits are the process exit status).
+    /// Ends the guest. `rdi` = exit code (the low 8 bits are the process exit status). The
+    /// runner first writes out the bytes pending in the stdout buffer.
     pub const EXIT: u16 = 0x10;
     /// Writes `rdx` bytes at guest address `rsi` to stream `rdi` (1 = stdout, 2 = stderr).
     /// Returns the number of bytes written (always all of them) in `rax`.

@@ -1,9 +1,9 @@
 //! Guest stdout and stderr.
 //!
 //! Every hypercall is a VM exit (microseconds), so output is batched: stdout collects into a
-//! buffer flushed when full, at exit, before anything goes to stderr (so the two streams keep
-//! their relative order) and at each newline when the host's stdout is a terminal. Each
-//! `eprint!` is sent as one write at its end.
+//! buffer flushed when full, before anything goes to stderr (so the two streams keep their
+//! relative order) and at each newline when the host's stdout is a terminal; at exit the
+//! runner writes what is left. Each `eprint!` is sent as one write at its end.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use crate::abi::stream;
 use crate::hypercall;
 
 /// The buffer lives in memory the runner knows about (see [`crate::abi::STDOUT_BUFFER_ADDR`]),
-/// so output still pending when the guest crashes or times out is written out by the runner.
+/// so output still pending when the guest ends is written out by the runner.
 #[repr(C)]
 struct StdoutBuffer {
     len: u64,

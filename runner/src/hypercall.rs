@@ -46,7 +46,7 @@ pub struct Context<'a> {
 /// Handles an `out` to `port`, reading arguments from (and writing results to) `regs`.
 pub fn handle(port: u16, regs: &mut kvm_regs, context: &mut Context<'_>) -> Action {
     match port {
-        port::EXIT => Action::Exit(regs.rdi as u32 as i32),
+        port::EXIT => exit(regs.rdi as u32 as i32, context),
         port::WRITE => write(regs, context),
         port::CLOCK => match read_clock(regs.rdi, context.started) {
             Some(nanos) => {
@@ -66,6 +66,25 @@ pub fn handle(port: u16, regs: &mut kvm_regs, context: &mut Context<'_>) -> Acti
     }
 }
 
+/// The runtime leaves stdout's last bytes in the buffer for the runner to write, which saves
+/// the guest a VM exit.
+fn exit(code: i32, context: &mut Context<'_>) -> Action {
+    let pending = crate::boot::pending_stdout(context.memory);
+    after_output(
+        context.output.write(Stream::Stdout, pending),
+        Action::Exit(code),
+    )
+}
+
+/// `then` once output went out; a reader that went away (EPIPE) ends the run quietly.
+fn after_output(written: io::Result<()>, then: Action) -> Action {
+    match written {
+        Ok(()) => then,
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Action::OutputClosed,
+        Err(err) => Action::HostError(err),
+    }
+}
+
 fn write(regs: &mut kvm_regs, context: &mut Context<'_>) -> Action {
     let (fd, addr, len) = (regs.rdi, regs.rsi, regs.rdx);
     let stream = match fd {
@@ -78,14 +97,8 @@ fn write(regs: &mut kvm_regs, context: &mut Context<'_>) -> Action {
             "write hypercall with a buffer outside guest memory (address {addr:#x}, length {len:#x})"
         ));
     };
-    match context.output.write(stream, bytes) {
-        Ok(()) => {
-            regs.rax = len;
-            Action::Resume
-        }
-        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Action::OutputClosed,
-        Err(err) => Action::HostError(err),
-    }
+    regs.rax = len;
+    after_output(context.output.write(stream, bytes), Action::Resume)
 }
 
 /// Guest bytes a hypercall may read: inside guest memory and not in the null page.

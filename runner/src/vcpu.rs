@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{kvm_segment, kvm_userspace_memory_region};
+use kvm_bindings::{
+    kvm_enable_cap, kvm_segment, kvm_sregs, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP,
+};
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
 use crate::fault::Crash;
@@ -56,6 +58,7 @@ pub fn open_kvm(device: &Path) -> Result<Kvm, String> {
         (Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
         (Cap::ImmediateExit, "KVM_CAP_IMMEDIATE_EXIT"),
         (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+        (Cap::SplitIrqchip, "KVM_CAP_SPLIT_IRQCHIP"),
     ] {
         if !kvm.check_extension(cap) {
             return Err(format!(
@@ -81,6 +84,16 @@ impl Vm {
     /// Creates the VM over `memory` (already filled) and points the vCPU at `entry`.
     pub fn new(kvm: &Kvm, memory: GuestMemory, map: &MemoryMap, entry: u64) -> Result<Vm, String> {
         let vm = kvm.create_vm().map_err(kvm_error("KVM_CREATE_VM"))?;
+        // The local APIC is emulated in the kernel (a "split" irqchip, without the PIC and
+        // IOAPIC no guest uses): for a vCPU without one, KVM flips a kernel-wide static key
+        // on creation and again on destruction, and each flip patches kernel code on every
+        // CPU, which costs more than creating the vCPU.
+        let split_irqchip = kvm_enable_cap {
+            cap: KVM_CAP_SPLIT_IRQCHIP,
+            ..Default::default()
+        };
+        vm.enable_cap(&split_irqchip)
+            .map_err(kvm_error("KVM_ENABLE_CAP(KVM_CAP_SPLIT_IRQCHIP)"))?;
         let region = kvm_userspace_memory_region {
             slot: 0,
             flags: 0,
@@ -93,7 +106,12 @@ impl Vm {
             .map_err(kvm_error("KVM_SET_USER_MEMORY_REGION"))?;
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_error("KVM_CREATE_VCPU"))?;
 
-        let mut sregs = vcpu.get_sregs().map_err(kvm_error("KVM_GET_SREGS"))?;
+        // Every field is set here, so the vCPU's reset state need not be read first.
+        let mut sregs = kvm_sregs {
+            // The reset value: xAPIC enabled at its usual address, this vCPU the bootstrap one.
+            apic_base: 0xfee0_0000 | (1 << 11) | (1 << 8),
+            ..Default::default()
+        };
         let code = kvm_segment {
             base: 0,
             limit: 0xffff_ffff,
