@@ -619,6 +619,9 @@ unpack_sysroot() {
         die "$EXIT_VERIFY" "$2 does not contain the $COMPONENT component"
     fi
     PAYLOAD="$_u_pkg/$COMPONENT"
+    if [ ! -f "$PAYLOAD/manifest.in" ]; then
+        die "$EXIT_VERIFY" "$2 has no $COMPONENT/manifest.in, so it is not a rust-installer package"
+    fi
     : >"$WORK/payload.list"
     while IFS= read -r _u_line; do
         case $_u_line in
