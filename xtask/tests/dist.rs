@@ -11,8 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use support::nginx::Nginx;
-use support::{dist_into, manifest, sha256, stable_dist, text, xtask, COMPONENT};
+use support::{dist_into, manifest, server, sha256, stable_dist, text, xtask, COMPONENT};
 use testkit::{assert_success, TempDir};
 
 fn hashes(dir: &Path) -> BTreeMap<String, String> {
@@ -154,8 +153,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
 
 #[test]
 fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
-    let dir = TempDir::new("nginx");
-    let nginx = Nginx::start(dir.path()).unwrap();
+    let (_dir, nginx) = server();
     let dest = format!("{}/merge", nginx.url());
     let publish = |from: &Path| {
         let output = xtask()
@@ -246,22 +244,21 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     assert!(puts[puts.len() - 2].contains("manifest.json "), "{puts:?}");
 }
 
-#[test]
-fn publish_failure_names_the_file_and_the_status() {
-    let dir = TempDir::new("nginx");
-    let nginx = Nginx::start(dir.path()).unwrap();
+/// `cargo xtask publish` of the stable dist to `dest`, which must fail; returns its stderr.
+fn failing_publish(dest: &str) -> String {
     let output = xtask()
-        .args([
-            "publish",
-            "--to",
-            &format!("{}/tar500", nginx.url()),
-            "--dir",
-        ])
+        .args(["publish", "--to", dest, "--dir"])
         .arg(stable_dist())
         .output()
         .unwrap();
     assert!(!output.status.success());
-    let stderr = text(&output.stderr);
+    text(&output.stderr)
+}
+
+#[test]
+fn publish_failure_names_the_file_and_the_status() {
+    let (_dir, nginx) = server();
+    let stderr = failing_publish(&format!("{}/tar500", nginx.url()));
     assert!(stderr.contains("PUT http://"), "{stderr}");
     assert!(stderr.contains(".tar.gz failed: HTTP 500"), "{stderr}");
     assert!(!nginx.www().join("manifest.json").exists());
@@ -275,18 +272,7 @@ fn publish_failure_names_the_file_and_the_status() {
         format!("{}  manifest.json\n", "0".repeat(64)),
     )
     .unwrap();
-    let output = xtask()
-        .args([
-            "publish",
-            "--to",
-            &format!("{}/broken", nginx.url()),
-            "--dir",
-        ])
-        .arg(stable_dist())
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = text(&output.stderr);
+    let stderr = failing_publish(&format!("{}/broken", nginx.url()));
     assert!(stderr.contains("cannot be merged with"), "{stderr}");
     assert!(stderr.contains("manifest.json.sha256 says"), "{stderr}");
     assert!(

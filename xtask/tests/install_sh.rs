@@ -11,22 +11,15 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::nginx::Nginx;
 use support::{
-    assert_failure, manifest, replace_file, serve_copy, stable_dist, sysroot_tarball, text, xtask,
-    Sandbox, COMPONENT,
+    assert_failure, assert_install_fails, manifest, replace_file, serve_copy, server, stable_dist,
+    sysroot_tarball, text, xtask, Sandbox, COMPONENT,
 };
-use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TARGET};
+use testkit::{assert_success, pinned_toolchain, project_root, TARGET};
 
 const EXIT_NO_SYSROOT: i32 = 5;
 const EXIT_DOWNLOAD: i32 = 6;
 const EXIT_VERIFY: i32 = 7;
-
-fn server() -> (TempDir, Nginx) {
-    let dir = TempDir::new("nginx");
-    let nginx = Nginx::start(dir.path()).unwrap();
-    (dir, nginx)
-}
 
 /// The real toolchain's install records, to show the tests never touch it.
 fn real_records() -> (String, bool) {
@@ -187,22 +180,15 @@ fn corrupted_tarball_names_file_and_both_hashes() {
         .unwrap()
         .to_owned();
     let actual = support::sha256(&bytes);
-
-    let sandbox = Sandbox::new(&pinned_toolchain());
-    sandbox.fake_previous_install();
-    let before = sandbox.snapshot();
-    let output = sandbox.run(&[
-        "-y",
-        "-q",
-        "--dist-server",
-        &format!("{}/corrupt", nginx.url()),
-    ]);
-    assert_failure(
-        &output,
+    assert_install_fails(
+        &[
+            "-y",
+            "-q",
+            "--dist-server",
+            &format!("{}/corrupt", nginx.url()),
+        ],
         EXIT_VERIFY,
         &[&tarball, &expected, &actual, "corrupt"],
-        &sandbox,
-        &before,
     );
 }
 
@@ -213,25 +199,18 @@ fn manifest_not_matching_its_sha256_is_refused() {
     let mut json = fs::read(served.join("manifest.json")).unwrap();
     json.extend_from_slice(b" ");
     replace_file(&served.join("manifest.json"), &json);
-
-    let sandbox = Sandbox::new(&pinned_toolchain());
-    sandbox.fake_previous_install();
-    let before = sandbox.snapshot();
-    let output = sandbox.run(&[
-        "-y",
-        "--dist-server",
-        &format!("{}/badmanifest", nginx.url()),
-    ]);
-    assert_failure(
-        &output,
+    assert_install_fails(
+        &[
+            "-y",
+            "--dist-server",
+            &format!("{}/badmanifest", nginx.url()),
+        ],
         EXIT_VERIFY,
         &[
             "manifest.json",
             "does not match manifest.json.sha256",
             &support::sha256(&json),
         ],
-        &sandbox,
-        &before,
     );
 }
 
@@ -242,26 +221,16 @@ fn http_404_is_reported_with_the_url() {
     let served = serve_copy(&nginx, dist, "missing");
     let tarball = sysroot_tarball(dist);
     fs::remove_file(served.join(&tarball)).unwrap();
-
-    let sandbox = Sandbox::new(&pinned_toolchain());
-    sandbox.fake_previous_install();
-    let before = sandbox.snapshot();
-    let output = sandbox.run(&["-y", "--dist-server", &format!("{}/missing", nginx.url())]);
-    assert_failure(
-        &output,
+    assert_install_fails(
+        &["-y", "--dist-server", &format!("{}/missing", nginx.url())],
         EXIT_DOWNLOAD,
         &[&format!("{}/missing/{tarball}", nginx.url()), "HTTP 404"],
-        &sandbox,
-        &before,
     );
     // A dist server with nothing at all fails on the manifest, the same way.
-    let output = sandbox.run(&["-y", "--dist-server", &format!("{}/nothing", nginx.url())]);
-    assert_failure(
-        &output,
+    assert_install_fails(
+        &["-y", "--dist-server", &format!("{}/nothing", nginx.url())],
         EXIT_DOWNLOAD,
         &["manifest.json failed: HTTP 404"],
-        &sandbox,
-        &before,
     );
 }
 
@@ -270,17 +239,11 @@ fn http_500_is_reported_as_a_server_error() {
     let (_dir, nginx) = server();
     let dist = stable_dist();
     serve_copy(&nginx, dist, "");
-    let sandbox = Sandbox::new(&pinned_toolchain());
-    sandbox.fake_previous_install();
-    let before = sandbox.snapshot();
     // nginx answers 500 for every tarball under /tar500/ and serves the manifest normally.
-    let output = sandbox.run(&["-y", "--dist-server", &format!("{}/tar500", nginx.url())]);
-    assert_failure(
-        &output,
+    assert_install_fails(
+        &["-y", "--dist-server", &format!("{}/tar500", nginx.url())],
         EXIT_DOWNLOAD,
         &[&sysroot_tarball(dist), "HTTP 500", "server error"],
-        &sandbox,
-        &before,
     );
 }
 
@@ -292,17 +255,10 @@ fn truncated_download_is_refused() {
     let tarball = sysroot_tarball(dist);
     let bytes = fs::read(served.join(&tarball)).unwrap();
     replace_file(&served.join(&tarball), &bytes[..bytes.len() / 3]);
-
-    let sandbox = Sandbox::new(&pinned_toolchain());
-    sandbox.fake_previous_install();
-    let before = sandbox.snapshot();
-    let output = sandbox.run(&["-y", "--dist-server", &format!("{}/truncated", nginx.url())]);
-    assert_failure(
-        &output,
+    assert_install_fails(
+        &["-y", "--dist-server", &format!("{}/truncated", nginx.url())],
         EXIT_DOWNLOAD,
         &[&tarball, "truncated", &format!("expected {}", bytes.len())],
-        &sandbox,
-        &before,
     );
 }
 

@@ -13,18 +13,12 @@ use std::process::{Command, Output};
 
 use support::nginx::Nginx;
 use support::{
-    assert_failure, manifest, replace_file, serve_copy, sha256, stable_dist, sysroot_tarball, text,
-    Sandbox, COMPONENT,
+    assert_install_fails, manifest, replace_file, serve_copy, server, sha256, stable_dist,
+    sysroot_tarball, text, Sandbox, COMPONENT,
 };
-use testkit::{assert_success, pinned_toolchain, TempDir, TARGET};
+use testkit::{assert_success, pinned_toolchain, TARGET};
 
 const EXIT_VERIFY: i32 = 7;
-
-fn server() -> (TempDir, Nginx) {
-    let dir = TempDir::new("nginx");
-    let nginx = Nginx::start(dir.path()).unwrap();
-    (dir, nginx)
-}
 
 /// A small tar.gz: the package's `components` file plus one member written with a raw header,
 /// so tar's own name checks cannot stop us from making it hostile.
@@ -125,21 +119,15 @@ fn archive_members_escaping_the_unpack_directory_are_refused() {
     for (label, member, kind, link, reason) in cases {
         let bytes = hostile_tarball(&package, &member, kind, link);
         serve_with_sysroot(&nginx, label, &bytes);
-        let sandbox = Sandbox::new(&pinned_toolchain());
-        sandbox.fake_previous_install();
-        let before = sandbox.snapshot();
-        let output = sandbox.run(&[
-            "-y",
-            "-q",
-            "--dist-server",
-            &format!("{}/{label}", nginx.url()),
-        ]);
-        assert_failure(
-            &output,
+        let sandbox = assert_install_fails(
+            &[
+                "-y",
+                "-q",
+                "--dist-server",
+                &format!("{}/{label}", nginx.url()),
+            ],
             EXIT_VERIFY,
             &[reason, "nothing was installed"],
-            &sandbox,
-            &before,
         );
         assert!(
             !Path::new("/tmp/hyperlight-evil").exists(),

@@ -81,6 +81,13 @@ pub fn sysroot_tarball(dir: &Path) -> String {
         .to_owned()
 }
 
+/// A real nginx on 127.0.0.1, serving from a temporary directory (kept with it).
+pub fn server() -> (TempDir, nginx::Nginx) {
+    let dir = TempDir::new("nginx");
+    let nginx = nginx::Nginx::start(dir.path()).unwrap();
+    (dir, nginx)
+}
+
 /// Serves a copy of `dist` (hard links) at `<nginx>/<name>/`, returning its directory.
 pub fn serve_copy(server: &nginx::Nginx, dist: &Path, name: &str) -> PathBuf {
     let dir = server.www().join(name);
@@ -241,6 +248,17 @@ pub fn assert_failure(
         sandbox.snapshot() == *before,
         "the toolchain changed although install.sh failed:\n{stderr}"
     );
+}
+
+/// Runs install.sh with `args` in a fresh sandbox of the pinned toolchain that holds a previous
+/// install, and asserts the run fails as [`assert_failure`] describes. Returns the sandbox.
+pub fn assert_install_fails(args: &[&str], code: i32, fragments: &[&str]) -> Sandbox {
+    let sandbox = Sandbox::new(&testkit::pinned_toolchain());
+    sandbox.fake_previous_install();
+    let before = sandbox.snapshot();
+    let output = sandbox.run(args);
+    assert_failure(&output, code, fragments, &sandbox, &before);
+    sandbox
 }
 
 /// The files of the shared test sysroot's target directory, as install records name them
