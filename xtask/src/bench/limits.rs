@@ -92,8 +92,8 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          overhead is the runner itself (binary, heap, KVM's vCPU pages, the mapped guest ELF). \
          Seccomp: median of {SECCOMP_RUNS} runs each, alternated; the filter is compiled and \
          installed once per process after the VM is built. Its cost is that one seccomp(2) \
-         call (the kernel validates the 207-instruction program and precomputes its per-syscall \
-         action cache: ≈ 0.3 ms under `strace -T` here); the run loop is not slower with it \
+         call: the kernel checks the 197-instruction program, converts it to eBPF and \
+         JIT-compiles it (most of the call in a `perf` profile), ≈ 0.3 ms here; the run loop is not slower with it \
          (a guest touching all of 64 MiB takes the same time either way)."
     ));
     Ok(())
