@@ -338,6 +338,9 @@ flatten_json() {
         while (pos <= n) {
             c = substr(s, pos, 1)
             if (c == "\"") { pos++; return out }
+            # JSON has no raw control characters in strings; a newline or tab would also
+            # break the path<TAB>value lines this prints.
+            if (c ~ /[\001-\037]/) fail("control character in a string")
             if (c == "\\") {
                 e = substr(s, pos + 1, 1)
                 if (e == "u") { out = out "?"; pos += 6; continue }
@@ -364,7 +367,11 @@ flatten_json() {
                 key = str(); ws()
                 if (substr(s, pos, 1) != ":") fail("expected :")
                 pos++
-                value(path == "" ? key : path "." key)
+                # A repeated key would make readers disagree on which value counts.
+                key = path == "" ? key : path "." key
+                if (key in seen) fail("duplicate key " key)
+                seen[key] = 1
+                value(key)
                 ws(); c = substr(s, pos, 1); pos++
                 if (c == "}") return
                 if (c != ",") fail("expected , or }")

@@ -18,8 +18,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use support::COMPONENT;
-use testkit::{project_root, TempDir};
+use support::{install_sh_functions, mutation_cases, Rng, COMPONENT};
+use testkit::TempDir;
 use xtask::unpack::{unpack_tar_gz, Limits, UnpackError};
 
 const DEFAULT_CASES: usize = 2000;
@@ -27,26 +27,6 @@ const PACKAGE: &str = "rust-std-1.95.0-x86_64-hyperlight-none";
 /// Absolute names the mutator writes point below here; it must never come into existence.
 const ABSOLUTE_CANARY: &str = "/tmp/hyperlight-mutation-canary";
 const BLOCK: usize = 512;
-
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// The uncompressed seeds: a release-shaped archive, one with a GNU long name and one with a
 /// pax path record, so the mutations reach all three ways tar spells a name.
@@ -214,17 +194,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-/// install.sh's functions without its last line (`main "$@" || exit 1`), to call one alone.
-fn install_sh_functions(dir: &Path) -> std::path::PathBuf {
-    let script = fs::read_to_string(project_root().join("install.sh")).unwrap();
-    let body = script
-        .strip_suffix("main \"$@\" || exit 1\n")
-        .expect("install.sh ends with `main \"$@\" || exit 1`");
-    let path = dir.join("install-functions.sh");
-    fs::write(&path, body).unwrap();
-    path
-}
-
 /// Everything below `root` is a plain file (one link) or a directory; returns the offenders.
 fn unsafe_entries(root: &Path) -> Vec<String> {
     let mut offenders = Vec::new();
@@ -262,10 +231,7 @@ fn must_be_refused(err: &UnpackError) -> bool {
 
 #[test]
 fn install_sh_unpacks_only_plain_files_inside_its_directory() {
-    let cases: usize = std::env::var("INSTALL_SH_MUTATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
+    let cases = mutation_cases("INSTALL_SH_MUTATIONS", DEFAULT_CASES);
     let dir = TempDir::new("archive-mutations");
     let functions = install_sh_functions(dir.path());
     let seeds = seeds();

@@ -91,8 +91,10 @@ impl Manifest {
                 version: version.to_owned(),
             });
         }
+        // From the text again, not from `value`: that would keep the last of a repeated key
+        // silently, where the derived parser refuses it (install.sh does too).
         let manifest: Manifest =
-            serde_json::from_value(value).map_err(|err| DistError::BadManifest {
+            serde_json::from_slice(text).map_err(|err| DistError::BadManifest {
                 source: source.to_owned(),
                 reason: err.to_string(),
             })?;
@@ -307,6 +309,12 @@ mod tests {
         let evil = json.replace("rust-std-1.95.0", "../rust-std-1.95.0");
         assert!(matches!(
             Manifest::parse(evil.as_bytes(), "m").unwrap_err(),
+            DistError::BadManifest { .. }
+        ));
+        // A repeated key: install.sh would read the first, serde_json's Value the last.
+        let repeated = json.replacen("\"url\": ", "\"url\": \"other.tar.gz\", \"url\": ", 1);
+        assert!(matches!(
+            Manifest::parse(repeated.as_bytes(), "m").unwrap_err(),
             DistError::BadManifest { .. }
         ));
     }

@@ -284,3 +284,43 @@ pub fn sysroot_files() -> Vec<String> {
     files.sort();
     files
 }
+
+/// xorshift64*: deterministic, dependency-free randomness for the mutation tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// install.sh without its last line (`main "$@" || exit 1`), written into `dir`, so that a
+/// shell can source it and call one of its functions alone.
+pub fn install_sh_functions(dir: &Path) -> PathBuf {
+    let script = fs::read_to_string(project_root().join("install.sh")).unwrap();
+    let body = script
+        .strip_suffix("main \"$@\" || exit 1\n")
+        .expect("install.sh ends with `main \"$@\" || exit 1`");
+    let path = dir.join("install-functions.sh");
+    fs::write(&path, body).unwrap();
+    path
+}
+
+/// The number of mutated cases a mutation test runs: `$VAR`, else `default`.
+pub fn mutation_cases(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
