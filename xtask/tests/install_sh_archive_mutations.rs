@@ -16,9 +16,9 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
-use support::{install_sh_functions, mutation_cases, Rng, COMPONENT};
+use support::{mutation_cases, run_cases_in_two_shells, Rng, COMPONENT};
 use testkit::TempDir;
 use xtask::unpack::{unpack_tar_gz, Limits, UnpackError};
 
@@ -233,7 +233,6 @@ fn must_be_refused(err: &UnpackError) -> bool {
 fn install_sh_unpacks_only_plain_files_inside_its_directory() {
     let cases = mutation_cases("INSTALL_SH_MUTATIONS", DEFAULT_CASES);
     let dir = TempDir::new("archive-mutations");
-    let functions = install_sh_functions(dir.path());
     let seeds = seeds();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut rust_verdicts = Vec::with_capacity(cases);
@@ -252,11 +251,9 @@ fn install_sh_unpacks_only_plain_files_inside_its_directory() {
         rust_verdicts.push(verdict);
     }
 
-    // Two shells (even and odd cases) run the cases; each case runs in a subshell, as
-    // install.sh's `die` exits.
+    // Each case in a subshell, as install.sh's `die` exits.
     let script = r#"
-        . "$1"
-        for case_dir in "$2"/case-*$4; do
+        for case_dir in "$1"/case-*$2; do
             (
                 WORK="$case_dir/work"
                 mkdir "$WORK"
@@ -265,21 +262,8 @@ fn install_sh_unpacks_only_plain_files_inside_its_directory() {
             echo $? >"$case_dir/status"
         done
     "#;
-    let shells: Vec<_> = ["[02468]", "[13579]"]
-        .into_iter()
-        .map(|digits| {
-            Command::new("sh")
-                .args(["-c", script, "sh"])
-                .arg(&functions)
-                .arg(dir.path())
-                .args([PACKAGE, digits])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut shell in shells {
-        assert!(shell.wait().unwrap().success());
-    }
+    let limit = Duration::from_secs(60 + cases as u64 / 10);
+    run_cases_in_two_shells(script, dir.path(), &[PACKAGE], limit);
 
     let mut refused = 0;
     for (case, verdict) in rust_verdicts.iter().enumerate() {

@@ -17,6 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use testkit::{assert_success, fixture_dir, project_root, TempDir, TempToolchain};
 
@@ -307,7 +308,7 @@ impl Rng {
 
 /// install.sh without its last line (`main "$@" || exit 1`), written into `dir`, so that a
 /// shell can source it and call one of its functions alone.
-pub fn install_sh_functions(dir: &Path) -> PathBuf {
+fn install_sh_functions(dir: &Path) -> PathBuf {
     let script = fs::read_to_string(project_root().join("install.sh")).unwrap();
     let body = script
         .strip_suffix("main \"$@\" || exit 1\n")
@@ -323,4 +324,39 @@ pub fn mutation_cases(var: &str, default: usize) -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
+}
+
+/// Runs `script` in two `sh` processes at once, with install.sh's functions sourced first:
+/// `$1` is the directory of the cases and `$2` a glob matching the last digit of the case
+/// names each shell takes (even or odd), then `args`. Fails the test if the shells do not
+/// finish within `limit` (an endless loop in install.sh on some input) or one fails.
+pub fn run_cases_in_two_shells(script: &str, cases_dir: &Path, args: &[&str], limit: Duration) {
+    let functions = install_sh_functions(cases_dir);
+    let script = format!(". '{}'\n{script}", functions.display());
+    let mut shells: Vec<_> = ["[02468]", "[13579]"]
+        .into_iter()
+        .map(|digits| {
+            Command::new("sh")
+                .args(["-c", &script, "sh"])
+                .arg(cases_dir)
+                .arg(digits)
+                .args(args)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let deadline = Instant::now() + limit;
+    for shell in &mut shells {
+        loop {
+            if let Some(status) = shell.try_wait().unwrap() {
+                assert!(status.success(), "a case shell failed: {status}");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = shell.kill();
+                panic!("install.sh did not get through the cases in {limit:?}: one makes it loop");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
