@@ -316,8 +316,10 @@ pub fn run(
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
     // kernel-wide switches on instead of patching kernel code for each new VM. A thread that
     // runs guest after guest (`cargo test`, `--repeat`) therefore tears each VM down after the
-    // next one has run; the last one goes with the thread (or the process).
-    PREVIOUS_VM.with(|previous| drop(previous.replace(Some(vm))));
+    // next one has run; the last one goes with the thread (or the process). Its memory goes
+    // back to the host right away.
+    let retired = vm.retire();
+    PREVIOUS_VM.with(|previous| drop(previous.replace(Some(retired))));
     Ok(Report {
         outcome,
         boot_to_exit,
@@ -325,7 +327,7 @@ pub fn run(
 }
 
 thread_local! {
-    static PREVIOUS_VM: std::cell::RefCell<Option<vcpu::Vm>> = const { std::cell::RefCell::new(None) };
+    static PREVIOUS_VM: std::cell::RefCell<Option<vcpu::Retired>> = const { std::cell::RefCell::new(None) };
 }
 
 fn getrandom(buffer: &mut [u8]) {

@@ -76,6 +76,13 @@ pub struct Vm {
     memory: GuestMemory,
 }
 
+/// A VM that ran, without its memory; dropping it tears it down.
+pub struct Retired {
+    // Field order is drop order: the vCPU before the VM.
+    _vcpu: VcpuFd,
+    _vm: VmFd,
+}
+
 fn kvm_error(what: &str) -> impl FnOnce(kvm_ioctls::Error) -> String + '_ {
     move |err| format!("{what} failed: {err}")
 }
@@ -101,7 +108,8 @@ impl Vm {
             memory_size: memory.size(),
             userspace_addr: memory.host_base(),
         };
-        // SAFETY: the region is our own mapping, which outlives the VM (field order).
+        // SAFETY: the region is our own mapping, which outlives every run of the vCPU (field
+        // order; `retire` unmaps it only once the vCPU never runs again).
         unsafe { vm.set_user_memory_region(region) }
             .map_err(kvm_error("KVM_SET_USER_MEMORY_REGION"))?;
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_error("KVM_CREATE_VCPU"))?;
@@ -242,6 +250,15 @@ impl Vm {
 
     pub fn memory(&self) -> &GuestMemory {
         &self.memory
+    }
+
+    /// Gives guest memory back to the host now and keeps only the (never again run) vCPU and
+    /// VM, whose teardown can then wait (see `run`'s end). KVM reads guest memory only while
+    /// a vCPU runs, so unmapping it first is safe.
+    pub fn retire(self) -> Retired {
+        let Vm { vcpu, _vm, memory } = self;
+        drop(memory);
+        Retired { _vcpu: vcpu, _vm }
     }
 
     fn crash(&self, abnormal: Abnormal) -> Crash {
