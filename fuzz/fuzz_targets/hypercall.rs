@@ -1,10 +1,11 @@
 //! Hypercall decoding with any register values against any guest memory contents: the
-//! runner must read only inside guest memory, and pass on exactly the bytes the guest named.
+//! runner must read only inside guest memory, and pass on exactly the bytes the guest named
+//! (for EXIT, the ones its stdout buffer says are pending).
 #![no_main]
 
 use std::time::Instant;
 
-use hyperlight_rt::abi::port;
+use hyperlight_rt::abi::{port, STDOUT_BUFFER_ADDR, STDOUT_BUFFER_SIZE};
 use hyperlight_run::hypercall::{self, Action, Context};
 use hyperlight_run::layout::STUBS_ADDR;
 use hyperlight_run::memory::GuestMemory;
@@ -12,8 +13,9 @@ use hyperlight_run::Captured;
 use kvm_bindings::kvm_regs;
 use libfuzzer_sys::fuzz_target;
 
-/// Covers the runner's system pages (the exception stubs and fault stack) and beyond.
-const MEMORY: u64 = 64 << 10;
+/// Covers the runner's system pages (the exception stubs and fault stack) and the stdout
+/// buffer, the last thing below the image.
+const MEMORY: u64 = STDOUT_BUFFER_ADDR + STDOUT_BUFFER_SIZE;
 
 fn word(data: &[u8], index: usize) -> u64 {
     let mut bytes = [0u8; 8];
@@ -49,8 +51,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut memory = GuestMemory::new(MEMORY).expect("mapping guest memory");
     let image = data.get(49..).unwrap_or_default();
-    let image = &image[..image.len().min(MEMORY as usize)];
+    let image = &image[..image.len().min(STDOUT_BUFFER_SIZE as usize)];
+    // The same bytes low in memory and in the stdout buffer (its pending count first).
     memory.write(0, image).unwrap();
+    memory.write(STDOUT_BUFFER_ADDR, image).unwrap();
 
     let mut output = Captured::default();
     let (addr, len) = (regs.rsi, regs.rdx);
@@ -65,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     );
     if port == port::WRITE {
         let written = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
-        match action {
+        match &action {
             Action::Resume => {
                 assert_eq!(regs.rax, len);
                 if len != 0 {
@@ -75,5 +79,16 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => assert!(written.is_empty()),
         }
+    }
+    if port == port::EXIT {
+        assert!(matches!(action, Action::Exit(code) if code == regs.rdi as u32 as i32));
+        let pending = memory.read_u64(STDOUT_BUFFER_ADDR).unwrap();
+        let expected = if pending <= STDOUT_BUFFER_SIZE - 8 {
+            memory.slice(STDOUT_BUFFER_ADDR + 8, pending).unwrap()
+        } else {
+            &[]
+        };
+        assert_eq!(output.stdout, expected);
+        assert!(output.stderr.is_empty());
     }
 });
