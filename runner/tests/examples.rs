@@ -64,15 +64,18 @@ fn panic_exits_101_with_std_style_message() {
 #[test]
 fn fault_reports_page_fault_address_function_and_line() {
     let output = run([example("fault")]);
-    assert_eq!(code(&output), 134);
     // Output buffered before the crash is not lost.
     assert_eq!(stdout(&output), "reading 0x7f00deadb000\n");
-    let line = assert_crash_report(&output);
-    assert!(line.contains("page fault"), "{line}");
-    assert!(line.contains("at address 0x7f00deadb000"), "{line}");
-    assert!(line.contains("reading unmapped memory"), "{line}");
-    assert!(line.contains("in fault::read_unmapped"), "{line}");
-    assert!(line.contains("fault/src/main.rs:15:"), "{line}");
+    assert_crash_report(
+        &output,
+        &[
+            "page fault",
+            "at address 0x7f00deadb000",
+            "reading unmapped memory",
+            "in fault::read_unmapped",
+            "fault/src/main.rs:15:",
+        ],
+    );
     // The backtrace goes on through the callers to the runtime's entry point.
     let text = stderr(&output);
     let main_frame = text.find("fault::main at").expect(&text);

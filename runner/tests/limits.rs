@@ -166,18 +166,13 @@ fn guest_memory_stays_within_memory_plus_overhead() {
 #[test]
 fn data_is_not_executable() {
     let output = limits_case(&["exec-data"], None);
-    assert_eq!(code(&output), 134, "{}", stderr(&output));
-    let line = assert_crash_report(&output);
-    assert!(line.contains("page fault"), "{line}");
-    assert!(line.contains("executing a protected page"), "{line}");
+    assert_crash_report(&output, &["page fault", "executing a protected page"]);
 }
 
 #[test]
 fn guests_cannot_turn_interrupts_off() {
     let output = limits_case(&["cli"], None);
-    assert_eq!(code(&output), 134, "{}", stderr(&output));
-    let line = assert_crash_report(&output);
-    assert!(line.contains("general protection fault (#GP)"), "{line}");
+    assert_crash_report(&output, &["general protection fault (#GP)"]);
 }
 
 // --- VM states that end the guest ---
@@ -185,18 +180,14 @@ fn guests_cannot_turn_interrupts_off() {
 #[test]
 fn an_exit_the_runner_does_not_serve_ends_the_guest() {
     let output = limits_case(&["port-in"], None);
-    assert_eq!(code(&output), 134, "{}", stderr(&output));
-    let line = assert_crash_report(&output);
-    assert!(line.starts_with("hyperlight-run: error: "), "{line}");
-    assert!(line.contains("IoIn"), "{line}");
+    // The report's first line is the `hyperlight-run: error:` line.
+    assert_crash_report(&output, &["IoIn"]);
 }
 
 #[test]
 fn a_triple_fault_ends_the_guest() {
     let output = limits_case(&["ud2"], Some("break-idt"));
-    assert_eq!(code(&output), 134, "{}", stderr(&output));
-    let line = assert_crash_report(&output);
-    assert!(line.contains("triple fault"), "{line}");
+    assert_crash_report(&output, &["triple fault"]);
 }
 
 #[test]

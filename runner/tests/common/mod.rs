@@ -100,10 +100,11 @@ pub fn assert_single_error_line(output: &Output) -> String {
     lines[0].to_owned()
 }
 
-/// A crash report: the error line first, then optionally `guest backtrace:` and frame lines;
-/// returns the error line.
-pub fn assert_crash_report(output: &Output) -> String {
+/// A crash: exit code 134 and a report whose error line comes first and contains every one of
+/// `needles`, then optionally `guest backtrace:` and frame lines; returns the error line.
+pub fn assert_crash_report(output: &Output, needles: &[&str]) -> String {
     let text = stderr(output);
+    assert_eq!(code(output), 134, "{text}");
     assert!(!text.contains("panicked"), "the runner panicked:\n{text}");
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default().to_owned();
@@ -118,6 +119,9 @@ pub fn assert_crash_report(output: &Output) -> String {
             frames.iter().all(|line| line.starts_with("   ")),
             "unexpected lines after the error:\n{text}"
         );
+    }
+    for needle in needles {
+        assert!(first.contains(needle), "expected {needle:?} in: {first}");
     }
     first
 }
