@@ -6,10 +6,12 @@
 #
 #     curl --proto '=https' --tlsv1.2 -sSf <dist server>/install.sh | sh -s -- -y
 #
-# Every file is checked against the release's sha256 before the toolchain is touched, the
-# sysroot is swapped in by rename (a killed run leaves the previous state, which the next run
-# cleans up), and the same install records as rust-installer are written, so `--uninstall`
-# removes exactly what was installed. Run with --help for the options and exit codes.
+# Every file is checked against the release's sha256 before the toolchain is touched; archives
+# are unpacked by the release's own `hyperlight-unpack` (which refuses links, devices and names
+# outside the archive, and is fuzzed), never by tar; the sysroot is swapped in by rename (a
+# killed run leaves the previous state, which the next run cleans up), and the same install
+# records as rust-installer are written, so `--uninstall` removes exactly what was installed.
+# Run with --help for the options and exit codes.
 #
 # All logic lives in functions and the script's last line calls main, so a download that
 # stops half-way through this file runs nothing.
@@ -22,11 +24,12 @@ DEFAULT_DIST_SERVER="https://github.com/example-org/hyperlight-none/releases/lat
 TARGET="x86_64-hyperlight-none"
 COMPONENT="rust-std-x86_64-hyperlight-none"
 RUNNER="hyperlight-run"
+UNPACKER="hyperlight-unpack"
 MANIFEST_VERSION="1"
 
 # Exit codes (also listed by --help and in the README).
 EXIT_USAGE=2      # unknown option, or confirmation needed but no terminal (use -y)
-EXIT_PLATFORM=3   # not x86-64 Linux, or a required command (curl/wget, tar, ...) is missing
+EXIT_PLATFORM=3   # not x86-64 Linux, or a required command (curl/wget, sha256sum, ...) is missing
 EXIT_TOOLCHAIN=4  # no rustc found, the toolchain does not exist, or its sysroot is not writable
 EXIT_NO_SYSROOT=5 # the release has no sysroot for this exact rustc (release + commit)
 EXIT_DOWNLOAD=6   # a download failed: HTTP error, network error, truncated file
@@ -134,7 +137,7 @@ check_platform() {
 }
 
 check_tools() {
-    for _cmd in uname mktemp tar gzip awk sed grep find sort head tr cat cp mv rm mkdir rmdir chmod wc; do
+    for _cmd in uname mktemp awk sed grep find sort head tr cat cp mv rm mkdir rmdir chmod wc; do
         need_cmd "$_cmd"
     done
     if command -v sha256sum >/dev/null 2>&1; then
@@ -595,32 +598,41 @@ verify_file() {
     fi
 }
 
-# check_archive TARBALL NAME: before unpacking, refuse members that could land outside the
-# destination or are not plain files and directories (links, devices, fifos), as the Rust
-# unpacker (xtask/src/unpack.rs) does.
-check_archive() {
-    if ! tar -t -v -z -f "$1" >"$WORK/tar.long" 2>"$WORK/tar.err" ||
-        ! tar -t -z -f "$1" >"$WORK/tar.names" 2>>"$WORK/tar.err"; then
-        die "$EXIT_VERIFY" "$2 is not a valid tar.gz archive: $(sed -n '1p' "$WORK/tar.err")"
+# fetch_unpacker: download the release's hyperlight-unpack, check it against the manifest,
+# and set UNPACK to it. Unpacking is left to this Rust binary (the code the fuzz target drives)
+# rather than to tar, whose handling of hostile names and links varies between versions.
+fetch_unpacker() {
+    _f_url=$(mget unpacker.url)
+    if [ -z "$_f_url" ]; then
+        die "$EXIT_VERIFY" "the release has no $UNPACKER, which this installer unpacks archives with" \
+            "the release is incomplete; nothing was installed; report it"
     fi
-    _k_bad=$(awk '{ t = substr($0, 1, 1) } t != "-" && t != "d" { print; exit }' "$WORK/tar.long")
-    if [ -n "$_k_bad" ]; then
-        die "$EXIT_VERIFY" "$2 holds a member that is not a plain file or directory: $_k_bad" \
-            "nothing was installed"
-    fi
-    _k_bad=$(awk '/^\// || /(^|\/)\.\.(\/|$)/ { print; exit }' "$WORK/tar.names")
-    if [ -n "$_k_bad" ]; then
-        die "$EXIT_VERIFY" "$2 holds a member outside its directory: $_k_bad" "nothing was installed"
-    fi
+    check_file_name "$_f_url"
+    say "downloading $_f_url"
+    download "$DIST_SERVER/$_f_url" "$WORK/$_f_url"
+    verify_file "$WORK/$_f_url" "$_f_url" "$(mget unpacker.sha256)" "$(mget unpacker.size)"
+    chmod 755 "$WORK/$_f_url" || die "$EXIT_INSTALL" "cannot make $WORK/$_f_url executable"
+    UNPACK="$WORK/$_f_url"
+}
+
+# unpack_archive TARBALL NAME DEST: unpack into the new directory DEST with $UNPACK, which writes
+# nothing unless every member is a plain file or directory inside DEST.
+unpack_archive() {
+    "$UNPACK" "$1" "$3" 2>"$WORK/unpack.err"
+    _a_rc=$?
+    _a_why=$(sed -n '1s/^hyperlight-unpack: error: //p' "$WORK/unpack.err")
+    case $_a_rc in
+        0) ;;
+        1) die "$EXIT_VERIFY" "cannot unpack $2: $_a_why" "nothing was installed" ;;
+        126 | 127) die "$EXIT_INSTALL" "cannot run $UNPACK" \
+            "is ${TMPDIR:-/tmp} mounted noexec? Set TMPDIR to another directory and run again" ;;
+        *) die "$EXIT_INSTALL" "cannot unpack $2 into $3: ${_a_why:-exit code $_a_rc}" ;;
+    esac
 }
 
 # unpack_sysroot TARBALL NAME: unpack into $WORK and check the rust-installer layout; sets PAYLOAD.
 unpack_sysroot() {
-    mkdir "$WORK/sysroot" || die "$EXIT_INSTALL" "cannot create $WORK/sysroot"
-    check_archive "$1" "$2"
-    if ! tar -x -z -o -f "$1" -C "$WORK/sysroot" 2>"$WORK/tar.err"; then
-        die "$EXIT_VERIFY" "$2 is not a valid tar.gz archive: $(sed -n '1p' "$WORK/tar.err")"
-    fi
+    unpack_archive "$1" "$2" "$WORK/sysroot"
     _u_pkg="$WORK/sysroot/${2%.tar.gz}"
     if ! grep -qx "$COMPONENT" "$_u_pkg/components" 2>/dev/null; then
         die "$EXIT_VERIFY" "$2 does not contain the $COMPONENT component"
@@ -766,6 +778,7 @@ do_install() {
     confirm "This will install:$_plan"
 
     # Download and verify everything before the toolchain is touched.
+    fetch_unpacker
     if [ "$_need_sysroot" = yes ]; then
         say "downloading $_url"
         download "$DIST_SERVER/$_url" "$WORK/$_url" yes
@@ -780,11 +793,7 @@ do_install() {
         say "downloading $_runner_url"
         download "$DIST_SERVER/$_runner_url" "$WORK/$_runner_url" yes
         verify_file "$WORK/$_runner_url" "$_runner_url" "$(mget runner.sha256)" "$(mget runner.size)"
-        mkdir "$WORK/runner" || die "$EXIT_INSTALL" "cannot create $WORK/runner"
-        check_archive "$WORK/$_runner_url" "$_runner_url"
-        if ! tar -x -z -o -f "$WORK/$_runner_url" -C "$WORK/runner" 2>"$WORK/tar.err"; then
-            die "$EXIT_VERIFY" "$_runner_url is not a valid tar.gz archive: $(sed -n '1p' "$WORK/tar.err")"
-        fi
+        unpack_archive "$WORK/$_runner_url" "$_runner_url" "$WORK/runner"
         _runner_bin="$WORK/runner/${_runner_url%.tar.gz}/bin/$RUNNER"
         if [ ! -f "$_runner_bin" ] || [ "$(sha256_of "$_runner_bin")" != "$_runner_bin_sha" ]; then
             die "$EXIT_VERIFY" "$_runner_url does not contain the $RUNNER the manifest describes"
@@ -873,6 +882,7 @@ main() {
     UNINSTALL=no
     DIST_SERVER=${HYPERLIGHT_DIST_SERVER:-$DEFAULT_DIST_SERVER}
     WORK=""
+    UNPACK=""
     STAGED_RUNNER=""
     LOCK_DIR=""
     while [ $# -gt 0 ]; do

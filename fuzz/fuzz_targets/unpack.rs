@@ -1,6 +1,6 @@
-//! Any bytes as a release tarball (gzip or plain tar) unpacked the way the installer does:
-//! nothing may appear outside the destination, and nothing but plain files and directories
-//! inside it.
+//! Any bytes as a release tarball (gzip or plain tar) unpacked by the code install.sh runs
+//! (`hyperlight-unpack`): nothing may appear outside the destination, and nothing but plain
+//! files and directories inside it.
 #![no_main]
 
 use std::fs;
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use xtask::unpack::{self, Limits};
+use hyperlight_unpack::{self as unpack, Limits};
 
 /// `root/dest` receives the archive; `root/outside` must stay empty.
 fn root() -> &'static Path {

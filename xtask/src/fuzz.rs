@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::dist::component::{runner_tarball, sysroot_tarball};
+use crate::dist::component::{runner_tarball, sysroot_tarball, unpacker_file};
 use crate::dist::manifest::Manifest;
 use crate::sysroot::{target_dir, VERSION_FILE};
 use crate::toolchain::{project_root, Toolchain, TARGET};
@@ -187,7 +187,8 @@ fn seed_elves(sh: &Shell, dir: &Path) -> Result<()> {
 }
 
 /// Runs the real dist code on a tiny sysroot: the sysroot and runner tarballs (gzip and plain
-/// tar, so mutations of tar headers are not all lost to gzip's CRC) and the manifest.
+/// tar, so mutations of tar headers are not all lost to gzip's CRC) and the manifest, which
+/// names an unpacker too.
 fn seed_dist(sh: &Shell, scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
     let toolchain = Toolchain::resolve(sh, None)?;
     let sysroot = scratch.join("sysroot");
@@ -216,7 +217,13 @@ fn seed_dist(sh: &Shell, scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
         "x86_64-unknown-linux-musl",
         &out,
     )?);
-    for url in manifest.urls() {
+    manifest.unpacker = Some(unpacker_file(
+        &fake_runner,
+        "0.1.0",
+        "x86_64-unknown-linux-musl",
+        &out,
+    )?);
+    for url in manifest.urls().filter(|url| url.ends_with(".tar.gz")) {
         let bytes = fs::read(out.join(url))?;
         let plain = {
             use std::io::Read;

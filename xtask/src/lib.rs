@@ -1,5 +1,5 @@
-//! The parts of xtask that read untrusted input, as a library so `fuzz/` can drive them: the
-//! release manifest parser and tarball unpacking. The `cargo xtask` binary keeps its own module
+//! The part of xtask that reads untrusted input, as a library so `fuzz/` can drive it: the
+//! release manifest parser. The `cargo xtask` binary keeps its own module
 //! tree; these files are compiled into both.
 
 pub mod toolchain;
@@ -8,5 +8,3 @@ pub mod dist {
     pub mod error;
     pub mod manifest;
 }
-
-pub mod unpack;

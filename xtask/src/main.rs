@@ -57,7 +57,8 @@ enum Command {
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
     },
-    /// Write a release to DIR: sysroot tarballs, the runner, install.sh and manifest.json.
+    /// Write a release to DIR: sysroot tarballs, the runner, the unpacker, install.sh and
+    /// manifest.json.
     Dist {
         /// Toolchain to build a sysroot with; repeat for several (default: the pinned one).
         #[arg(long = "toolchain", value_name = "T")]
@@ -65,10 +66,11 @@ enum Command {
         /// Pack this sysroot, already built by `cargo xtask sysroot`, instead of building one.
         #[arg(long = "sysroot", value_name = "DIR")]
         sysroots: Vec<PathBuf>,
-        /// Add the sysroots (and, with --no-runner, the runner) of another dist directory.
+        /// Add the sysroots (and, with --no-runner, the runner and unpacker) of another dist
+        /// directory.
         #[arg(long = "include", value_name = "DIR")]
         includes: Vec<PathBuf>,
-        /// Do not build the hyperlight-run tarball.
+        /// Do not build the host tools (the hyperlight-run tarball and hyperlight-unpack).
         #[arg(long)]
         no_runner: bool,
         /// Output directory (default: dist/).

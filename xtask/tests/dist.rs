@@ -27,8 +27,8 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What the runner binary is built from.
-fn runner_sources() -> BTreeMap<String, String> {
+/// What the host tools (runner and unpacker) are built from.
+fn host_tool_sources() -> BTreeMap<String, String> {
     fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
         for entry in fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -44,7 +44,7 @@ fn runner_sources() -> BTreeMap<String, String> {
     }
     let root = testkit::project_root();
     let mut sources = BTreeMap::new();
-    for dir in ["runner", "guest/src"] {
+    for dir in ["runner", "guest/src", "unpack"] {
         walk(&root.join(dir), &mut sources);
     }
     let lock = root.join("Cargo.lock");
@@ -54,22 +54,22 @@ fn runner_sources() -> BTreeMap<String, String> {
 
 #[test]
 fn dist_twice_gives_identical_files_in_rust_installer_layout() {
-    // Two runs back to back, not against the shared fixture: the runner's sources may change
-    // while the suite runs (other work in the same tree), which rightly changes its tarball;
+    // Two runs back to back, not against the shared fixture: the host tools' sources may change
+    // while the suite runs (other work in the same tree), which rightly changes what dist writes;
     // such a pair is retried.
     let (first_dir, second) = (TempDir::new("dist-first"), TempDir::new("dist-again"));
     let first = first_dir.path();
     for _attempt in 0..3 {
-        let sources = runner_sources();
+        let sources = host_tool_sources();
         assert_success(&dist_into(first, &[]), "cargo xtask dist");
         assert_success(&dist_into(second.path(), &[]), "second cargo xtask dist");
-        if runner_sources() == sources {
+        if host_tool_sources() == sources {
             break;
         }
     }
     let (a, b) = (hashes(first), hashes(second.path()));
     assert_eq!(a, b, "two dist runs differ");
-    assert_eq!(a.len(), 6, "{a:?}");
+    assert_eq!(a.len(), 7, "{a:?}");
     assert!(a.contains_key("cargo-config.toml") && a.contains_key("install.sh"));
 
     let manifest = manifest(first);
@@ -96,6 +96,13 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     assert_eq!(sysroot["sha256"], sha256(&bytes));
     let runner = &manifest["runner"];
     assert_eq!(runner["host"], "x86_64-unknown-linux-musl");
+    // The unpacker is a plain static executable, which install.sh runs as it is.
+    let unpacker = &manifest["unpacker"];
+    assert_eq!(unpacker["host"], "x86_64-unknown-linux-musl");
+    let unpacker_bytes = fs::read(first.join(unpacker["url"].as_str().unwrap())).unwrap();
+    assert_eq!(unpacker["size"], unpacker_bytes.len() as u64);
+    assert_eq!(unpacker["sha256"], sha256(&unpacker_bytes));
+    assert!(unpacker_bytes.starts_with(b"\x7fELF"));
     let sha_line = fs::read_to_string(first.join("manifest.json.sha256")).unwrap();
     assert_eq!(
         sha_line,
@@ -196,8 +203,9 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{included}"
     );
     assert_eq!(included["runner"], manifest(stable_dist())["runner"]);
+    assert_eq!(included["unpacker"], manifest(stable_dist())["unpacker"]);
     for file in hashes(both.path()).keys() {
-        if file.ends_with(".tar.gz") {
+        if file.ends_with(".tar.gz") || file.starts_with("hyperlight-unpack-") {
             let from = [stable_dist(), nightly.path()].map(|d| d.join(file));
             assert!(from.iter().any(|f| f.exists()), "{file} came from nowhere");
         }
@@ -228,6 +236,10 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{releases:?}"
     );
     assert!(merged["runner"].is_object(), "the runner entry was dropped");
+    assert!(
+        merged["unpacker"].is_object(),
+        "the unpacker entry was dropped"
+    );
     for sysroot in merged["sysroots"].as_array().unwrap() {
         let file = served.join(sysroot["url"].as_str().unwrap());
         assert_eq!(sysroot["sha256"], sha256(&fs::read(file).unwrap()));

@@ -1,7 +1,8 @@
 //! install.sh against hostile or concurrent conditions (issue 6): archives whose members would
-//! escape the unpack directory are refused before anything is unpacked, and two installs into
-//! one toolchain are serialized, with flock and with the lock-directory fallback (including
-//! taking over the stale lock of a killed install). Killed installs are covered by
+//! escape the unpack directory are refused before anything is unpacked, a missing or tampered
+//! unpacker stops the install before it runs, and two installs into one toolchain are
+//! serialized, with flock and with the lock-directory fallback (including taking over the
+//! stale lock of a killed install). Killed installs are covered by
 //! install_sh.rs (`install_killed_mid_download_leaves_the_previous_state`).
 
 mod support;
@@ -54,16 +55,17 @@ fn hostile_tarball(package: &str, name: &str, kind: tar::EntryType, link: Option
     gz.finish().unwrap()
 }
 
-/// Serves the stable dist at `<nginx>/<name>` with its sysroot tarball replaced by `bytes`,
-/// and the manifest (and its .sha256) updated to match, as a compromised server would.
-fn serve_with_sysroot(nginx: &Nginx, name: &str, bytes: &[u8]) -> PathBuf {
+/// Serves the stable dist at `<nginx>/<name>` with its manifest (and its .sha256) changed by
+/// `edit`, which may also change the served files, as a compromised server would.
+fn serve_edited(
+    nginx: &Nginx,
+    name: &str,
+    edit: impl FnOnce(&Path, &mut serde_json::Value),
+) -> PathBuf {
     let dist = stable_dist();
     let served = serve_copy(nginx, dist, name);
-    let tarball = sysroot_tarball(dist);
-    replace_file(&served.join(&tarball), bytes);
     let mut manifest = manifest(dist);
-    manifest["sysroots"][0]["sha256"] = sha256(bytes).into();
-    manifest["sysroots"][0]["size"] = (bytes.len() as u64).into();
+    edit(&served, &mut manifest);
     let text = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
     replace_file(&served.join("manifest.json"), text.as_bytes());
     replace_file(
@@ -71,6 +73,15 @@ fn serve_with_sysroot(nginx: &Nginx, name: &str, bytes: &[u8]) -> PathBuf {
         format!("{}  manifest.json\n", sha256(text.as_bytes())).as_bytes(),
     );
     served
+}
+
+/// The stable dist with its sysroot tarball replaced by `bytes` and the manifest matching it.
+fn serve_with_sysroot(nginx: &Nginx, name: &str, bytes: &[u8]) -> PathBuf {
+    serve_edited(nginx, name, |served, manifest| {
+        replace_file(&served.join(sysroot_tarball(stable_dist())), bytes);
+        manifest["sysroots"][0]["sha256"] = sha256(bytes).into();
+        manifest["sysroots"][0]["size"] = (bytes.len() as u64).into();
+    })
 }
 
 #[test]
@@ -85,35 +96,35 @@ fn archive_members_escaping_the_unpack_directory_are_refused() {
             format!("{package}/../../../evil"),
             tar::EntryType::Regular,
             None,
-            "outside its directory",
+            "`..` in its path",
         ),
         (
             "absolute",
             "/tmp/hyperlight-evil".to_owned(),
             tar::EntryType::Regular,
             None,
-            "outside its directory",
+            "absolute path",
         ),
         (
             "symlink",
             format!("{package}/link"),
             tar::EntryType::Symlink,
             Some("/etc"),
-            "not a plain file or directory",
+            "symbolic link",
         ),
         (
             "hardlink",
             format!("{package}/hard"),
             tar::EntryType::Link,
             Some("/etc/passwd"),
-            "not a plain file or directory",
+            "hard link",
         ),
         (
             "device",
             format!("{package}/dev"),
             tar::EntryType::Char,
             None,
-            "not a plain file or directory",
+            "device file",
         ),
     ];
     for (label, member, kind, link, reason) in cases {
@@ -127,7 +138,12 @@ fn archive_members_escaping_the_unpack_directory_are_refused() {
                 &format!("{}/{label}", nginx.url()),
             ],
             EXIT_VERIFY,
-            &[reason, "nothing was installed"],
+            &[
+                "cannot unpack",
+                "refusing archive member",
+                reason,
+                "nothing was installed",
+            ],
         );
         assert!(
             !Path::new("/tmp/hyperlight-evil").exists(),
@@ -141,6 +157,36 @@ fn archive_members_escaping_the_unpack_directory_are_refused() {
             "{label}: install.sh left {leftovers:?}"
         );
     }
+}
+
+#[test]
+fn a_release_without_a_sound_unpacker_installs_nothing() {
+    let (_dir, nginx) = server();
+    let url = |name: &str| format!("{}/{name}", nginx.url());
+    serve_edited(&nginx, "no-unpacker", |_, manifest| {
+        manifest.as_object_mut().unwrap().remove("unpacker");
+    });
+    assert_install_fails(
+        &["-y", "-q", "--dist-server", &url("no-unpacker")],
+        EXIT_VERIFY,
+        &[
+            "the release has no hyperlight-unpack",
+            "nothing was installed",
+        ],
+    );
+    // Same size, one byte changed: only the sha256 can tell.
+    serve_edited(&nginx, "tampered", |served, manifest| {
+        let file = served.join(manifest["unpacker"]["url"].as_str().unwrap());
+        let mut bytes = fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        replace_file(&file, &bytes);
+    });
+    assert_install_fails(
+        &["-y", "-q", "--dist-server", &url("tampered")],
+        EXIT_VERIFY,
+        &["hyperlight-unpack-", "is corrupt", "nothing was installed"],
+    );
 }
 
 /// A directory of links to every program on PATH except `flock`, for the fallback lock.

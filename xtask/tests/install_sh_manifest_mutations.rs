@@ -9,7 +9,7 @@
 //! - a document serde_json accepts, `flatten_json` accepts too, with the same paths, and the
 //!   same value for every string, number and literal (so a valid manifest reads right);
 //! - a manifest the Rust parser accepts, install.sh either refuses or reads exactly the same
-//!   sysroot and runner entries from.
+//!   sysroot, runner and unpacker entries from.
 //!
 //! `INSTALL_SH_MUTATIONS=N` runs N cases instead of the default.
 
@@ -25,7 +25,8 @@ use xtask::dist::manifest::Manifest;
 
 const DEFAULT_CASES: usize = 3000;
 
-/// A release manifest with two sysroots and the runner, as `cargo xtask dist` writes them.
+/// A release manifest with two sysroots, the runner and the unpacker, as `cargo xtask dist`
+/// writes them.
 fn seed() -> String {
     let sysroot = |release: &str, commit: char, date: &str| {
         serde_json::json!({
@@ -55,6 +56,13 @@ fn seed() -> String {
             "sha256": "c".repeat(64),
             "size": 860073,
             "bin-sha256": "d".repeat(64),
+        },
+        "unpacker": {
+            "version": "0.1.0",
+            "host": "x86_64-unknown-linux-musl",
+            "url": "hyperlight-unpack-0.1.0-x86_64-unknown-linux-musl",
+            "sha256": "a".repeat(64),
+            "size": 514232,
         },
     });
     serde_json::to_string_pretty(&manifest).unwrap() + "\n"
@@ -271,6 +279,11 @@ fn same_entries(flat: &BTreeMap<&str, &str>, manifest: &Manifest) -> Result<(), 
         expected.push(("runner.url".into(), runner.url.clone()));
         expected.push(("runner.sha256".into(), runner.sha256.clone()));
         expected.push(("runner.size".into(), runner.size.to_string()));
+    }
+    if let Some(unpacker) = &manifest.unpacker {
+        expected.push(("unpacker.url".into(), unpacker.url.clone()));
+        expected.push(("unpacker.sha256".into(), unpacker.sha256.clone()));
+        expected.push(("unpacker.size".into(), unpacker.size.to_string()));
     }
     for (path, value) in expected {
         let got = flat.get(path.as_str()).copied();

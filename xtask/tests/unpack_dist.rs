@@ -1,15 +1,16 @@
-//! The Rust unpacker (`xtask::unpack`, the fuzzed one) against real `cargo xtask dist` output:
-//! it must accept every release tarball and reproduce its files exactly, so its refusals (see
-//! its unit tests and fuzz/fuzz_targets/unpack.rs) cost nothing for genuine releases.
+//! The unpacker install.sh runs (`hyperlight_unpack`, the fuzzed one) against real
+//! `cargo xtask dist` output: it must accept every release tarball and reproduce its files
+//! exactly, so its refusals (see its unit tests and fuzz/fuzz_targets/unpack.rs) cost nothing
+//! for genuine releases.
 
 mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use hyperlight_unpack::{unpack_tar_gz, Limits};
 use support::{manifest, stable_dist, COMPONENT};
 use testkit::TempDir;
-use xtask::unpack::{unpack_tar_gz, Limits};
 
 #[test]
 fn real_release_tarballs_unpack_completely() {

@@ -1,4 +1,5 @@
-//! Deterministic release tarballs: a sysroot as a rust-installer component, and the runner.
+//! Deterministic release files: a sysroot as a rust-installer component, the runner's tarball,
+//! and the unpacker binary.
 //!
 //! Same input bytes, same tarball bytes: entries sorted, directories listed explicitly,
 //! mtime 0, owner 0:0 with no names, mode 0644 (0755 for directories and executables), gzip at a
@@ -12,7 +13,7 @@ use anyhow::{Context, Result};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::manifest::{sha256_hex, RunnerEntry, SysrootEntry, COMPONENT};
+use super::manifest::{sha256_hex, RunnerEntry, SysrootEntry, UnpackerEntry, COMPONENT};
 use crate::sysroot::{target_dir, VERSION_FILE};
 use crate::toolchain::{RustcVersion, TARGET};
 
@@ -195,6 +196,26 @@ pub fn runner_tarball(
         sha256: sha256_hex(&bytes),
         size: bytes.len() as u64,
         bin_sha256,
+    })
+}
+
+/// Copies the unpacker binary as `hyperlight-unpack-<version>-<host>`: a plain file, so that
+/// install.sh can run it (after checking its sha256) before it unpacks anything.
+pub fn unpacker_file(
+    binary: &Path,
+    version: &str,
+    host: &str,
+    out_dir: &Path,
+) -> Result<UnpackerEntry> {
+    let data = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
+    let url = format!("hyperlight-unpack-{version}-{host}");
+    std::fs::write(out_dir.join(&url), &data)?;
+    Ok(UnpackerEntry {
+        version: version.to_owned(),
+        host: host.to_owned(),
+        url,
+        sha256: sha256_hex(&data),
+        size: data.len() as u64,
     })
 }
 

@@ -31,6 +31,9 @@ pub struct Manifest {
     pub sysroots: Vec<SysrootEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<RunnerEntry>,
+    /// Comes with the runner: both are the release's host tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacker: Option<UnpackerEntry>,
 }
 
 /// A sysroot component tarball and the rustc it works with.
@@ -62,6 +65,18 @@ pub struct RunnerEntry {
     pub bin_sha256: String,
 }
 
+/// The `hyperlight-unpack` binary itself (not an archive): install.sh unpacks every archive
+/// with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UnpackerEntry {
+    pub version: String,
+    pub host: String,
+    pub url: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
 impl Manifest {
     pub fn new(date: String) -> Manifest {
         Manifest {
@@ -71,6 +86,7 @@ impl Manifest {
             component: COMPONENT.to_owned(),
             sysroots: Vec::new(),
             runner: None,
+            unpacker: None,
         }
     }
 
@@ -176,13 +192,16 @@ impl Manifest {
     }
 
     /// Merges `newer` into `self`: its sysroots replace those for the same rustc commit, all
-    /// others are kept; its runner (if any) replaces ours; the date is the later one.
+    /// others are kept; its runner and unpacker (if any) replace ours; the date is the later one.
     pub fn merge(&mut self, newer: Manifest) {
         for entry in newer.sysroots {
             self.add_sysroot(entry);
         }
         if newer.runner.is_some() {
             self.runner = newer.runner;
+        }
+        if newer.unpacker.is_some() {
+            self.unpacker = newer.unpacker;
         }
         if newer.date > self.date {
             self.date = newer.date;
@@ -192,10 +211,7 @@ impl Manifest {
 
     /// Every file the manifest names.
     pub fn urls(&self) -> impl Iterator<Item = &str> {
-        self.sysroots
-            .iter()
-            .map(|s| s.url.as_str())
-            .chain(self.runner.iter().map(|r| r.url.as_str()))
+        self.files().into_keys()
     }
 
     /// File name → (sha256, size) of every file the manifest names.
@@ -208,7 +224,11 @@ impl Manifest {
             .runner
             .iter()
             .map(|r| (r.url.as_str(), (r.sha256.as_str(), r.size)));
-        sysroots.chain(runner).collect()
+        let unpacker = self
+            .unpacker
+            .iter()
+            .map(|u| (u.url.as_str(), (u.sha256.as_str(), u.size)));
+        sysroots.chain(runner).chain(unpacker).collect()
     }
 }
 

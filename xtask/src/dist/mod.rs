@@ -2,6 +2,7 @@
 //!
 //! - `rust-std-<release>-<commit>-x86_64-hyperlight-none.tar.gz` per toolchain (rust-installer layout),
 //! - `hyperlight-run-<version>-x86_64-unknown-linux-musl.tar.gz` (static, runs on any x86-64 Linux),
+//! - `hyperlight-unpack-<version>-x86_64-unknown-linux-musl`, the binary install.sh unpacks with,
 //! - `install.sh` and `cargo-config.toml` (the guest project template),
 //! - `manifest.json` and `manifest.json.sha256` (format: docs/manifest.md).
 
@@ -20,9 +21,10 @@ use self::manifest::{sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
 use crate::sysroot;
 use crate::toolchain::{pinned_toolchain, project_root, Toolchain};
 
-/// The runner is linked statically against musl so that it runs on any x86-64 Linux.
+/// The host tools are linked statically against musl so that they run on any x86-64 Linux.
 pub const RUNNER_HOST: &str = "x86_64-unknown-linux-musl";
 pub const RUNNER_PACKAGE: &str = "hyperlight-run";
+pub const UNPACKER_PACKAGE: &str = "hyperlight-unpack";
 pub const INSTALL_SH: &str = "install.sh";
 /// The guest project's `.cargo/config.toml` template, served next to install.sh.
 pub const CARGO_CONFIG: &str = "cargo-config.toml";
@@ -35,8 +37,9 @@ pub struct DistOptions {
     pub toolchains: Vec<String>,
     /// Sysroots already built by `cargo xtask sysroot` to pack as they are.
     pub sysroots: Vec<PathBuf>,
-    /// Other dist directories whose sysroots (and runner, with `no_runner`) join this one.
+    /// Other dist directories whose sysroots (and host tools, with `no_runner`) join this one.
     pub includes: Vec<PathBuf>,
+    /// Leave out the host tools: the runner and the unpacker.
     pub no_runner: bool,
     pub out: Option<PathBuf>,
 }
@@ -74,11 +77,21 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         include(dir, &out, &mut manifest, options.no_runner)?;
     }
     if !options.no_runner {
-        let runner = build_runner(sh)?;
-        let version = runner_version(sh)?;
-        let entry = component::runner_tarball(&runner, &version, RUNNER_HOST, &out)?;
-        eprintln!("  {} ({} bytes)", entry.url, entry.size);
-        manifest.runner = Some(entry);
+        let binaries = build_host_tools(sh)?;
+        let version = package_version(sh, RUNNER_PACKAGE)?;
+        let runner =
+            component::runner_tarball(&binaries.join(RUNNER_PACKAGE), &version, RUNNER_HOST, &out)?;
+        eprintln!("  {} ({} bytes)", runner.url, runner.size);
+        manifest.runner = Some(runner);
+        let version = package_version(sh, UNPACKER_PACKAGE)?;
+        let unpacker = component::unpacker_file(
+            &binaries.join(UNPACKER_PACKAGE),
+            &version,
+            RUNNER_HOST,
+            &out,
+        )?;
+        eprintln!("  {} ({} bytes)", unpacker.url, unpacker.size);
+        manifest.unpacker = Some(unpacker);
     }
     sh.copy_file(project_root().join(INSTALL_SH), out.join(INSTALL_SH))?;
     sh.copy_file(
@@ -91,7 +104,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         out.display(),
         manifest.sysroots.len(),
         if manifest.runner.is_some() {
-            ", runner, install.sh, cargo-config.toml, manifest.json"
+            ", runner, unpacker, install.sh, cargo-config.toml, manifest.json"
         } else {
             ", install.sh, cargo-config.toml, manifest.json"
         }
@@ -108,7 +121,8 @@ fn clean_out(out: &Path) -> Result<()> {
             || name == MANIFEST
             || name == MANIFEST_SHA256
             || (name.starts_with("rust-std-") && name.ends_with(".tar.gz"))
-            || (name.starts_with("hyperlight-run-") && name.ends_with(".tar.gz"));
+            || (name.starts_with("hyperlight-run-") && name.ends_with(".tar.gz"))
+            || name.starts_with("hyperlight-unpack-");
         if ours && path.is_file() {
             std::fs::remove_file(&path)?;
         }
@@ -116,8 +130,8 @@ fn clean_out(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the sysroots (and, when this dist builds none, the runner) of another dist directory,
-/// verifying every file against its manifest.
+/// Copies the sysroots (and, when this dist builds none, the host tools) of another dist
+/// directory, verifying every file against its manifest.
 fn include(dir: &Path, out: &Path, manifest: &mut Manifest, take_runner: bool) -> Result<()> {
     let other = Manifest::read_dir(dir)?;
     let copy = |url: &str, sha256: &str| -> Result<()> {
@@ -140,21 +154,25 @@ fn include(dir: &Path, out: &Path, manifest: &mut Manifest, take_runner: bool) -
         copy(&entry.url, &entry.sha256)?;
         eprintln!("including {} from {}", entry.url, dir.display());
     }
+    let mut other = other;
     if take_runner {
         if let Some(runner) = &other.runner {
             copy(&runner.url, &runner.sha256)?;
         }
-    }
-    let mut other = other;
-    if !take_runner {
+        if let Some(unpacker) = &other.unpacker {
+            copy(&unpacker.url, &unpacker.sha256)?;
+        }
+    } else {
         other.runner = None;
+        other.unpacker = None;
     }
     manifest.merge(other);
     Ok(())
 }
 
-/// Builds `hyperlight-run` for x86_64-unknown-linux-musl (static) with the pinned toolchain.
-fn build_runner(sh: &Shell) -> Result<PathBuf> {
+/// Builds `hyperlight-run` and `hyperlight-unpack` for x86_64-unknown-linux-musl (static) with
+/// the pinned toolchain; returns the directory holding both.
+fn build_host_tools(sh: &Shell) -> Result<PathBuf> {
     let toolchain = Toolchain::resolve(sh, None)?;
     let std_dir = toolchain.sysroot.join("lib/rustlib").join(RUNNER_HOST);
     if !std_dir.is_dir() {
@@ -179,7 +197,7 @@ fn build_runner(sh: &Shell) -> Result<PathBuf> {
         ));
     }
     eprintln!(
-        "building {RUNNER_PACKAGE} for {RUNNER_HOST} with {}",
+        "building {RUNNER_PACKAGE} and {UNPACKER_PACKAGE} for {RUNNER_HOST} with {}",
         toolchain.name
     );
     let _dir = sh.push_dir(&root);
@@ -192,24 +210,20 @@ fn build_runner(sh: &Shell) -> Result<PathBuf> {
     ];
     cmd!(
         sh,
-        "cargo build --release -p {RUNNER_PACKAGE} --target {RUNNER_HOST}"
+        "cargo build --release -p {RUNNER_PACKAGE} -p {UNPACKER_PACKAGE} --target {RUNNER_HOST}"
     )
     .env_remove("RUSTFLAGS")
     .env_remove("CARGO_ENCODED_RUSTFLAGS")
     .env_remove("CARGO_BUILD_TARGET")
     .env_remove("CARGO_TARGET_DIR")
     .run()
-    .context("building the runner failed")?;
-    Ok(root
-        .join("target")
-        .join(RUNNER_HOST)
-        .join("release")
-        .join(RUNNER_PACKAGE))
+    .context("building the host tools failed")?;
+    Ok(root.join("target").join(RUNNER_HOST).join("release"))
 }
 
-fn runner_version(sh: &Shell) -> Result<String> {
+fn package_version(sh: &Shell, package: &str) -> Result<String> {
     let _dir = sh.push_dir(project_root());
-    let pkgid = cmd!(sh, "cargo pkgid -p {RUNNER_PACKAGE}").read()?;
+    let pkgid = cmd!(sh, "cargo pkgid -p {package}").read()?;
     pkgid
         .rsplit(['@', '#'])
         .next()

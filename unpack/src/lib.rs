@@ -5,8 +5,11 @@
 //! destination. Here only plain files and directories with relative, `..`-free names are
 //! accepted, every member is checked before anything is written (so a refused archive leaves
 //! the destination empty), modes are reduced to 0644/0755, and the unpacked size is bounded
-//! so a small gzip bomb cannot fill the disk. `install.sh` applies the same rules with `tar -t`
-//! before it extracts.
+//! so a small gzip bomb cannot fill the disk.
+//!
+//! This is the code that installs: install.sh downloads the `hyperlight-unpack` binary of the
+//! release (checked against the manifest's sha256) and unpacks every archive with it, and the
+//! `unpack` fuzz target drives the same functions (docs/fuzzing.md).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -271,7 +274,8 @@ mod tests {
     }
 
     fn scratch(label: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-unpack-{label}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("hyperlight-unpack-{label}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
