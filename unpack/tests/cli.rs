@@ -3,28 +3,10 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(label: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "hyperlight-unpack-cli-{label}-{}",
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use testkit::TempDir;
 
 /// A tar.gz of `pkg/bin/tool` (executable) plus, if given, one member of `kind` named `name`.
 fn archive(extra: Option<(&str, tar::EntryType)>) -> Vec<u8> {
@@ -63,10 +45,10 @@ fn stderr(output: &Output) -> String {
 
 #[test]
 fn a_plain_archive_unpacks_silently() {
-    let dir = Scratch::new("plain");
-    let tarball = dir.0.join("a.tar.gz");
+    let dir = TempDir::new("unpack-cli-plain");
+    let tarball = dir.path().join("a.tar.gz");
     fs::write(&tarball, archive(None)).unwrap();
-    let dest = dir.0.join("dest");
+    let dest = dir.path().join("dest");
     let output = unpack(&[&tarball, &dest]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
@@ -75,14 +57,14 @@ fn a_plain_archive_unpacks_silently() {
 
 #[test]
 fn a_hostile_archive_is_refused_with_exit_1_and_writes_nothing() {
-    let dir = Scratch::new("hostile");
-    let tarball = dir.0.join("a.tar.gz");
+    let dir = TempDir::new("unpack-cli-hostile");
+    let tarball = dir.path().join("a.tar.gz");
     fs::write(
         &tarball,
         archive(Some(("pkg/link", tar::EntryType::Symlink))),
     )
     .unwrap();
-    let dest = dir.0.join("dest");
+    let dest = dir.path().join("dest");
     let output = unpack(&[&tarball, &dest]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
@@ -104,20 +86,20 @@ fn a_hostile_archive_is_refused_with_exit_1_and_writes_nothing() {
 
 #[test]
 fn usage_errors_exit_2_and_a_full_destination_exits_3() {
-    let dir = Scratch::new("usage");
+    let dir = TempDir::new("unpack-cli-usage");
     let output = unpack(&[]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("usage: hyperlight-unpack ARCHIVE.tar.gz DEST"));
 
-    let missing = dir.0.join("missing.tar.gz");
-    let output = unpack(&[&missing, &dir.0]);
+    let missing = dir.path().join("missing.tar.gz");
+    let output = unpack(&[&missing, dir.path()]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).starts_with("hyperlight-unpack: error: cannot open "));
 
-    let tarball = dir.0.join("a.tar.gz");
+    let tarball = dir.path().join("a.tar.gz");
     fs::write(&tarball, archive(None)).unwrap();
     // `dir` already holds the tarball: DEST must be empty.
-    let output = unpack(&[&tarball, &dir.0]);
+    let output = unpack(&[&tarball, dir.path()]);
     assert_eq!(output.status.code(), Some(3));
     assert!(
         stderr(&output).contains("is not empty"),
