@@ -255,7 +255,7 @@ pub fn run(
     }
     let map = layout::MemoryMap::new(&image, memory_size, config.stack).map_err(&load_error)?;
 
-    let kvm = vcpu::open_kvm(&config.kvm_device).map_err(Error::Kvm)?;
+    let kvm = vcpu::kvm_for_this_thread(&config.kvm_device).map_err(Error::Kvm)?;
     let mut memory = memory::GuestMemory::new(memory_size).map_err(|err| {
         Error::Setup(format!(
             "cannot reserve {} of guest memory: {err}",
@@ -312,6 +312,7 @@ pub fn run(
                 "writing the guest's output failed: {err}"
             )))
         }
+        vcpu::Stop::KvmError(message) => return Err(Error::Kvm(message)),
     };
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
     // kernel-wide switches on instead of patching kernel code for each new VM. A thread that

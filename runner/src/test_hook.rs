@@ -1,6 +1,6 @@
 //! Hidden hooks for the runner's own tests: states no well-behaved guest can reach (a broken
-//! IDT, an exception stub KVM cannot emulate or that never returns, a forbidden system call
-//! after confinement) are provoked on purpose, to check the runner still ends cleanly with the
+//! IDT, an exception stub KVM cannot emulate or that never returns, a vCPU state KVM refuses, a
+//! forbidden system call after confinement) are provoked on purpose, to check the runner still ends cleanly with the
 //! documented message and exit code. Off unless `HYPERLIGHT_RUN_TEST_HOOK` is set; not part of
 //! the user interface.
 
@@ -37,6 +37,14 @@ pub fn before_boot(memory: &mut GuestMemory) {
     // Every vector's stub (16 bytes each, layout's STUB_SIZE) gets the code.
     for vector in 0..32u64 {
         let _ = memory.write(STUBS_ADDR + vector * 16, stub_code);
+    }
+}
+
+/// The vCPU's special registers, before they go to KVM with the first KVM_RUN.
+pub fn initial_sregs(sregs: &mut kvm_bindings::kvm_sregs) {
+    if hook().as_deref() == Some("refused-sregs") {
+        // Paging without protected mode: KVM refuses the state, so KVM_RUN fails.
+        sregs.cr0 = 0x8000_0000;
     }
 }
 

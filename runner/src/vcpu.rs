@@ -1,12 +1,14 @@
 //! The VM: KVM handles, the vCPU's initial state, and the run loop.
 //!
-//! Costs matter here (each vCPU ioctl is several microseconds on this machine): special
-//! registers are set once, general registers travel through `kvm_run`'s sync-regs area
-//! instead of KVM_GET/SET_REGS, and the guest batches its output.
+//! Costs matter here (each vCPU ioctl is several microseconds on this machine): the initial
+//! special and general registers travel through `kvm_run`'s sync-regs area with the first
+//! KVM_RUN instead of KVM_SET_SREGS/SET_REGS, exits read the general registers from there too,
+//! and the guest batches its output.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
@@ -28,7 +30,10 @@ pub enum Stop {
     Crashed(Crash),
     TimedOut,
     OutputClosed,
+    /// Writing the guest's output failed.
     HostError(std::io::Error),
+    /// KVM_RUN itself failed (the vCPU state was refused, or KVM ran out of memory).
+    KvmError(String),
 }
 
 /// Opens the KVM device and checks the API the runner relies on. Errors say what to do.
@@ -67,6 +72,27 @@ pub fn open_kvm(device: &Path) -> Result<Kvm, String> {
         }
     }
     Ok(kvm)
+}
+
+thread_local! {
+    static OPENED_KVM: std::cell::RefCell<Option<(PathBuf, Rc<Kvm>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// [`open_kvm`], once per thread and device: a thread that runs guest after guest (`cargo
+/// test`, `--repeat`) checks the device and its API once.
+pub fn kvm_for_this_thread(device: &Path) -> Result<Rc<Kvm>, String> {
+    OPENED_KVM.with(|opened| {
+        let mut opened = opened.borrow_mut();
+        if let Some((path, kvm)) = opened.as_ref() {
+            if path == device {
+                return Ok(Rc::clone(kvm));
+            }
+        }
+        let kvm = Rc::new(open_kvm(device)?);
+        *opened = Some((device.to_path_buf(), Rc::clone(&kvm)));
+        Ok(kvm)
+    })
 }
 
 pub struct Vm {
@@ -171,7 +197,11 @@ impl Vm {
         sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10);
         // SCE | LME | LMA | NXE.
         sregs.efer = 0x1 | (1 << 8) | (1 << 10) | (1 << 11);
-        vcpu.set_sregs(&sregs).map_err(kvm_error("KVM_SET_SREGS"))?;
+        // Both register sets travel in `kvm_run` and take effect with the first KVM_RUN: a
+        // KVM_SET_SREGS of its own would cost another round of loading the vCPU.
+        crate::test_hook::initial_sregs(&mut sregs);
+        vcpu.sync_regs_mut().sregs = sregs;
+        vcpu.set_sync_dirty_reg(SyncReg::SystemRegister);
 
         vcpu.set_sync_valid_reg(SyncReg::Register);
         let regs = &mut vcpu.sync_regs_mut().regs;
@@ -210,7 +240,7 @@ impl Vm {
                 Ok(VcpuExit::FailEntry(reason, _)) => Err(Abnormal::EntryFailure(reason)),
                 Ok(other) => Err(Abnormal::Other(format!("{other:?}"))),
                 Err(err) if err.errno() == libc::EINTR => continue,
-                Err(err) => return Stop::HostError(std::io::Error::from_raw_os_error(err.errno())),
+                Err(err) => return Stop::KvmError(format!("KVM_RUN failed: {err}")),
             };
             let port = match abnormal {
                 Ok(port) => port,

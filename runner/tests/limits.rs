@@ -208,6 +208,17 @@ fn an_instruction_kvm_cannot_emulate_ends_the_guest() {
 }
 
 #[test]
+fn a_vcpu_state_kvm_refuses_is_one_clear_line_and_exit_125() {
+    let output = limits_case(&["ud2"], Some("refused-sregs"));
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
+    let line = assert_single_error_line(&output);
+    assert_eq!(
+        line,
+        "hyperlight-run: error: KVM_RUN failed: Invalid argument (os error 22)"
+    );
+}
+
+#[test]
 fn an_entry_failure_is_one_clear_line_and_exit_134() {
     use hyperlight_run::fault::{report, Crash};
     use hyperlight_run::{elf::Image, layout::MemoryMap, memory::GuestMemory, Outcome};
