@@ -328,7 +328,8 @@ pub fn run(
 }
 
 thread_local! {
-    static PREVIOUS_VM: std::cell::RefCell<Option<vcpu::Retired>> = const { std::cell::RefCell::new(None) };
+    static PREVIOUS_VM: std::cell::RefCell<Option<vcpu::Retired>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 fn getrandom(buffer: &mut [u8]) {

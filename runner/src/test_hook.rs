@@ -1,8 +1,8 @@
 //! Hidden hooks for the runner's own tests: states no well-behaved guest can reach (a broken
 //! IDT, an exception stub KVM cannot emulate or that never returns, a vCPU state KVM refuses, a
-//! forbidden system call after confinement) are provoked on purpose, to check the runner still ends cleanly with the
-//! documented message and exit code. Off unless `HYPERLIGHT_RUN_TEST_HOOK` is set; not part of
-//! the user interface.
+//! forbidden system call after confinement) are provoked on purpose, to check the runner still
+//! ends cleanly with the documented message and exit code. Off unless
+//! `HYPERLIGHT_RUN_TEST_HOOK` is set; not part of the user interface.
 
 use crate::layout::{IDT_ADDR, IDT_LIMIT, STUBS_ADDR};
 use crate::memory::GuestMemory;

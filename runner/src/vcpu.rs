@@ -197,9 +197,9 @@ impl Vm {
         sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10);
         // SCE | LME | LMA | NXE.
         sregs.efer = 0x1 | (1 << 8) | (1 << 10) | (1 << 11);
+        crate::test_hook::initial_sregs(&mut sregs);
         // Both register sets travel in `kvm_run` and take effect with the first KVM_RUN: a
         // KVM_SET_SREGS of its own would cost another round of loading the vCPU.
-        crate::test_hook::initial_sregs(&mut sregs);
         vcpu.sync_regs_mut().sregs = sregs;
         vcpu.set_sync_dirty_reg(SyncReg::SystemRegister);
 

@@ -93,8 +93,8 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          Seccomp: median of {SECCOMP_RUNS} runs each, alternated; the filter is compiled and \
          installed once per process after the VM is built. Its cost is that one seccomp(2) \
          call: the kernel checks the 197-instruction program, converts it to eBPF and \
-         JIT-compiles it (most of the call in a `perf` profile), ≈ 0.3 ms here; the run loop is not slower with it \
-         (a guest touching all of 64 MiB takes the same time either way)."
+         JIT-compiles it (most of the call in a `perf` profile), ≈ 0.3 ms here; the run loop \
+         is not slower with it (a guest touching all of 64 MiB takes the same time either way)."
     ));
     Ok(())
 }
