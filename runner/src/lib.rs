@@ -317,8 +317,8 @@ pub fn run(
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
     // kernel-wide switches on instead of patching kernel code for each new VM. A thread that
     // runs guest after guest (`cargo test`, `--repeat`) therefore tears each VM down after the
-    // next one has run; the last one goes with the thread (or the process). Its memory goes
-    // back to the host right away.
+    // next one has run; the last one goes with the thread (or the process). Its memory is
+    // scrubbed and reused by the thread's next guest (see `memory`).
     let retired = vm.retire();
     PREVIOUS_VM.with(|previous| drop(previous.replace(Some(retired))));
     Ok(Report {

@@ -135,7 +135,7 @@ impl Vm {
             userspace_addr: memory.host_base(),
         };
         // SAFETY: the region is our own mapping, which outlives every run of the vCPU (field
-        // order; `retire` unmaps it only once the vCPU never runs again).
+        // order; `retire` hands it on only once the vCPU never runs again).
         unsafe { vm.set_user_memory_region(region) }
             .map_err(kvm_error("KVM_SET_USER_MEMORY_REGION"))?;
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_error("KVM_CREATE_VCPU"))?;
@@ -282,12 +282,12 @@ impl Vm {
         &self.memory
     }
 
-    /// Gives guest memory back to the host now and keeps only the (never again run) vCPU and
-    /// VM, whose teardown can then wait (see `run`'s end). KVM reads guest memory only while
-    /// a vCPU runs, so unmapping it first is safe.
+    /// Hands guest memory on to this thread's next guest (which gets it scrubbed) and keeps
+    /// only the never again run vCPU and VM, whose teardown can then wait (see `run`'s end).
+    /// KVM touches this guest's memory only while its vCPU runs, so the memory is free now.
     pub fn retire(self) -> Retired {
         let Vm { vcpu, _vm, memory } = self;
-        drop(memory);
+        memory.recycle();
         Retired { _vcpu: vcpu, _vm }
     }
 

@@ -197,3 +197,30 @@ fn closed_stdout_ends_the_run_cleanly() {
     assert_eq!(code(&output), 141);
     assert_eq!(stderr(&output), "", "no panic, no message");
 }
+
+#[test]
+fn a_guest_sees_nothing_of_the_guest_before_it_on_the_same_thread() {
+    // `cargo test` and `--repeat` boot guest after guest on one thread, each reusing the
+    // memory of the one before; every boot here dirties what the next one checks.
+    use hyperlight_run::{Captured, Config, Outcome};
+    let elf = probe();
+    let args = [elf.clone().into_os_string(), "leftovers".into()];
+    let config = Config {
+        seccomp: false,
+        ..Config::default()
+    };
+    for boot in 0..3 {
+        let mut output = Captured::default();
+        let report = hyperlight_run::run(&elf, &args, &config, &mut output).unwrap();
+        assert!(
+            matches!(report.outcome, Outcome::Exited(0)),
+            "boot {boot}: {:?}",
+            report.outcome
+        );
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            "nonzero words: 0 in .bss, 0 in the heap\n",
+            "boot {boot}"
+        );
+    }
+}

@@ -6,7 +6,7 @@
 use core::arch::asm;
 use core::hint::black_box;
 
-use hyperlight_rt::abi::port;
+use hyperlight_rt::abi::{port, BootInfo};
 use hyperlight_rt::alloc::vec::Vec;
 use hyperlight_rt::hypercall::call;
 use hyperlight_rt::{env, eprintln, print, println};
@@ -14,6 +14,22 @@ use hyperlight_rt::{env, eprintln, print, println};
 hyperlight_rt::main!(main);
 
 static TABLE: [u64; 4] = [1, 2, 3, 4];
+
+const SCRATCH_WORDS: usize = 4096;
+static mut SCRATCH: [u64; SCRATCH_WORDS] = [0; SCRATCH_WORDS];
+
+/// Counts the nonzero words of `[start, start + words)`, then sets them all.
+unsafe fn count_and_dirty(start: *mut u64, words: usize) -> usize {
+    let mut nonzero = 0;
+    for i in 0..words {
+        let word = start.add(i);
+        if word.read_volatile() != 0 {
+            nonzero += 1;
+        }
+        word.write_volatile(u64::MAX);
+    }
+    nonzero
+}
 
 #[inline(never)]
 #[allow(unconditional_recursion)]
@@ -94,6 +110,19 @@ fn main() -> i32 {
                     print!("{byte:02x}");
                 }
                 println!();
+            }
+            "leftovers" => {
+                // What a fresh VM must show as zero (a .bss array, the heap's last 8 MiB),
+                // dirtied afterwards for whichever guest comes next.
+                let boot = &*(hyperlight_rt::abi::BOOT_INFO_ADDR as *const BootInfo);
+                let heap_words = (8 << 20) / 8;
+                let heap = ((boot.heap_start + boot.heap_size) as *mut u64).sub(heap_words);
+                let bss = core::ptr::addr_of_mut!(SCRATCH).cast::<u64>();
+                println!(
+                    "nonzero words: {} in .bss, {} in the heap",
+                    count_and_dirty(bss, SCRATCH_WORDS),
+                    count_and_dirty(heap, heap_words)
+                );
             }
             "out-of-memory" => {
                 let huge: Vec<u8> = Vec::with_capacity(black_box(1usize << 40));
