@@ -16,19 +16,29 @@ use crate::toolchain::{project_root, Toolchain};
 /// micro-VM's whole start. The explicit `--target` keeps the flag off build scripts and
 /// proc macros, which cannot be static.
 pub fn build_release(sh: &Shell) -> Result<PathBuf> {
+    build_release_artifact(sh, &[], "hyperlight-run")
+}
+
+/// Builds `runner/examples/NAME` the same way (sharing the build of the library).
+pub fn build_release_example(sh: &Shell, name: &str) -> Result<PathBuf> {
+    build_release_artifact(sh, &["--example", name], &format!("examples/{name}"))
+}
+
+fn build_release_artifact(sh: &Shell, selection: &[&str], artifact: &str) -> Result<PathBuf> {
     let _dir = sh.push_dir(project_root());
     let host = Toolchain::resolve(sh, None)?.version.host;
     let static_crt = format!("target.{host}.rustflags=[\"-Ctarget-feature=+crt-static\"]");
     cmd!(
         sh,
-        "cargo build --release --package hyperlight-run --target {host} --config {static_crt}"
+        "cargo build --release --package hyperlight-run {selection...} --target {host} --config {static_crt}"
     )
     .run()
-    .context("building hyperlight-run failed")?;
+    .with_context(|| format!("building {artifact} of hyperlight-run failed"))?;
     Ok(project_root()
         .join("target")
         .join(&host)
-        .join("release/hyperlight-run"))
+        .join("release")
+        .join(artifact))
 }
 
 /// Removes the installed runner unless another rustup toolchain still has the target installed.

@@ -48,18 +48,28 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     );
 
     // In-process: the runner's hidden --repeat boots the guest again and again, in a few
-    // processes, since the scheduler's choice of core moves a process's figures.
+    // processes, since the scheduler's choice of core moves a process's figures; each is
+    // followed by the same number of boots of KVM's part alone (examples/kvm_floor.rs).
+    let kvm_floor = crate::runner::build_release_example(sh, "kvm_floor")?;
     let count = IN_PROCESS_RUNS.to_string();
-    let mut medians = Vec::new();
+    let (mut boots, mut floors) = (Vec::new(), Vec::new());
     for _ in 0..IN_PROCESS_PROCESSES {
-        medians.push(repeat_median(sh, &runner, &hello, &count)?);
+        boots.push(repeat_median(sh, &runner, &hello, &count)?);
+        let text = cmd!(sh, "{kvm_floor} {count}").read()?;
+        floors.push(median_in(&text, "kvm floor median ")?);
     }
-    let boot = median(medians);
+    let (boot, floor) = (median(boots), median(floors));
     report.row(
         "in-process boot-to-exit of hello (median)",
         format!("{:.3} ms", ms(boot)),
         &format!("≤ {:.1} ms", ms(BOOT_GOAL)),
         Some(boot <= BOOT_GOAL),
+    );
+    report.row(
+        "of which KVM alone: VM, memory slot, vCPU, one KVM_RUN (median)",
+        format!("{:.3} ms", ms(floor)),
+        "none (this machine's floor)",
+        None,
     );
     // The first boot of a process, which is what `cargo run` gets.
     let mut firsts = Vec::new();
@@ -92,7 +102,11 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         "Release runner, release guests. Whole process: median of {PROCESS_RUNS} runs of each, \
          alternated. In-process: `hyperlight-run --repeat {IN_PROCESS_RUNS}` (hidden flag) times \
          `hyperlight_run::run` from ELF parsing to the guest's exit hypercall (VM teardown \
-         excluded); median of {IN_PROCESS_PROCESSES} such processes' medians. As in `cargo \
+         excluded); median of {IN_PROCESS_PROCESSES} such processes' medians. After each, \
+         runner/examples/kvm_floor.rs boots a guest whose only instructions are the exit \
+         hypercall as often, through the runner's own VM code with its memory prepared \
+         beforehand: KVM's share of a boot; the rest is the runner reading the ELF and \
+         preparing memory, and hello's own run. As in `cargo \
          test`, each VM is torn down after the next one ran, so KVM's kernel-wide switches stay \
          on between boots; a process's first boot, which `cargo run` gets, is measured apart \
          (median of {FIRST_BOOT_PROCESSES} processes). Throughput: whole process including \
@@ -107,11 +121,16 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
 /// `hyperlight-run --repeat COUNT ELF`'s median boot-to-exit.
 fn repeat_median(sh: &Shell, runner: &Path, elf: &Path, count: &str) -> Result<Duration> {
     let text = cmd!(sh, "{runner} --repeat {count} {elf}").read()?;
+    median_in(&text, "boot-to-exit median ")
+}
+
+/// The duration in a `PREFIX<N> ns` line.
+fn median_in(text: &str, prefix: &str) -> Result<Duration> {
     let nanos: u64 = text
-        .strip_prefix("boot-to-exit median ")
+        .strip_prefix(prefix)
         .and_then(|rest| rest.strip_suffix(" ns"))
         .and_then(|n| n.parse().ok())
-        .with_context(|| format!("unexpected --repeat output: {text}"))?;
+        .with_context(|| format!("expected `{prefix}N ns`, got: {text}"))?;
     Ok(Duration::from_nanos(nanos))
 }
 
