@@ -9,8 +9,10 @@ use crate::memory::GuestMemory;
 
 pub const VAR: &str = "HYPERLIGHT_RUN_TEST_HOOK";
 
-fn hook() -> Option<String> {
-    std::env::var(VAR).ok()
+/// Read once per process: a thread booting guest after guest asks for it several times a boot.
+fn hook() -> Option<&'static str> {
+    static HOOK: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOOK.get_or_init(|| std::env::var(VAR).ok()).as_deref()
 }
 
 /// Just before the VM is created: guest memory is complete.
@@ -18,7 +20,7 @@ pub fn before_boot(memory: &mut GuestMemory) {
     let Some(hook) = hook() else {
         return;
     };
-    let stub_code: &[u8] = match hook.as_str() {
+    let stub_code: &[u8] = match hook {
         // No exception can be delivered: the first one becomes a triple fault.
         "break-idt" => {
             let _ = memory.write(IDT_ADDR, &[0; IDT_LIMIT as usize + 1]);
@@ -42,7 +44,7 @@ pub fn before_boot(memory: &mut GuestMemory) {
 
 /// The vCPU's special registers, before they go to KVM with the first KVM_RUN.
 pub fn initial_sregs(sregs: &mut kvm_bindings::kvm_sregs) {
-    if hook().as_deref() == Some("refused-sregs") {
+    if hook() == Some("refused-sregs") {
         // Paging without protected mode: KVM refuses the state, so KVM_RUN fails.
         sregs.cr0 = 0x8000_0000;
     }
@@ -50,7 +52,7 @@ pub fn initial_sregs(sregs: &mut kvm_bindings::kvm_sregs) {
 
 /// Right after the seccomp filter is installed (or would be, with `--no-seccomp`).
 pub fn after_confinement() {
-    match hook().as_deref() {
+    match hook() {
         Some("seccomp-status") => {
             let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
             let line = status
