@@ -181,7 +181,7 @@ fn pagemap() -> Option<&'static File> {
 }
 
 // PAGEMAP_SCAN, from Linux's include/uapi/linux/fs.h (Linux 6.7); the libc crate lacks it.
-const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610; // _IOWR('f', 16, struct pm_scan_arg)
+const PAGEMAP_SCAN: libc::Ioctl = 0xc060_6610_u32 as libc::Ioctl; // _IOWR('f', 16, pm_scan_arg)
 const PAGE_IS_PRESENT: u64 = 1 << 3;
 const PAGE_IS_SWAPPED: u64 = 1 << 4;
 const PAGE_IS_PFNZERO: u64 = 1 << 5;

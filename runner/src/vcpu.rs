@@ -369,8 +369,9 @@ unsafe fn set_timer(after: Duration) {
             tv_usec: 0,
         },
         it_value: libc::timeval {
-            tv_sec: after.as_secs() as libc::time_t,
-            tv_usec: after.subsec_micros() as libc::suseconds_t,
+            // `as _`: the field types differ between glibc and musl (the release build).
+            tv_sec: after.as_secs() as _,
+            tv_usec: after.subsec_micros() as _,
         },
     };
     // SAFETY: plain syscall with a valid struct.
