@@ -28,9 +28,10 @@ fn build_release_artifact(sh: &Shell, selection: &[&str], artifact: &str) -> Res
     let _dir = sh.push_dir(project_root());
     let host = Toolchain::resolve(sh, None)?.version.host;
     let static_crt = format!("target.{host}.rustflags=[\"-Ctarget-feature=+crt-static\"]");
+    let package = ["--package", "hyperlight-run"];
     cmd!(
         sh,
-        "cargo build --release --package hyperlight-run {selection...} --target {host} --config {static_crt}"
+        "cargo build --release {package...} {selection...} --target {host} --config {static_crt}"
     )
     .run()
     .with_context(|| format!("building {artifact} of hyperlight-run failed"))?;

@@ -49,7 +49,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
 
     // In-process: the runner's hidden --repeat boots the guest again and again, in a few
     // processes, since the scheduler's choice of core moves a process's figures; each is
-    // followed by the same number of boots of KVM's part alone (examples/kvm_floor.rs).
+    // followed by the same number of boots of KVM's part alone (runner/examples/kvm_floor.rs).
     let kvm_floor = crate::runner::build_release_example(sh, "kvm_floor")?;
     let count = IN_PROCESS_RUNS.to_string();
     let (mut boots, mut floors) = (Vec::new(), Vec::new());
