@@ -104,13 +104,27 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
             "not on PATH, so `cargo run` cannot find the runner; add ~/.cargo/bin to PATH",
         ),
     }
-    match which("clang") {
-        Some(path) => report.line(Verdict::Ok, "clang", &format!("{} (for guests with C code)", path.display())),
-        None => report.line(
-            Verdict::Warn,
-            "clang",
-            "not found; only guests with C code need it (official Hyperlight guests do): `sudo apt-get install clang`",
-        ),
+    // The guest config compiles C code with clang and archives it with llvm-ar.
+    let c_tools = ["clang", "llvm-ar"].map(|tool| (tool, which(tool)));
+    let missing: Vec<&str> = c_tools
+        .iter()
+        .filter(|(_, path)| path.is_none())
+        .map(|(tool, _)| *tool)
+        .collect();
+    if missing.is_empty() {
+        let paths: Vec<String> = c_tools
+            .iter()
+            .filter_map(|(_, path)| Some(path.as_ref()?.display().to_string()))
+            .collect();
+        let detail = format!("{} (for guests with C code)", paths.join(", "));
+        report.line(Verdict::Ok, "clang, llvm-ar", &detail);
+    } else {
+        let detail = format!(
+            "{} not found; only guests with C code need them (official Hyperlight guests do): \
+             `sudo apt-get install clang llvm`",
+            missing.join(" and ")
+        );
+        report.line(Verdict::Warn, "clang, llvm-ar", &detail);
     }
     i32::from(report.failed)
 }

@@ -268,3 +268,24 @@ fn doctor_names_a_missing_guest_config_and_its_fix() {
     let report = doctor();
     assert!(report.contains("its cargo config lacks runner = \"hyperlight-run\", rustflags with -Zunstable-options, [env] RUSTC_BOOTSTRAP = \"1\" (stable toolchains);"), "{report}");
 }
+
+#[test]
+fn doctor_names_a_missing_c_tool_and_its_fix() {
+    // A PATH with clang but without llvm-ar: the guest config archives C code with llvm-ar.
+    let tools = TempDir::new("doctor-c-tools");
+    fs::write(tools.path().join("clang"), "").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hyperlight-run"))
+        .arg("doctor")
+        .current_dir(tools.path())
+        .env("PATH", tools.path())
+        .output()
+        .unwrap();
+    assert!(
+        text(&output.stdout).contains(
+            "\nwarn  clang, llvm-ar: llvm-ar not found; only guests with C code need them \
+             (official Hyperlight guests do): `sudo apt-get install clang llvm`\n"
+        ),
+        "{}",
+        text(&output.stdout)
+    );
+}

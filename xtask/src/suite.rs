@@ -1,6 +1,6 @@
 //! `cargo xtask test`: the whole test suite, after making sure everything it runs against is
-//! there. Tests use real components (KVM, nginx, clang, a stable and a nightly toolchain);
-//! a missing one is reported up front with the command that installs it.
+//! there. Tests use real components (KVM, nginx, clang and llvm-ar, a stable and a nightly
+//! toolchain); a missing one is reported up front with the command that installs it.
 
 use std::path::Path;
 
@@ -13,7 +13,11 @@ use crate::toolchain::{pinned_toolchain, project_root};
 const NIGHTLY: &str = "nightly";
 
 /// Programs the tests start, and the Debian package providing each.
-const PROGRAMS: &[(&str, &str)] = &[("nginx", "nginx-light"), ("clang", "clang")];
+const PROGRAMS: &[(&str, &str)] = &[
+    ("nginx", "nginx-light"),
+    ("clang", "clang"),
+    ("llvm-ar", "llvm"),
+];
 
 pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
     let pinned = pinned_toolchain()?;
