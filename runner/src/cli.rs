@@ -31,7 +31,8 @@ Every error message starts with `hyperlight-run: error:`.
 Also:
   hyperlight-run new <PATH> [--name NAME]   create a guest crate (exit 1 if PATH exists)
   hyperlight-run doctor [--toolchain T]     check KVM, the installed target, the guest
-                                            project's config and clang (exit 0 only if ready)
+                                            project's config, clang and llvm-ar
+                                            (exit 0 only if ready)
 Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
 As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none.";
 
