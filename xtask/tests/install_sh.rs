@@ -151,10 +151,26 @@ fn dist_publish_install_then_cargo_run_hello() {
         text(&run.stdout)
     );
 
-    // --uninstall removes exactly what was installed.
-    let removed = sandbox.run(&["-y", "--uninstall", "--toolchain", &sandbox.toolchain.name]);
+    // --uninstall removes exactly what was installed; the runner, which every toolchain's
+    // target shares, only once no other toolchain has the target.
+    let other = sandbox.add_other_toolchain_with_target();
+    let uninstall = ["-y", "--uninstall", "--toolchain", &sandbox.toolchain.name];
+    let removed = sandbox.run(&uninstall);
     assert_success(&removed, "install.sh --uninstall");
-    assert!(!sandbox.runner().exists());
+    assert!(sandbox.runner().exists());
+    assert!(
+        text(&removed.stderr).contains(&format!(
+            "kept {}: the toolchain at {} still uses it\n",
+            sandbox.runner().display(),
+            other.canonicalize().unwrap().display()
+        )),
+        "{}",
+        text(&removed.stderr)
+    );
+    fs::remove_dir_all(&other).unwrap();
+    let removed = sandbox.run(&uninstall);
+    assert_success(&removed, "install.sh --uninstall");
+    assert!(!sandbox.runner().exists(), "{}", text(&removed.stderr));
     let mut after = sandbox.snapshot();
     after.remove(Path::new("bin"));
     assert!(after == before, "uninstall did not restore the toolchain");
