@@ -226,6 +226,9 @@ impl Drop for TempDir {
 /// install makes creates a new file or renames one into place, which breaks the link instead
 /// of writing through it. The developer's other toolchains appear in the temporary home as
 /// symlinks, so rust-toolchain.toml and `+toolchain` keep working there (read-only use only).
+/// A toolchain that has the target installed (the README's `cargo xtask install` puts it into
+/// the pinned one) appears without it: uninstalls keep the shared runner while another
+/// toolchain has the target, and the tests must not depend on what the developer installed.
 pub struct TempToolchain {
     home: TempDir,
     pub name: String,
@@ -249,7 +252,12 @@ impl TempToolchain {
         fs::create_dir_all(&toolchains).unwrap();
         for entry in fs::read_dir(real_home.join("toolchains")).unwrap() {
             let entry = entry.unwrap();
-            std::os::unix::fs::symlink(entry.path(), toolchains.join(entry.file_name())).unwrap();
+            let link = toolchains.join(entry.file_name());
+            if has_installed_target(&entry.path().join("lib/rustlib")) {
+                link_without_target(&entry.path(), &link);
+            } else {
+                std::os::unix::fs::symlink(entry.path(), link).unwrap();
+            }
         }
         if let Ok(settings) = fs::read(real_home.join("settings.toml")) {
             fs::write(home.path().join("settings.toml"), settings).unwrap();
@@ -296,6 +304,33 @@ impl TempToolchain {
 
 /// Makes a copy of a toolchain into which the target was installed look as it was before,
 /// so tests start from the same state on a developer's machine as on a fresh one.
+fn has_installed_target(rustlib: &Path) -> bool {
+    fs::read_to_string(rustlib.join("components")).is_ok_and(|listed| {
+        listed
+            .lines()
+            .any(|c| c == "rust-std-x86_64-hyperlight-none")
+    })
+}
+
+/// `real` as a tree of symlinks down to its `lib/rustlib`, which has everything but the target.
+fn link_without_target(real: &Path, view: &Path) {
+    let descended = [Path::new(""), Path::new("lib"), Path::new("lib/rustlib")];
+    let target = Path::new("lib/rustlib").join(TARGET);
+    let record = Path::new("lib/rustlib/manifest-rust-std-x86_64-hyperlight-none");
+    for dir in descended {
+        fs::create_dir_all(view.join(dir)).unwrap();
+        for entry in fs::read_dir(real.join(dir)).unwrap() {
+            let relative = dir.join(entry.unwrap().file_name());
+            if !descended.contains(&relative.as_path()) && relative != target && relative != record
+            {
+                std::os::unix::fs::symlink(real.join(&relative), view.join(&relative)).unwrap();
+            }
+        }
+    }
+    // Drops the target from the component list (a new file in place of the link).
+    forget_installed_target(&view.join("lib/rustlib"));
+}
+
 fn forget_installed_target(rustlib: &Path) {
     let _ = fs::remove_dir_all(rustlib.join(TARGET));
     let _ = fs::remove_file(rustlib.join("manifest-rust-std-x86_64-hyperlight-none"));
@@ -307,7 +342,8 @@ fn forget_installed_target(rustlib: &Path) {
             .map(|c| format!("{c}\n"))
             .collect();
         if kept != listed {
-            // Unlink first: writing into the hard link would change the real toolchain's file.
+            // Unlink first: writing through a hard or symbolic link would change the real
+            // toolchain's file.
             fs::remove_file(&components).unwrap();
             fs::write(&components, kept).unwrap();
         }

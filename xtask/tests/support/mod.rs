@@ -117,19 +117,10 @@ impl Sandbox {
     pub fn new(real_toolchain: &str) -> Sandbox {
         let dir = TempDir::new("install-sh");
         fs::create_dir_all(dir.path().join("tmp")).unwrap();
-        let toolchain = TempToolchain::copy_of(real_toolchain, false);
-        // `--uninstall` keeps the shared runner while another toolchain of RUSTUP_HOME has the
-        // target. The temporary home links the developer's toolchains, which may have it (the
-        // README's `cargo xtask install` puts it into the pinned one): leave those out.
-        let toolchains = toolchain.rustup_home().join("toolchains");
-        for entry in fs::read_dir(&toolchains).unwrap() {
-            let path = entry.unwrap().path();
-            let components = fs::read_to_string(path.join("lib/rustlib/components"));
-            if path.is_symlink() && components.is_ok_and(|c| c.lines().any(|l| l == COMPONENT)) {
-                fs::remove_file(&path).unwrap();
-            }
+        Sandbox {
+            toolchain: TempToolchain::copy_of(real_toolchain, false),
+            dir,
         }
-        Sandbox { toolchain, dir }
     }
 
     /// A toolchain in the sandbox's RUSTUP_HOME that has the target installed, as far as
