@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub const TARGET: &str = "x86_64-hyperlight-none";
+/// The target's rust-installer component, as the install records name it.
+const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
 
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -302,21 +304,17 @@ impl TempToolchain {
     }
 }
 
-/// Makes a copy of a toolchain into which the target was installed look as it was before,
-/// so tests start from the same state on a developer's machine as on a fresh one.
+/// Whether the toolchain whose `lib/rustlib` this is lists the target as installed.
 fn has_installed_target(rustlib: &Path) -> bool {
-    fs::read_to_string(rustlib.join("components")).is_ok_and(|listed| {
-        listed
-            .lines()
-            .any(|c| c == "rust-std-x86_64-hyperlight-none")
-    })
+    fs::read_to_string(rustlib.join("components"))
+        .is_ok_and(|listed| listed.lines().any(|c| c == COMPONENT))
 }
 
 /// `real` as a tree of symlinks down to its `lib/rustlib`, which has everything but the target.
 fn link_without_target(real: &Path, view: &Path) {
     let descended = [Path::new(""), Path::new("lib"), Path::new("lib/rustlib")];
     let target = Path::new("lib/rustlib").join(TARGET);
-    let record = Path::new("lib/rustlib/manifest-rust-std-x86_64-hyperlight-none");
+    let record = Path::new("lib/rustlib").join(format!("manifest-{COMPONENT}"));
     for dir in descended {
         fs::create_dir_all(view.join(dir)).unwrap();
         for entry in fs::read_dir(real.join(dir)).unwrap() {
@@ -331,14 +329,16 @@ fn link_without_target(real: &Path, view: &Path) {
     forget_installed_target(&view.join("lib/rustlib"));
 }
 
+/// Makes a copy of a toolchain into which the target was installed look as it was before,
+/// so tests start from the same state on a developer's machine as on a fresh one.
 fn forget_installed_target(rustlib: &Path) {
     let _ = fs::remove_dir_all(rustlib.join(TARGET));
-    let _ = fs::remove_file(rustlib.join("manifest-rust-std-x86_64-hyperlight-none"));
+    let _ = fs::remove_file(rustlib.join(format!("manifest-{COMPONENT}")));
     let components = rustlib.join("components");
     if let Ok(listed) = fs::read_to_string(&components) {
         let kept: String = listed
             .lines()
-            .filter(|c| *c != "rust-std-x86_64-hyperlight-none")
+            .filter(|c| *c != COMPONENT)
             .map(|c| format!("{c}\n"))
             .collect();
         if kept != listed {
