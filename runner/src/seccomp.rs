@@ -508,40 +508,32 @@ mod tests {
     #[test]
     fn the_filter_allows_the_run_loop_and_refuses_the_rest() {
         let program = compile(&policy());
-        let call = |nr: libc::c_long, args: [u64; 6]| {
-            verdict(&program, nr as u32, AUDIT_ARCH_X86_64, args)
-        };
-        let allow = libc::SECCOMP_RET_ALLOW;
-        let trap = libc::SECCOMP_RET_TRAP;
-        assert_eq!(call(libc::SYS_ioctl, [3, 0xAE80, 0, 0, 0, 0]), allow);
-        assert_eq!(call(libc::SYS_ioctl, [3, 0xAE01, 0, 0, 0, 0]), trap); // KVM_CREATE_VM
-        assert_eq!(call(libc::SYS_write, [2, 0, 5, 0, 0, 0]), allow);
-        assert_eq!(call(libc::SYS_write, [3, 0, 5, 0, 0, 0]), trap);
+        let (allow, trap) = (libc::SECCOMP_RET_ALLOW, libc::SECCOMP_RET_TRAP);
         let prot = |prot: i32| [0, 4096, prot as u64, 0, 0, 0];
-        assert_eq!(
-            call(libc::SYS_mmap, prot(libc::PROT_READ | libc::PROT_WRITE)),
-            allow
+        let (read_write, read_exec) = (
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::PROT_READ | libc::PROT_EXEC,
         );
-        assert_eq!(
-            call(libc::SYS_mmap, prot(libc::PROT_READ | libc::PROT_EXEC)),
-            trap
-        );
-        assert_eq!(call(libc::SYS_mprotect, prot(libc::PROT_EXEC)), trap);
-        let flags = |flags: i32| [0, 0, flags as u64, 0, 0, 0];
-        assert_eq!(
-            call(libc::SYS_openat, flags(libc::O_RDONLY | libc::O_CLOEXEC)),
-            allow
-        );
-        assert_eq!(
-            call(libc::SYS_openat, flags(libc::O_WRONLY | libc::O_CLOEXEC)),
-            trap
-        );
-        assert_eq!(call(libc::SYS_execve, [0; 6]), trap);
-        assert_eq!(call(libc::SYS_socket, [0; 6]), trap);
-        assert_eq!(
-            call(libc::SYS_write | X32_SYSCALL_BIT as i64, [1, 0, 5, 0, 0, 0]),
-            trap
-        );
+        let flags = |flags: i32| [0, 0, (flags | libc::O_CLOEXEC) as u64, 0, 0, 0];
+        let x32_write = libc::SYS_write | libc::c_long::from(X32_SYSCALL_BIT);
+        let cases = [
+            (libc::SYS_ioctl, [3, 0xAE80, 0, 0, 0, 0], allow), // KVM_RUN
+            (libc::SYS_ioctl, [3, 0xAE01, 0, 0, 0, 0], trap),  // KVM_CREATE_VM
+            (libc::SYS_write, [2, 0, 5, 0, 0, 0], allow),
+            (libc::SYS_write, [3, 0, 5, 0, 0, 0], trap),
+            (libc::SYS_mmap, prot(read_write), allow),
+            (libc::SYS_mmap, prot(read_exec), trap),
+            (libc::SYS_mprotect, prot(libc::PROT_EXEC), trap),
+            (libc::SYS_openat, flags(libc::O_RDONLY), allow),
+            (libc::SYS_openat, flags(libc::O_WRONLY), trap),
+            (libc::SYS_execve, [0; 6], trap),
+            (libc::SYS_socket, [0; 6], trap),
+            (x32_write, [1, 0, 5, 0, 0, 0], trap),
+        ];
+        for (nr, args, expected) in cases {
+            let got = verdict(&program, nr as u32, AUDIT_ARCH_X86_64, args);
+            assert_eq!(got, expected, "system call {nr:#x}, arguments {args:x?}");
+        }
         assert_eq!(
             verdict(&program, libc::SYS_write as u32, I386, [1, 0, 5, 0, 0, 0]),
             libc::SECCOMP_RET_KILL_PROCESS

@@ -96,8 +96,8 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          find the calls it may allow without running it, and JIT-compiles it. The runner's \
          filter is a binary search over the allowed numbers (runner/src/seccomp.rs), a walk of \
          at most 10 instructions where seccompiler's chain of comparisons takes up to 66; even a \
-         one-instruction filter adds about 50 µs to a process here. The run loop is not slower with it (a guest touching all of 64 MiB takes the same time \
-         either way)."
+         one-instruction filter adds about 50 µs to a process here. The run loop is not slower \
+         with it (a guest touching all of 64 MiB takes the same time either way)."
     ));
     Ok(())
 }

@@ -110,10 +110,11 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          test`, each VM is torn down after the next one ran, so KVM's kernel-wide switches stay \
          on between boots; a process's first boot, which `cargo run` gets, is measured apart \
          (median of {FIRST_BOOT_PROCESSES} processes). Throughput: whole process including \
-         boot, median of {THROUGHPUT_RUNS}. KVM here is PVM with shadow paging: creating the VM, its memory slot \
-         and the vCPU are most of a boot, and every first touch of a guest page is a shadow \
-         page fault; the figures swing with the load other builds put on the 2 cores, and with \
-         the core a process runs on (here one boots about a quarter slower than the other)."
+         boot, median of {THROUGHPUT_RUNS}. KVM here is PVM with shadow paging: creating the \
+         VM, its memory slot and the vCPU are most of a boot, and every first touch of a guest \
+         page is a shadow page fault; the figures swing with the load other builds put on the 2 \
+         cores, and with the core a process runs on (here one boots about a quarter slower than \
+         the other)."
     ));
     Ok(())
 }
