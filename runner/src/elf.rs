@@ -201,6 +201,40 @@ impl<'data> Image<'data> {
     }
 }
 
+/// How many bytes from the start of the file [`Image::parse`] needs, judged from `front`, the
+/// file's first bytes: through the program header table and everything its PT_LOAD,
+/// PT_DYNAMIC and PT_NOTE entries describe. If `front` ends inside the table, the table's end.
+/// Headers too broken to tell are left for `parse` to reject: then `front.len()`.
+pub fn bytes_needed(front: &[u8]) -> u64 {
+    let endian = LE;
+    let have = front.len() as u64;
+    let Ok(header) = FileHeader64::<LE>::parse(front) else {
+        return have;
+    };
+    let table_end = u64::from(header.e_phnum(endian))
+        .checked_mul(u64::from(header.e_phentsize(endian)))
+        .and_then(|size| size.checked_add(header.e_phoff(endian)));
+    let Some(table_end) = table_end else {
+        return have;
+    };
+    if table_end > have {
+        return table_end;
+    }
+    let Ok(program_headers) = header.program_headers(endian, front) else {
+        return have;
+    };
+    program_headers
+        .iter()
+        .filter(|ph| {
+            matches!(
+                ph.p_type(endian),
+                elf::PT_LOAD | elf::PT_DYNAMIC | elf::PT_NOTE
+            )
+        })
+        .map(|ph| ph.p_offset(endian).saturating_add(ph.p_filesz(endian)))
+        .fold(table_end, u64::max)
+}
+
 /// DT_RELRSZ and DT_RELR (packed relative relocations), which `object` does not name.
 const DT_RELRSZ: u32 = 35;
 const DT_RELR: u32 = 36;

@@ -16,7 +16,8 @@ use std::time::Instant;
 
 use hyperlight_rt::abi::test::{LIST, NOTE_NAME, NOTE_TYPE, RUN};
 
-use crate::{Captured, Config, HostStdio, MappedFile, Outcome, Output};
+use crate::guest_file::GuestFile;
+use crate::{Captured, Config, HostStdio, Outcome, Output};
 
 /// libtest's exit code when a test failed.
 const TESTS_FAILED: i32 = 101;
@@ -289,8 +290,8 @@ fn describe(outcome: &Outcome, output: &Captured) -> String {
 /// Whether `elf` is a guest test binary: it carries the note `hyperlight_rt::tests!` puts
 /// there. Only the ELF and program headers and the notes are read.
 pub fn is_test_binary(elf: &Path) -> bool {
-    MappedFile::open(elf)
-        .is_ok_and(|file| crate::elf::find_note(file.bytes(), NOTE_NAME, NOTE_TYPE).is_some())
+    GuestFile::open(elf)
+        .is_ok_and(|file| crate::elf::find_note(file.front(), NOTE_NAME, NOTE_TYPE).is_some())
 }
 
 #[cfg(test)]

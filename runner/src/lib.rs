@@ -1,16 +1,17 @@
 //! `hyperlight-run` as a library: boot an x86_64-hyperlight-none guest ELF in a fresh KVM
 //! micro-VM and run it to completion.
 //!
-//! The modules follow the order of a run: [`elf`] validates and describes the image,
-//! [`layout`] decides the memory map and writes page tables and descriptor tables, [`boot`]
-//! writes what the guest finds at `entrypoint`, [`vcpu`] creates the VM and runs it,
-//! [`hypercall`] serves the guest's requests, and [`fault`] explains crashes. docs/abi.md
-//! describes the guest-visible contract.
+//! The modules follow the order of a run: `guest_file` reads the part of the ELF a boot
+//! needs, [`elf`] validates and describes the image, [`layout`] decides the memory map and
+//! writes page tables and descriptor tables, [`boot`] writes what the guest finds at
+//! `entrypoint`, [`vcpu`] creates the VM and runs it, [`hypercall`] serves the guest's
+//! requests, and [`fault`] explains crashes. docs/abi.md describes the guest-visible contract.
 
 pub mod backtrace;
 pub mod boot;
 pub mod elf;
 pub mod fault;
+mod guest_file;
 pub mod harness;
 pub mod hypercall;
 pub mod layout;
@@ -22,11 +23,11 @@ pub mod vcpu;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::File;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use guest_file::GuestFile;
 pub use output::{Captured, Discard, HostStdio, Output, Stream};
 
 /// Process exit codes of `hyperlight-run` (the guest's own code passes through otherwise).
@@ -168,59 +169,6 @@ pub struct Report {
     pub boot_to_exit: Duration,
 }
 
-/// A read-only mapping of the guest ELF: only the pages the loader touches are read.
-struct MappedFile {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-impl MappedFile {
-    fn open(path: &Path) -> std::io::Result<MappedFile> {
-        use std::os::fd::AsRawFd;
-        let file = File::open(path)?;
-        let len = usize::try_from(file.metadata()?.len())
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
-        if len == 0 {
-            return Ok(MappedFile {
-                ptr: std::ptr::null_mut(),
-                len,
-            });
-        }
-        // SAFETY: a private read-only mapping of a file we opened.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(MappedFile { ptr, len })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        if self.len == 0 {
-            return &[];
-        }
-        // SAFETY: the mapping is `len` bytes long and lives as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast(), self.len) }
-    }
-}
-
-impl Drop for MappedFile {
-    fn drop(&mut self) {
-        if self.len != 0 {
-            // SAFETY: unmapping our own mapping.
-            unsafe { libc::munmap(self.ptr, self.len) };
-        }
-    }
-}
-
 /// Boots the guest at `elf_path` with `args` (the first being the program name) and runs it
 /// to the end, sending its output to `output`.
 pub fn run(
@@ -234,8 +182,8 @@ pub fn run(
         path: elf_path.to_path_buf(),
         reason,
     };
-    let file = MappedFile::open(elf_path).map_err(|err| load_error(err.to_string()))?;
-    let image = elf::Image::parse(file.bytes()).map_err(|err| load_error(err.0))?;
+    let file = GuestFile::open(elf_path).map_err(|err| load_error(err.to_string()))?;
+    let image = elf::Image::parse(file.front()).map_err(|err| load_error(err.0))?;
     // Official guests expect the Hyperlight host's memory layout and calling convention (and
     // crash on some KVMs before reaching their code): say what they need instead of booting.
     if let Some(version) = &image.hyperlight_version_note {
@@ -298,13 +246,13 @@ pub fn run(
     }
     let outcome = match stop {
         vcpu::Stop::Exited(code) => Outcome::Exited(code),
-        vcpu::Stop::Crashed(crash) => Outcome::Crashed(fault::report(
-            &crash,
-            &map,
-            elf_path,
-            file.bytes(),
-            vm.memory(),
-        )),
+        vcpu::Stop::Crashed(crash) => {
+            // Unwinding needs the sections after the loaded ones. Should reading them fail,
+            // the report still names the crashing function (addr2line reads by path).
+            let everything = file.everything();
+            let elf = everything.as_deref().unwrap_or(file.front());
+            Outcome::Crashed(fault::report(&crash, &map, elf_path, elf, vm.memory()))
+        }
         vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
         vcpu::Stop::OutputClosed => Outcome::OutputClosed,
         vcpu::Stop::HostError(err) => {

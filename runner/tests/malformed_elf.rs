@@ -147,6 +147,26 @@ fn a_guest_linked_at_a_high_address_still_runs() {
     assert_eq!(stdout(&output), "Hello from a Hyperlight micro-VM!\n");
 }
 
+/// The runner reads only the front of the file, as far as the program headers reach. Moved to
+/// the end of the file, past the debug info, they (and then the segments) are read too.
+#[test]
+fn program_headers_at_the_end_of_the_file_still_run() {
+    let mut guest = Guest::load();
+    let table = guest.bytes[guest.phoff..guest.phoff + guest.phnum * PHDR_SIZE].to_vec();
+    let moved = guest.bytes.len().next_multiple_of(8) + (64 << 10);
+    assert!(moved > guest.phoff + (16 << 10), "not past the first read");
+    guest.bytes.resize(moved, 0);
+    guest.bytes.extend_from_slice(&table);
+    guest.bytes[guest.phoff..guest.phoff + table.len()].fill(0xff);
+    guest.put_u64(32, moved as u64); // e_phoff
+    let dir = testkit::TempDir::new("elf-phdrs-last");
+    let path = dir.path().join("hello");
+    std::fs::write(&path, &guest.bytes).unwrap();
+    let output = run([&path]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "Hello from a Hyperlight micro-VM!\n");
+}
+
 #[test]
 fn not_an_elf() {
     assert_rejected("text", b"#!/bin/sh\necho hi\n", &[], "not an ELF file");

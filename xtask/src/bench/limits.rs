@@ -89,7 +89,8 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         "Peak RSS is `ru_maxrss` of the runner process (wait4), median of {RSS_RUNS} runs of \
          tests/guests' `limits touch-all`, which allocates and writes every heap page it can get. \
          Guest memory is one MAP_NORESERVE mapping, so untouched memory costs nothing; the \
-         overhead is the runner itself (binary, heap, KVM's vCPU pages, the mapped guest ELF). \
+         overhead is the runner itself (binary, heap, KVM's vCPU pages, the guest ELF's loaded \
+         part). \
          Seccomp: median of {SECCOMP_RUNS} runs each, alternated; the filter is compiled and \
          installed once per process after the VM is built. Its cost is that one seccomp(2) \
          call: the kernel checks the program, walks it once for every system call number to \
