@@ -243,10 +243,17 @@ impl<'m> PageTables<'m> {
                     continue;
                 }
             }
+            // The rest of this 2 MiB range in one go: its entries are consecutive in one table.
             let pt = self.child_table(pde)?;
-            let pte = pt + ((addr >> 12) & 0x1ff) * 8;
-            self.memory.write_u64(pte, addr | flags).unwrap();
-            addr += PAGE;
+            let run_end = end.min((addr | (HUGE_PAGE - 1)) + 1);
+            let entries = self
+                .memory
+                .slice_mut(pt + ((addr >> 12) & 0x1ff) * 8, (run_end - addr) / PAGE * 8)
+                .unwrap();
+            for entry in entries.chunks_exact_mut(8) {
+                entry.copy_from_slice(&(addr | flags).to_le_bytes());
+                addr += PAGE;
+            }
         }
         Ok(())
     }
