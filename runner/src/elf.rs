@@ -40,7 +40,7 @@ pub struct Permissions {
 }
 
 /// One PT_LOAD segment, in link-time addresses.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
     pub vaddr: u64,
     pub mem_size: u64,

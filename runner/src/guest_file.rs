@@ -23,18 +23,7 @@ impl GuestFile {
     pub fn open(path: &Path) -> io::Result<GuestFile> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        let mut front = Vec::new();
-        let mut wanted = len.min(FIRST_READ);
-        // Each read reaches further, so this ends: at the latest with the third read, as the
-        // first may end inside the program headers, and the second then has all of them.
-        while wanted > front.len() as u64 {
-            let start = front.len();
-            // `wanted` never exceeds the file's length, so this allocates only what the file
-            // holds, whatever its headers claim.
-            front.resize(wanted as usize, 0);
-            file.read_exact_at(&mut front[start..], start as u64)?;
-            wanted = elf::bytes_needed(&front).min(len);
-        }
+        let front = read_front(len, |buffer, offset| file.read_exact_at(buffer, offset))?;
         Ok(GuestFile { file, len, front })
     }
 
@@ -52,4 +41,25 @@ impl GuestFile {
         self.file.read_exact_at(&mut bytes[start..], start as u64)?;
         Ok(bytes)
     }
+}
+
+/// The front of a file of `len` bytes, read with `read_at(buffer, offset)`: the first
+/// [`FIRST_READ`] bytes, extended as far as [`elf::bytes_needed`] asks.
+pub fn read_front(
+    len: u64,
+    mut read_at: impl FnMut(&mut [u8], u64) -> io::Result<()>,
+) -> io::Result<Vec<u8>> {
+    let mut front = Vec::new();
+    let mut wanted = len.min(FIRST_READ);
+    // Each read reaches further, so this ends: at the latest with the third read, as the first
+    // may end inside the program headers, and the second then has all of them.
+    while wanted > front.len() as u64 {
+        let start = front.len();
+        // `wanted` never exceeds the file's length, so this allocates only what the file holds,
+        // whatever its headers claim.
+        front.resize(wanted as usize, 0);
+        read_at(&mut front[start..], start as u64)?;
+        wanted = elf::bytes_needed(&front).min(len);
+    }
+    Ok(front)
 }

@@ -1,7 +1,7 @@
 //! `hyperlight-run` as a library: boot an x86_64-hyperlight-none guest ELF in a fresh KVM
 //! micro-VM and run it to completion.
 //!
-//! The modules follow the order of a run: `guest_file` reads the part of the ELF a boot
+//! The modules follow the order of a run: [`guest_file`] reads the part of the ELF a boot
 //! needs, [`elf`] validates and describes the image, [`layout`] decides the memory map and
 //! writes page tables and descriptor tables, [`boot`] writes what the guest finds at
 //! `entrypoint`, [`vcpu`] creates the VM and runs it, [`hypercall`] serves the guest's
@@ -11,7 +11,7 @@ pub mod backtrace;
 pub mod boot;
 pub mod elf;
 pub mod fault;
-mod guest_file;
+pub mod guest_file;
 pub mod harness;
 pub mod hypercall;
 pub mod layout;
