@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xtask::dist::manifest::{is_safe_file_name, Manifest};
+use hyperlight_install::manifest::{is_safe_file_name, Manifest};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(manifest) = Manifest::parse(data, "manifest.json") else {

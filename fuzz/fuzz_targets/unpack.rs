@@ -1,6 +1,6 @@
-//! Any bytes as a release tarball (gzip or plain tar) unpacked by the code install.sh runs
-//! (`hyperlight-unpack`): nothing may appear outside the destination, and nothing but plain
-//! files and directories inside it.
+//! Any bytes as a release tarball (gzip or plain tar) unpacked by the code that installs
+//! (`hyperlight_install::unpack`): nothing may appear outside the destination, and nothing but
+//! plain files and directories inside it.
 #![no_main]
 
 use std::fs;
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use hyperlight_unpack::{self as unpack, Limits};
+use hyperlight_install::unpack::{self, Limits};
 
 /// `root/dest` receives the archive; `root/outside` must stay empty.
 fn root() -> &'static Path {

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-use crate::dist::component::{runner_tarball, sysroot_tarball, unpacker_file};
-use crate::dist::manifest::Manifest;
+use hyperlight_install::manifest::Manifest;
+
+use crate::dist::component::{runner_file, sysroot_tarball};
 use crate::sysroot::{target_dir, VERSION_FILE};
 use crate::toolchain::{project_root, Toolchain, TARGET};
 
@@ -186,9 +187,9 @@ fn seed_elves(sh: &Shell, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the real dist code on a tiny sysroot: the sysroot and runner tarballs (gzip and plain
-/// tar, so mutations of tar headers are not all lost to gzip's CRC) and the manifest, which
-/// names an unpacker too.
+/// Runs the real dist code on a tiny sysroot: the sysroot tarball (gzip and plain tar, so
+/// mutations of tar headers are not all lost to gzip's CRC) and the manifest, which names a
+/// runner too.
 fn seed_dist(sh: &Shell, scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
     let toolchain = Toolchain::resolve(sh, None)?;
     let sysroot = scratch.join("sysroot");
@@ -211,13 +212,7 @@ fn seed_dist(sh: &Shell, scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
     fs::write(&fake_runner, b"\x7fELF seed runner")?;
     let mut manifest = Manifest::new("2026-01-01".into());
     manifest.add_sysroot(sysroot_tarball(&sysroot, &toolchain.version, &out)?);
-    manifest.runner = Some(runner_tarball(
-        &fake_runner,
-        "0.1.0",
-        "x86_64-unknown-linux-musl",
-        &out,
-    )?);
-    manifest.unpacker = Some(unpacker_file(
+    manifest.runner = Some(runner_file(
         &fake_runner,
         "0.1.0",
         "x86_64-unknown-linux-musl",

@@ -5,7 +5,6 @@ mod c_headers;
 mod compat;
 mod dist;
 mod fuzz;
-mod install;
 mod publish;
 mod runner;
 mod suite;
@@ -17,6 +16,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use hyperlight_install::runner::Removal;
+use hyperlight_install::{runner as installed_runner, transaction};
 use xshell::Shell;
 
 use crate::toolchain::{Toolchain, TARGET};
@@ -143,27 +144,36 @@ fn run(cli: Cli) -> Result<()> {
             sysroot::build(&sh, &toolchain, &built)?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
             let runner = runner::build_release(&sh)?;
-            match install::install(&built, &sysroot)? {
-                install::Outcome::Installed => {
+            match transaction::install(&built, &sysroot)? {
+                transaction::Outcome::Installed => {
                     eprintln!("installed {TARGET} into {}", sysroot.display())
                 }
-                install::Outcome::AlreadyInstalled => {
+                transaction::Outcome::AlreadyInstalled => {
                     eprintln!("{TARGET} is already installed in {}", sysroot.display())
                 }
             }
-            let runner = runner::install(&runner, &runner::bin_dir()?)?;
+            let runner = installed_runner::install(&runner, &installed_runner::bin_dir()?)?;
             eprintln!("installed {}", runner.display());
             Ok(())
         }
         Command::Uninstall { toolchain, prefix } => {
             let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            if install::uninstall(&sysroot)? {
+            if transaction::uninstall(&sysroot)? {
                 eprintln!("removed {TARGET} from {}", sysroot.display());
             } else {
                 eprintln!("{TARGET} is not installed in {}", sysroot.display());
             }
-            runner::uninstall(&sysroot)
+            match installed_runner::uninstall(&sysroot)? {
+                Removal::Removed(runner) => eprintln!("removed {}", runner.display()),
+                Removal::Kept { runner, user } => eprintln!(
+                    "kept {}: the toolchain at {} still uses it",
+                    runner.display(),
+                    user.display()
+                ),
+                Removal::NotInstalled => {}
+            }
+            Ok(())
         }
         Command::Dist {
             toolchains,

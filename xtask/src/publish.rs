@@ -13,12 +13,15 @@ use anyhow::{Context, Result};
 use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 
-use crate::dist::error::DistError;
-use crate::dist::manifest::{sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
+use hyperlight_install::manifest::{
+    sha256_hex, Manifest, ManifestError, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
+};
+
+use crate::dist::error::{read_manifest_dir, DistError};
 use crate::dist::EXTRA_FILES;
 
 pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
-    let local = Manifest::read_dir(dir)?;
+    let local = read_manifest_dir(dir)?;
     let mut artifacts = Vec::new();
     for (name, (sha256, _)) in local.files() {
         let path = dir.join(name);
@@ -59,13 +62,13 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
             let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
             let existing = Manifest::parse_verified(&text, &sha, &source).map_err(|err| {
                 let reason = match err {
-                    DistError::HashMismatch {
+                    ManifestError::HashMismatch {
                         expected, actual, ..
                     } => format!(
                         "its sha256 is {actual} but manifest.json.sha256 says {:?}",
                         expected
                     ),
-                    DistError::BadManifest { reason, .. } => reason,
+                    ManifestError::Malformed { reason, .. } => reason,
                     other => other.to_string(),
                 };
                 DistError::RemoteManifest {
@@ -98,7 +101,7 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
         }
         None => local,
     };
-    merged.manifest_version = crate::dist::manifest::MANIFEST_VERSION.to_owned();
+    merged.manifest_version = MANIFEST_VERSION.to_owned();
     let (json, sha) = merged.render();
     eprintln!(
         "uploading {MANIFEST} ({} sysroot(s))",

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
-pub const TARGET: &str = "x86_64-hyperlight-none";
+pub use hyperlight_install::rustc::RustcVersion;
+pub use hyperlight_install::TARGET;
 
 /// A rustup toolchain name (`1.95.0`, `nightly`, ...) and what its rustc says about itself.
 #[derive(Debug, Clone)]
@@ -16,17 +17,6 @@ pub struct Toolchain {
     pub name: String,
     pub version: RustcVersion,
     pub sysroot: PathBuf,
-}
-
-/// The parts of `rustc -vV` that decide whether a sysroot fits a compiler.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RustcVersion {
-    pub release: String,
-    pub commit_hash: String,
-    pub commit_date: String,
-    pub host: String,
-    /// `rustc -vV` exactly as printed, recorded next to the sysroot it built.
-    pub verbose: String,
 }
 
 impl Toolchain {
@@ -55,25 +45,6 @@ impl Toolchain {
 
     pub fn has_rust_src(&self) -> bool {
         self.rust_src().join("library/Cargo.lock").is_file()
-    }
-}
-
-impl RustcVersion {
-    pub fn parse(verbose: &str) -> Result<RustcVersion> {
-        let field = |key: &str| -> Result<String> {
-            verbose
-                .lines()
-                .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
-                .map(str::to_owned)
-                .with_context(|| format!("`rustc -vV` printed no `{key}` line:\n{verbose}"))
-        };
-        Ok(RustcVersion {
-            release: field("release")?,
-            commit_hash: field("commit-hash")?,
-            commit_date: field("commit-date")?,
-            host: field("host")?,
-            verbose: verbose.trim_end().to_owned() + "\n",
-        })
     }
 }
 

@@ -13,9 +13,9 @@ use xshell::Shell;
 use super::nginx::Nginx;
 use super::{median_time, Report};
 use crate::dist::component::{self, Tarball, GZIP_LEVEL};
-use crate::dist::manifest::MANIFEST;
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain};
+use hyperlight_install::manifest::MANIFEST;
 
 const SIZE_GOAL: f64 = 1.05;
 const INSTALL_RUNS: usize = 3;

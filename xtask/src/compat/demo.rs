@@ -12,7 +12,6 @@ use anyhow::{bail, Context, Result};
 use testkit::TempToolchain;
 use xshell::{cmd, Shell};
 
-use crate::install;
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain, TARGET};
 
@@ -173,7 +172,7 @@ pub fn toolchain_with_sysroot(sh: &Shell, real: &Toolchain) -> Result<TempToolch
     let built = sysroot::default_out(real);
     sysroot::build(sh, real, &built)?;
     let toolchain = TempToolchain::copy_of(&real.name, false);
-    install::install(&built, &toolchain.sysroot())?;
+    hyperlight_install::transaction::install(&built, &toolchain.sysroot())?;
     Ok(toolchain)
 }
 

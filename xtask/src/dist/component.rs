@@ -1,5 +1,4 @@
-//! Deterministic release files: a sysroot as a rust-installer component, the runner's tarball,
-//! and the unpacker binary.
+//! Deterministic release files: a sysroot as a rust-installer component and the runner binary.
 //!
 //! Same input bytes, same tarball bytes: entries sorted, directories listed explicitly,
 //! mtime 0, owner 0:0 with no names, mode 0644 (0755 for directories and executables), gzip at a
@@ -13,9 +12,12 @@ use anyhow::{Context, Result};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use super::manifest::{sha256_hex, RunnerEntry, SysrootEntry, UnpackerEntry, COMPONENT};
+use super::error::DistError;
 use crate::sysroot::{target_dir, VERSION_FILE};
 use crate::toolchain::{RustcVersion, TARGET};
+use hyperlight_install::manifest::{sha256_hex, RunnerEntry, SysrootEntry};
+use hyperlight_install::runner::RUNNER;
+use hyperlight_install::COMPONENT;
 
 /// The one gzip level of every release tarball (also used by the size benchmark).
 pub const GZIP_LEVEL: u32 = 6;
@@ -163,54 +165,29 @@ pub fn sysroot_tarball(
 }
 
 /// The `rustc -vV` recorded in a sysroot built by `cargo xtask sysroot`.
-pub fn sysroot_version(sysroot: &Path) -> Result<RustcVersion, super::error::DistError> {
+pub fn sysroot_version(sysroot: &Path) -> Result<RustcVersion, DistError> {
     let text = std::fs::read_to_string(target_dir(sysroot).join(VERSION_FILE)).map_err(|_| {
-        super::error::DistError::NotASysroot {
+        DistError::NotASysroot {
             dir: sysroot.to_owned(),
         }
     })?;
-    RustcVersion::parse(&text).map_err(|_| super::error::DistError::NotASysroot {
+    RustcVersion::parse(&text).map_err(|_| DistError::NotASysroot {
         dir: sysroot.to_owned(),
     })
 }
 
-/// Packs the runner binary as `hyperlight-run-<version>-<host>/bin/hyperlight-run`.
-pub fn runner_tarball(
+/// Copies the runner binary as `hyperlight-run-<version>-<host>`: a plain executable, so that
+/// install.sh can run it (after checking its size and sha256) to install everything else.
+pub fn runner_file(
     binary: &Path,
     version: &str,
     host: &str,
     out_dir: &Path,
 ) -> Result<RunnerEntry> {
     let data = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
-    let bin_sha256 = sha256_hex(&data);
-    let mut tarball = Tarball::default();
-    tarball.add("bin/hyperlight-run", data, true);
-    let name = format!("hyperlight-run-{version}-{host}");
-    let bytes = tarball.to_tar_gz(&name)?;
-    let url = format!("{name}.tar.gz");
-    std::fs::write(out_dir.join(&url), &bytes)?;
-    Ok(RunnerEntry {
-        version: version.to_owned(),
-        host: host.to_owned(),
-        url,
-        sha256: sha256_hex(&bytes),
-        size: bytes.len() as u64,
-        bin_sha256,
-    })
-}
-
-/// Copies the unpacker binary as `hyperlight-unpack-<version>-<host>`: a plain file, so that
-/// install.sh can run it (after checking its sha256) before it unpacks anything.
-pub fn unpacker_file(
-    binary: &Path,
-    version: &str,
-    host: &str,
-    out_dir: &Path,
-) -> Result<UnpackerEntry> {
-    let data = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
-    let url = format!("hyperlight-unpack-{version}-{host}");
+    let url = format!("{RUNNER}-{version}-{host}");
     std::fs::write(out_dir.join(&url), &data)?;
-    Ok(UnpackerEntry {
+    Ok(RunnerEntry {
         version: version.to_owned(),
         host: host.to_owned(),
         url,

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use hyperlight_install::manifest::ManifestError;
+
 #[derive(Debug)]
 pub enum DistError {
     /// A `--sysroot` directory without the files `cargo xtask sysroot` writes.
@@ -154,3 +156,48 @@ impl fmt::Display for DistError {
 }
 
 impl std::error::Error for DistError {}
+
+/// A manifest read while making or publishing a release: the fix is on the release side.
+impl From<ManifestError> for DistError {
+    fn from(err: ManifestError) -> DistError {
+        match err {
+            ManifestError::Malformed { origin, reason } => DistError::BadManifest {
+                source: origin,
+                reason,
+            },
+            ManifestError::UnsupportedVersion { origin, version } => {
+                DistError::UnsupportedManifest {
+                    source: origin,
+                    version,
+                }
+            }
+            ManifestError::HashMismatch {
+                origin,
+                expected,
+                actual,
+            } => DistError::HashMismatch {
+                file: origin,
+                expected,
+                actual,
+            },
+        }
+    }
+}
+
+/// Reads and verifies `dir/manifest.json`.
+pub fn read_manifest_dir(
+    dir: &std::path::Path,
+) -> Result<hyperlight_install::manifest::Manifest, DistError> {
+    use hyperlight_install::manifest::{Manifest, MANIFEST, MANIFEST_SHA256};
+    let path = dir.join(MANIFEST);
+    let text =
+        std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
+    let sha_path = dir.join(MANIFEST_SHA256);
+    let sha =
+        std::fs::read(&sha_path).map_err(|_| DistError::MissingArtifact { file: sha_path })?;
+    Ok(Manifest::parse_verified(
+        &text,
+        &sha,
+        &path.display().to_string(),
+    )?)
+}

@@ -1,14 +1,13 @@
 //! `cargo xtask dist`: everything a release serves, written to one directory.
 //!
 //! - `rust-std-<release>-<commit>-x86_64-hyperlight-none.tar.gz` per toolchain (rust-installer layout),
-//! - `hyperlight-run-<version>-x86_64-unknown-linux-musl.tar.gz` (static, runs on any x86-64 Linux),
-//! - `hyperlight-unpack-<version>-x86_64-unknown-linux-musl`, the binary install.sh unpacks with,
+//! - `hyperlight-run-<version>-x86_64-unknown-linux-musl` (static, runs on any x86-64 Linux): the
+//!   runner, and the installer that install.sh hands over to,
 //! - `install.sh` and `cargo-config.toml` (the guest project template),
 //! - `manifest.json` and `manifest.json.sha256` (format: docs/manifest.md).
 
 pub mod component;
 pub mod error;
-pub mod manifest;
 
 use std::path::{Path, PathBuf};
 
@@ -16,15 +15,15 @@ use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use self::component::{sysroot_tarball, sysroot_version};
-use self::error::DistError;
-use self::manifest::{sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
+use hyperlight_install::manifest::{self, sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
+
+use self::error::{read_manifest_dir, DistError};
 use crate::sysroot;
 use crate::toolchain::{pinned_toolchain, project_root, Toolchain};
 
 /// The host tools are linked statically against musl so that they run on any x86-64 Linux.
 pub const RUNNER_HOST: &str = "x86_64-unknown-linux-musl";
 pub const RUNNER_PACKAGE: &str = "hyperlight-run";
-pub const UNPACKER_PACKAGE: &str = "hyperlight-unpack";
 pub const INSTALL_SH: &str = "install.sh";
 /// The guest project's `.cargo/config.toml` template, served next to install.sh.
 pub const CARGO_CONFIG: &str = "cargo-config.toml";
@@ -37,9 +36,9 @@ pub struct DistOptions {
     pub toolchains: Vec<String>,
     /// Sysroots already built by `cargo xtask sysroot` to pack as they are.
     pub sysroots: Vec<PathBuf>,
-    /// Other dist directories whose sysroots (and host tools, with `no_runner`) join this one.
+    /// Other dist directories whose sysroots (and runner, with `no_runner`) join this one.
     pub includes: Vec<PathBuf>,
-    /// Leave out the host tools: the runner and the unpacker.
+    /// Leave out the runner.
     pub no_runner: bool,
     pub out: Option<PathBuf>,
 }
@@ -77,21 +76,11 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         include(dir, &out, &mut manifest, options.no_runner)?;
     }
     if !options.no_runner {
-        let binaries = build_host_tools(sh)?;
+        let binary = build_runner(sh)?;
         let version = package_version(sh, RUNNER_PACKAGE)?;
-        let runner =
-            component::runner_tarball(&binaries.join(RUNNER_PACKAGE), &version, RUNNER_HOST, &out)?;
+        let runner = component::runner_file(&binary, &version, RUNNER_HOST, &out)?;
         eprintln!("  {} ({} bytes)", runner.url, runner.size);
         manifest.runner = Some(runner);
-        let version = package_version(sh, UNPACKER_PACKAGE)?;
-        let unpacker = component::unpacker_file(
-            &binaries.join(UNPACKER_PACKAGE),
-            &version,
-            RUNNER_HOST,
-            &out,
-        )?;
-        eprintln!("  {} ({} bytes)", unpacker.url, unpacker.size);
-        manifest.unpacker = Some(unpacker);
     }
     sh.copy_file(project_root().join(INSTALL_SH), out.join(INSTALL_SH))?;
     sh.copy_file(
@@ -104,7 +93,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         out.display(),
         manifest.sysroots.len(),
         if manifest.runner.is_some() {
-            ", runner, unpacker, install.sh, cargo-config.toml, manifest.json"
+            ", runner, install.sh, cargo-config.toml, manifest.json"
         } else {
             ", install.sh, cargo-config.toml, manifest.json"
         }
@@ -121,8 +110,7 @@ fn clean_out(out: &Path) -> Result<()> {
             || name == MANIFEST
             || name == MANIFEST_SHA256
             || (name.starts_with("rust-std-") && name.ends_with(".tar.gz"))
-            || (name.starts_with("hyperlight-run-") && name.ends_with(".tar.gz"))
-            || name.starts_with("hyperlight-unpack-");
+            || name.starts_with("hyperlight-run-");
         if ours && path.is_file() {
             std::fs::remove_file(&path)?;
         }
@@ -130,10 +118,10 @@ fn clean_out(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the sysroots (and, when this dist builds none, the host tools) of another dist
+/// Copies the sysroots (and, when this dist builds none, the runner) of another dist
 /// directory, verifying every file against its manifest.
 fn include(dir: &Path, out: &Path, manifest: &mut Manifest, take_runner: bool) -> Result<()> {
-    let other = Manifest::read_dir(dir)?;
+    let other = read_manifest_dir(dir)?;
     let copy = |url: &str, sha256: &str| -> Result<()> {
         let from = dir.join(url);
         let data =
@@ -159,20 +147,16 @@ fn include(dir: &Path, out: &Path, manifest: &mut Manifest, take_runner: bool) -
         if let Some(runner) = &other.runner {
             copy(&runner.url, &runner.sha256)?;
         }
-        if let Some(unpacker) = &other.unpacker {
-            copy(&unpacker.url, &unpacker.sha256)?;
-        }
     } else {
         other.runner = None;
-        other.unpacker = None;
     }
     manifest.merge(other);
     Ok(())
 }
 
-/// Builds `hyperlight-run` and `hyperlight-unpack` for x86_64-unknown-linux-musl (static) with
-/// the pinned toolchain; returns the directory holding both.
-fn build_host_tools(sh: &Shell) -> Result<PathBuf> {
+/// Builds `hyperlight-run` for x86_64-unknown-linux-musl (static) with the pinned toolchain;
+/// returns the binary's path.
+fn build_runner(sh: &Shell) -> Result<PathBuf> {
     let toolchain = Toolchain::resolve(sh, None)?;
     let std_dir = toolchain.sysroot.join("lib/rustlib").join(RUNNER_HOST);
     if !std_dir.is_dir() {
@@ -197,12 +181,15 @@ fn build_host_tools(sh: &Shell) -> Result<PathBuf> {
         ));
     }
     eprintln!(
-        "building {RUNNER_PACKAGE} and {UNPACKER_PACKAGE} for {RUNNER_HOST} with {}",
+        "building {RUNNER_PACKAGE} for {RUNNER_HOST} with {}",
         toolchain.name
     );
     let _dir = sh.push_dir(&root);
     let _env = [
         sh.push_env("RUSTUP_TOOLCHAIN", &toolchain.name),
+        // The downloader's TLS (ring) has C code; clang compiles it for musl without a
+        // musl-targeting gcc.
+        sh.push_env("CC_x86_64_unknown_linux_musl", "clang"),
         sh.push_env(
             "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS",
             flags.join(" "),
@@ -210,15 +197,19 @@ fn build_host_tools(sh: &Shell) -> Result<PathBuf> {
     ];
     cmd!(
         sh,
-        "cargo build --release -p {RUNNER_PACKAGE} -p {UNPACKER_PACKAGE} --target {RUNNER_HOST}"
+        "cargo build --release -p {RUNNER_PACKAGE} --target {RUNNER_HOST}"
     )
     .env_remove("RUSTFLAGS")
     .env_remove("CARGO_ENCODED_RUSTFLAGS")
     .env_remove("CARGO_BUILD_TARGET")
     .env_remove("CARGO_TARGET_DIR")
     .run()
-    .context("building the host tools failed")?;
-    Ok(root.join("target").join(RUNNER_HOST).join("release"))
+    .context("building the runner failed")?;
+    Ok(root
+        .join("target")
+        .join(RUNNER_HOST)
+        .join("release")
+        .join(RUNNER_PACKAGE))
 }
 
 fn package_version(sh: &Shell, package: &str) -> Result<String> {

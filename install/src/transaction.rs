@@ -1,4 +1,4 @@
-//! `cargo xtask install` / `uninstall`: put a built sysroot into a toolchain's own sysroot.
+//! Installing a sysroot tree into a toolchain's own sysroot, and removing it again.
 //!
 //! The records follow rust-installer, so the component can be listed and removed like any
 //! other: a `rust-std-x86_64-hyperlight-none` line in `lib/rustlib/components` and the file list
@@ -6,7 +6,7 @@
 //!
 //! Installing is a transaction: the new tree is staged beside the old one and swapped in by
 //! rename, so a killed install leaves either the previous state or (once the swap has happened)
-//! one that the next run completes. `install.sh` implements the same steps in shell.
+//! one that the next run completes.
 
 use std::fs::{self, File};
 use std::io;
@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::toolchain::TARGET;
-
-pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+use crate::{COMPONENT, TARGET};
 
 /// The paths one installation touches inside a sysroot.
 pub struct Layout {

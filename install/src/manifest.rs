@@ -10,14 +10,28 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::error::DistError;
-use crate::toolchain::TARGET;
+use crate::{COMPONENT, TARGET};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_SHA256: &str = "manifest.json.sha256";
 /// Bumped on any change an older installer would misread.
-pub const MANIFEST_VERSION: &str = "1";
-pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+pub const MANIFEST_VERSION: &str = "2";
+
+/// Why a manifest cannot be used. The messages say what is wrong; callers add the fix that
+/// fits their side (a user installing, or a maintainer publishing).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{origin} is not a valid manifest ({reason})")]
+    Malformed { origin: String, reason: String },
+    #[error("{origin} has manifest-version {version:?}, which this version does not understand")]
+    UnsupportedVersion { origin: String, version: String },
+    #[error("{origin}: sha256 is {actual}, but its .sha256 file says {expected}")]
+    HashMismatch {
+        origin: String,
+        expected: String,
+        actual: String,
+    },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -31,9 +45,8 @@ pub struct Manifest {
     pub sysroots: Vec<SysrootEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<RunnerEntry>,
-    /// Comes with the runner: both are the release's host tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unpacker: Option<UnpackerEntry>,
+    pub source: Option<SourceEntry>,
 }
 
 /// A sysroot component tarball and the rustc it works with.
@@ -52,7 +65,8 @@ pub struct SysrootEntry {
     pub installed_sha256: String,
 }
 
-/// The `hyperlight-run` tarball.
+/// The `hyperlight-run` executable itself (static, not an archive): install.sh downloads it,
+/// checks it and hands over to it, and it installs everything else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RunnerEntry {
@@ -61,17 +75,14 @@ pub struct RunnerEntry {
     pub url: String,
     pub sha256: String,
     pub size: u64,
-    /// sha256 of `bin/hyperlight-run` itself.
-    pub bin_sha256: String,
 }
 
-/// The `hyperlight-unpack` binary itself (not an archive): install.sh unpacks every archive
-/// with it.
+/// The sources a sysroot is built from (target spec, sysroot crate, runtime, C headers): what
+/// an installer builds locally for a rustc the release has no prebuilt sysroot for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct UnpackerEntry {
+pub struct SourceEntry {
     pub version: String,
-    pub host: String,
     pub url: String,
     pub sha256: String,
     pub size: u64,
@@ -86,15 +97,15 @@ impl Manifest {
             component: COMPONENT.to_owned(),
             sysroots: Vec::new(),
             runner: None,
-            unpacker: None,
+            source: None,
         }
     }
 
     /// Parses a manifest, `source` naming it in errors.
-    pub fn parse(text: &[u8], source: &str) -> Result<Manifest, DistError> {
+    pub fn parse(text: &[u8], source: &str) -> Result<Manifest, ManifestError> {
         let value: serde_json::Value =
-            serde_json::from_slice(text).map_err(|err| DistError::BadManifest {
-                source: source.to_owned(),
+            serde_json::from_slice(text).map_err(|err| ManifestError::Malformed {
+                origin: source.to_owned(),
                 reason: err.to_string(),
             })?;
         let version = value
@@ -102,22 +113,22 @@ impl Manifest {
             .and_then(|v| v.as_str())
             .unwrap_or("");
         if version.split('.').next() != Some(MANIFEST_VERSION) {
-            return Err(DistError::UnsupportedManifest {
-                source: source.to_owned(),
+            return Err(ManifestError::UnsupportedVersion {
+                origin: source.to_owned(),
                 version: version.to_owned(),
             });
         }
         // From the text again, not from `value`: that would keep the last of a repeated key
         // silently, where the derived parser refuses it (install.sh does too).
         let manifest: Manifest =
-            serde_json::from_slice(text).map_err(|err| DistError::BadManifest {
-                source: source.to_owned(),
+            serde_json::from_slice(text).map_err(|err| ManifestError::Malformed {
+                origin: source.to_owned(),
                 reason: err.to_string(),
             })?;
         for url in manifest.urls() {
             if !is_safe_file_name(url) {
-                return Err(DistError::BadManifest {
-                    source: source.to_owned(),
+                return Err(ManifestError::Malformed {
+                    origin: source.to_owned(),
                     reason: format!("url {url:?} is not a plain file name"),
                 });
             }
@@ -130,7 +141,7 @@ impl Manifest {
         text: &[u8],
         sha_line: &[u8],
         source: &str,
-    ) -> Result<Manifest, DistError> {
+    ) -> Result<Manifest, ManifestError> {
         let expected = String::from_utf8_lossy(sha_line)
             .split_whitespace()
             .next()
@@ -138,28 +149,13 @@ impl Manifest {
             .to_owned();
         let actual = sha256_hex(text);
         if expected != actual {
-            return Err(DistError::HashMismatch {
-                file: source.to_owned(),
+            return Err(ManifestError::HashMismatch {
+                origin: source.to_owned(),
                 expected,
                 actual,
             });
         }
         Manifest::parse(text, source)
-    }
-
-    /// Reads and verifies `dir/manifest.json`.
-    pub fn read_dir(dir: &Path) -> anyhow::Result<Manifest> {
-        let path = dir.join(MANIFEST);
-        let text =
-            std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
-        let sha_path = dir.join(MANIFEST_SHA256);
-        let sha =
-            std::fs::read(&sha_path).map_err(|_| DistError::MissingArtifact { file: sha_path })?;
-        Ok(Manifest::parse_verified(
-            &text,
-            &sha,
-            &path.display().to_string(),
-        )?)
     }
 
     /// The JSON text, pretty-printed with a final newline, and its `.sha256` line.
@@ -170,7 +166,7 @@ impl Manifest {
         (json, sha)
     }
 
-    pub fn write_dir(&self, dir: &Path) -> anyhow::Result<()> {
+    pub fn write_dir(&self, dir: &Path) -> std::io::Result<()> {
         let (json, sha) = self.render();
         std::fs::write(dir.join(MANIFEST), json)?;
         std::fs::write(dir.join(MANIFEST_SHA256), sha)?;
@@ -192,7 +188,7 @@ impl Manifest {
     }
 
     /// Merges `newer` into `self`: its sysroots replace those for the same rustc commit, all
-    /// others are kept; its runner and unpacker (if any) replace ours; the date is the later one.
+    /// others are kept; its runner and source (if any) replace ours; the date is the later one.
     pub fn merge(&mut self, newer: Manifest) {
         for entry in newer.sysroots {
             self.add_sysroot(entry);
@@ -200,8 +196,8 @@ impl Manifest {
         if newer.runner.is_some() {
             self.runner = newer.runner;
         }
-        if newer.unpacker.is_some() {
-            self.unpacker = newer.unpacker;
+        if newer.source.is_some() {
+            self.source = newer.source;
         }
         if newer.date > self.date {
             self.date = newer.date;
@@ -224,11 +220,11 @@ impl Manifest {
             .runner
             .iter()
             .map(|r| (r.url.as_str(), (r.sha256.as_str(), r.size)));
-        let unpacker = self
-            .unpacker
+        let source = self
+            .source
             .iter()
-            .map(|u| (u.url.as_str(), (u.sha256.as_str(), u.size)));
-        sysroots.chain(runner).chain(unpacker).collect()
+            .map(|s| (s.url.as_str(), (s.sha256.as_str(), s.size)));
+        sysroots.chain(runner).chain(source).collect()
     }
 }
 
@@ -320,22 +316,22 @@ mod tests {
             manifest
         );
         let err = Manifest::parse_verified(b"{}", sha.as_bytes(), "m").unwrap_err();
-        assert!(matches!(err, DistError::HashMismatch { .. }));
-        let future = json.replace("\"manifest-version\": \"1\"", "\"manifest-version\": \"2\"");
+        assert!(matches!(err, ManifestError::HashMismatch { .. }));
+        let future = json.replace("\"manifest-version\": \"2\"", "\"manifest-version\": \"3\"");
         assert!(matches!(
             Manifest::parse(future.as_bytes(), "m").unwrap_err(),
-            DistError::UnsupportedManifest { .. }
+            ManifestError::UnsupportedVersion { .. }
         ));
         let evil = json.replace("rust-std-1.95.0", "../rust-std-1.95.0");
         assert!(matches!(
             Manifest::parse(evil.as_bytes(), "m").unwrap_err(),
-            DistError::BadManifest { .. }
+            ManifestError::Malformed { .. }
         ));
         // A repeated key: install.sh would read the first, serde_json's Value the last.
         let repeated = json.replacen("\"url\": ", "\"url\": \"other.tar.gz\", \"url\": ", 1);
         assert!(matches!(
             Manifest::parse(repeated.as_bytes(), "m").unwrap_err(),
-            DistError::BadManifest { .. }
+            ManifestError::Malformed { .. }
         ));
     }
 

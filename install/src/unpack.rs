@@ -7,8 +7,7 @@
 //! the destination empty), modes are reduced to 0644/0755, and the unpacked size is bounded
 //! so a small gzip bomb cannot fill the disk.
 //!
-//! This is the code that installs: install.sh downloads the `hyperlight-unpack` binary of the
-//! release (checked against the manifest's sha256) and unpacks every archive with it, and the
+//! This is the code that installs: every archive an install downloads goes through it, and the
 //! `unpack` fuzz target drives the same functions (docs/fuzzing.md).
 
 use std::collections::BTreeSet;

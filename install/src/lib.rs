@@ -1,0 +1,14 @@
+//! The one installer of the x86_64-hyperlight-none target: `hyperlight-run target add|remove|list`,
+//! the release's install.sh (which hands over to `hyperlight-run`), the self-healing build
+//! wrapper and `cargo xtask install` all install through this crate.
+
+pub mod manifest;
+pub mod runner;
+pub mod rustc;
+pub mod transaction;
+pub mod unpack;
+
+/// The target this project distributes.
+pub const TARGET: &str = "x86_64-hyperlight-none";
+/// Its rust-installer component, as the install records and the manifest name it.
+pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
