@@ -5,6 +5,7 @@
 pub mod manifest;
 pub mod runner;
 pub mod rustc;
+pub mod toolchain;
 pub mod transaction;
 pub mod unpack;
 
