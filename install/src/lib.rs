@@ -2,11 +2,17 @@
 //! the release's install.sh (which hands over to `hyperlight-run`), the self-healing build
 //! wrapper and `cargo xtask install` all install through this crate.
 
+pub mod add;
+pub mod build;
+pub mod download;
+pub mod error;
 pub mod manifest;
 pub mod runner;
 pub mod rustc;
+pub mod settings;
 pub mod toolchain;
 pub mod transaction;
+pub mod ui;
 pub mod unpack;
 
 /// The target this project distributes.

@@ -238,6 +238,16 @@ pub fn is_safe_file_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
 }
 
+/// The manifest's `installed-sha256`: sha256 of what `sha256sum` prints for the component's
+/// files, given as (path relative to the sysroot, sha256 hex) sorted bytewise by path.
+pub fn installed_sha256<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let listing: String = files
+        .into_iter()
+        .map(|(path, sha256)| format!("{sha256}  {path}\n"))
+        .collect();
+    sha256_hex(listing.as_bytes())
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()

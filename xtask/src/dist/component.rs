@@ -15,7 +15,7 @@ use flate2::Compression;
 use super::error::DistError;
 use crate::sysroot::{target_dir, VERSION_FILE};
 use crate::toolchain::{RustcVersion, TARGET};
-use hyperlight_install::manifest::{sha256_hex, RunnerEntry, SysrootEntry};
+use hyperlight_install::manifest::{installed_sha256, sha256_hex, RunnerEntry, SysrootEntry};
 use hyperlight_install::runner::RUNNER;
 use hyperlight_install::COMPONENT;
 
@@ -107,16 +107,6 @@ pub fn sysroot_files(sysroot: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(files)
 }
 
-/// sha256 of what `cd SYSROOT && sha256sum FILE...` prints for the sorted installed files: the
-/// manifest's `installed-sha256`, which install.sh recomputes to tell "already installed".
-pub fn installed_sha256(files: &BTreeMap<String, Vec<u8>>) -> String {
-    let listing: String = files
-        .iter()
-        .map(|(path, data)| format!("{}  {path}\n", sha256_hex(data)))
-        .collect();
-    sha256_hex(listing.as_bytes())
-}
-
 /// Packs the sysroot at `sysroot` (as written by `cargo xtask sysroot`) into `out_dir` as a
 /// rust-installer component tarball.
 pub fn sysroot_tarball(
@@ -144,7 +134,11 @@ pub fn sysroot_tarball(
         manifest_in.into_bytes(),
         false,
     );
-    let installed = installed_sha256(&payload);
+    let hashes: Vec<(&str, String)> = payload
+        .iter()
+        .map(|(path, data)| (path.as_str(), sha256_hex(data)))
+        .collect();
+    let installed = installed_sha256(hashes.iter().map(|(p, h)| (*p, h.as_str())));
     for (relative, data) in payload {
         tarball.add(&format!("{COMPONENT}/{relative}"), data, false);
     }

@@ -15,7 +15,9 @@ use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 use self::component::{sysroot_tarball, sysroot_version};
-use hyperlight_install::manifest::{self, sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
+use hyperlight_install::manifest::{
+    self, sha256_hex, Manifest, RunnerEntry, MANIFEST, MANIFEST_SHA256,
+};
 
 use self::error::{read_manifest_dir, DistError};
 use crate::sysroot;
@@ -82,7 +84,9 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         eprintln!("  {} ({} bytes)", runner.url, runner.size);
         manifest.runner = Some(runner);
     }
-    sh.copy_file(project_root().join(INSTALL_SH), out.join(INSTALL_SH))?;
+    if let Some(runner) = &manifest.runner {
+        write_install_sh(runner, &out)?;
+    }
     sh.copy_file(
         project_root().join("templates").join(CARGO_CONFIG),
         out.join(CARGO_CONFIG),
@@ -220,4 +224,17 @@ fn package_version(sh: &Shell, package: &str) -> Result<String> {
         .next()
         .map(str::to_owned)
         .context("`cargo pkgid` printed no version")
+}
+
+/// install.sh with this release's installer written in: its file name, size and sha256, which
+/// install.sh checks before it runs it.
+fn write_install_sh(runner: &RunnerEntry, out: &Path) -> Result<()> {
+    let template = std::fs::read_to_string(project_root().join(INSTALL_SH))?;
+    let mut script = template
+        .replace("@RUNNER_FILE@", &runner.url)
+        .replace("@RUNNER_SIZE@", &runner.size.to_string())
+        .replace("@RUNNER_SHA256@", &runner.sha256);
+    script = script.replace("@RELEASE_KEY@", "(unsigned)");
+    std::fs::write(out.join(INSTALL_SH), script)?;
+    Ok(())
 }
