@@ -153,12 +153,20 @@ download() {
     esac
 }
 
-# Downloads the installer binary into $WORK and checks it against this file's record.
+# Sets INSTALLER to the release's installer binary, checked against this file's record: the
+# installed hyperlight-run when it is that binary already (then nothing is downloaded), else a
+# download into $WORK.
 fetch_installer() {
     case $RUNNER_FILE in
         @*) die 1 "this install.sh is the template in the repository, not a release's" \
             "use the install.sh a release serves, or build one with: cargo xtask dist" ;;
     esac
+    # Where `cargo install` puts binaries, and so the installer puts hyperlight-run.
+    _bin=${CARGO_INSTALL_ROOT:-${CARGO_HOME:-${HOME:-}/.cargo}}/bin/hyperlight-run
+    if [ -f "$_bin" ] && [ -x "$_bin" ] && [ "$(sha256_of "$_bin")" = "$RUNNER_SHA256" ]; then
+        INSTALLER=$_bin
+        return 0
+    fi
     INSTALLER="$WORK/$RUNNER_FILE"
     say "downloading $RUNNER_FILE"
     download "$DIST_SERVER/$RUNNER_FILE" "$INSTALLER"

@@ -451,7 +451,7 @@ fn print_guest_config(toolchain: &Toolchain, server: &str, bin_dir: &Path) {
          The full template, with the settings for C code in official Hyperlight guests:\n    {server}/cargo-config.toml",
         guest_config_essentials()
             .lines()
-            .map(|line| format!("    {line}\n"))
+            .map(|line| if line.is_empty() { "\n".to_owned() } else { format!("    {line}\n") })
             .collect::<String>()
     );
     let on_path = std::env::var_os("PATH")

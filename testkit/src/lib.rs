@@ -148,6 +148,9 @@ pub fn guest_cargo(dir: &Path, sysroot: &Path, toolchain: &str) -> Command {
         .env("RUSTUP_TOOLCHAIN", toolchain)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"))
+        // The guest configs' rustc-wrapper (hyperlight-run) looks after the toolchain's own
+        // target, which these builds do not use; an empty value turns it off.
+        .env("RUSTC_WRAPPER", "")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET");
