@@ -163,7 +163,9 @@ fn doctor_names_a_missing_target_and_its_fix() {
     assert_eq!(output.status.code(), Some(1));
     let expected = format!(
         "FAIL  x86_64-hyperlight-none for toolchain {name} ({release}): not installed; install it: \
-         `sh install.sh --toolchain {name}` (from a release) or `cargo xtask install --toolchain {name}` (in a clone of the project)\n",
+         `hyperlight-run target add --toolchain {name}` (a guest build through the guest config's \
+         rustc-wrapper does it too), or `cargo xtask install --toolchain {name}` in a clone of the \
+         project\n",
         name = toolchain.name,
         release = release_and_commit(),
     );
