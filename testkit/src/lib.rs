@@ -20,12 +20,26 @@ pub fn project_root() -> PathBuf {
 
 /// The toolchain pinned by rust-toolchain.toml.
 pub fn pinned_toolchain() -> String {
-    let text = fs::read_to_string(project_root().join("rust-toolchain.toml")).unwrap();
-    let line = text
-        .lines()
-        .find(|line| line.trim_start().starts_with("channel"))
-        .unwrap();
-    line.split('"').nth(1).unwrap().to_owned()
+    toml_string("rust-toolchain.toml", &["toolchain", "channel"])
+}
+
+/// The nightly the tests use: Cargo.toml's `[workspace.metadata.toolchains] test-nightly`.
+pub fn test_nightly() -> String {
+    toml_string(
+        "Cargo.toml",
+        &["workspace", "metadata", "toolchains", "test-nightly"],
+    )
+}
+
+/// The string at `keys` in the project's TOML file `file`.
+fn toml_string(file: &str, keys: &[&str]) -> String {
+    let text = fs::read_to_string(project_root().join(file)).unwrap();
+    let root = toml::Value::Table(text.parse().unwrap());
+    let value = keys.iter().try_fold(&root, |value, key| value.get(key));
+    value
+        .and_then(toml::Value::as_str)
+        .unwrap_or_else(|| panic!("{file} has no string `{}`", keys.join(".")))
+        .to_owned()
 }
 
 /// A field (`release`, `commit-hash`, ...) of `rustc +toolchain -vV`.

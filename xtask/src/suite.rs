@@ -1,16 +1,14 @@
 //! `cargo xtask test`: the whole test suite, after making sure everything it runs against is
-//! there. Tests use real components (KVM, nginx, clang and llvm-ar, a stable and a nightly
-//! toolchain); a missing one is reported up front with the command that installs it.
+//! there. Tests use real components (KVM, nginx, clang and llvm-ar, the pinned stable and the
+//! test nightly toolchains); a missing one is reported up front with the command that installs
+//! it.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-use crate::toolchain::{pinned_toolchain, project_root};
-
-/// Toolchains the tests build with, each with the rust-src that `cargo xtask sysroot` needs.
-const NIGHTLY: &str = "nightly";
+use crate::toolchain::{pinned_toolchain, project_root, test_nightly};
 
 /// Programs the tests start, and the Debian package providing each.
 const PROGRAMS: &[(&str, &str)] = &[
@@ -21,8 +19,10 @@ const PROGRAMS: &[(&str, &str)] = &[
 
 pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
     let pinned = pinned_toolchain()?;
+    // The toolchains the tests build with, each with the rust-src `cargo xtask sysroot` needs.
+    let nightly = test_nightly()?;
     // Each is idempotent and quick when already present (no download then).
-    if cmd!(sh, "rustc +{NIGHTLY} -V")
+    if cmd!(sh, "rustc +{nightly} -V")
         .quiet()
         .ignore_stdout()
         .ignore_stderr()
@@ -31,11 +31,11 @@ pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
     {
         cmd!(
             sh,
-            "rustup toolchain install {NIGHTLY} --profile minimal --component rust-src"
+            "rustup toolchain install {nightly} --profile minimal --component rust-src"
         )
         .run()?;
     }
-    for toolchain in [pinned.as_str(), NIGHTLY] {
+    for toolchain in [pinned.as_str(), nightly.as_str()] {
         cmd!(sh, "rustup component add rust-src --toolchain {toolchain}")
             .quiet()
             .ignore_stdout()

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
 pub const TARGET: &str = "x86_64-hyperlight-none";
@@ -86,14 +86,31 @@ pub fn project_root() -> PathBuf {
 
 /// The `channel` of rust-toolchain.toml: the toolchain everything defaults to.
 pub fn pinned_toolchain() -> Result<String> {
-    let path = project_root().join("rust-toolchain.toml");
+    toml_string("rust-toolchain.toml", &["toolchain", "channel"])
+}
+
+/// The nightly that the tests, `cargo xtask compat`, `cargo xtask fuzz` and the compat bench
+/// use (`[workspace.metadata.toolchains] test-nightly` in Cargo.toml): a fixed one, so that a
+/// new nightly cannot change their results overnight.
+pub fn test_nightly() -> Result<String> {
+    toml_string(
+        "Cargo.toml",
+        &["workspace", "metadata", "toolchains", "test-nightly"],
+    )
+}
+
+/// The string at `keys` in the project's TOML file `file`.
+fn toml_string(file: &str, keys: &[&str]) -> Result<String> {
+    let path = project_root().join(file);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    for line in text.lines() {
-        if let Some(value) = line.trim().strip_prefix("channel") {
-            let value = value.trim_start().trim_start_matches('=').trim();
-            return Ok(value.trim_matches('"').to_owned());
-        }
-    }
-    bail!("{} has no `channel = \"...\"` line", path.display())
+    let root = toml::Value::Table(
+        text.parse()
+            .with_context(|| format!("parsing {}", path.display()))?,
+    );
+    let value = keys.iter().try_fold(&root, |value, key| value.get(key));
+    value
+        .and_then(toml::Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("{} has no string `{}`", path.display(), keys.join(".")))
 }

@@ -177,7 +177,7 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     let output = xtask()
         .arg("dist")
         .arg("--sysroot")
-        .arg(testkit::sysroot_for("nightly"))
+        .arg(testkit::sysroot_for(&testkit::test_nightly()))
         .args(["--no-runner", "--out"])
         .arg(nightly.path())
         .output()
