@@ -39,7 +39,9 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
         }
         only.iter().map(String::as_str).collect()
     };
-    let nightly = test_nightly()?;
+    // cargo-fuzz needs nightly (sanitizer flags).
+    let why = "cargo-fuzz builds with nightly";
+    let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[], &[], why)?.name;
     ensure_cargo_fuzz(sh, &nightly)?;
     seed_corpora(sh, &root.join("fuzz/corpus"))?;
     // One build for all targets; release with debug assertions (cargo-fuzz's default).

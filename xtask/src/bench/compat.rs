@@ -7,7 +7,7 @@ use xshell::Shell;
 
 use super::{median, median_time, Report};
 use crate::compat::demo;
-use crate::toolchain::{test_nightly, Toolchain};
+use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 
 const RUNS: usize = 3;
 const SPEEDUP_GOAL: f64 = 1.25;
@@ -15,7 +15,9 @@ const SPEEDUP_GOAL: f64 = 1.25;
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Official Hyperlight guests");
     let stable = Toolchain::resolve(sh, None)?;
-    let nightly = &test_nightly()?;
+    // cargo-hyperlight builds core and alloc from the nightly's rust-src.
+    let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
+    let nightly = nightly.name.as_str();
     // Set-up, not measured: the tool, the project, and our target installed into a temporary
     // copy of the stable toolchain.
     let toolchain = demo::toolchain_with_sysroot(sh, &stable)?;

@@ -17,11 +17,12 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::toolchain::{test_nightly, Toolchain};
+use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 
 pub fn run(sh: &Shell) -> Result<()> {
-    let nightly = Toolchain::resolve(sh, Some(&test_nightly()?))?;
-    let stable = Toolchain::resolve(sh, None)?;
+    // cargo-hyperlight builds core and alloc from rust-src on nightly, and so do we for both.
+    let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
+    let stable = Toolchain::provision(sh, None, &[RUST_SRC], &[], FOR_SYSROOT)?;
     let nightly_name = nightly.name.as_str();
     let (root, _lock) = demo::scratch_dir("compat")?;
     let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
