@@ -88,6 +88,10 @@ enum Command {
         /// Replace release assets that differ from ours (GitHub).
         #[arg(long)]
         force: bool,
+        /// After merging, keep only the newest N nightly and the newest N beta sysroots
+        /// (stable ones always stay), removing the files of the others (default: keep all).
+        #[arg(long, value_name = "N")]
+        keep_nightlies: Option<usize>,
     },
     /// Run the whole test suite, after checking that what it needs is installed.
     Test {
@@ -184,9 +188,17 @@ fn run(cli: Cli) -> Result<()> {
             provision_dist(&sh, &options)?;
             dist::run(&sh, options)
         }
-        Command::Publish { to, dir, force } => {
-            publish::run(&to, &dir.unwrap_or_else(dist::default_out), force)
-        }
+        Command::Publish {
+            to,
+            dir,
+            force,
+            keep_nightlies,
+        } => publish::run(
+            &to,
+            &dir.unwrap_or_else(dist::default_out),
+            force,
+            keep_nightlies,
+        ),
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),
         Command::Fuzz { seconds, targets } => fuzz::run(&sh, seconds, &targets),
