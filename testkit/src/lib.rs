@@ -20,12 +20,26 @@ pub fn project_root() -> PathBuf {
 
 /// The toolchain pinned by rust-toolchain.toml.
 pub fn pinned_toolchain() -> String {
-    let text = fs::read_to_string(project_root().join("rust-toolchain.toml")).unwrap();
-    let line = text
-        .lines()
-        .find(|line| line.trim_start().starts_with("channel"))
-        .unwrap();
-    line.split('"').nth(1).unwrap().to_owned()
+    toml_string("rust-toolchain.toml", &["toolchain", "channel"])
+}
+
+/// The nightly the tests use: Cargo.toml's `[workspace.metadata.toolchains] test-nightly`.
+pub fn test_nightly() -> String {
+    toml_string(
+        "Cargo.toml",
+        &["workspace", "metadata", "toolchains", "test-nightly"],
+    )
+}
+
+/// The string at `keys` in the project's TOML file `file`.
+fn toml_string(file: &str, keys: &[&str]) -> String {
+    let text = fs::read_to_string(project_root().join(file)).unwrap();
+    let root = toml::Value::Table(text.parse().unwrap());
+    let value = keys.iter().try_fold(&root, |value, key| value.get(key));
+    value
+        .and_then(toml::Value::as_str)
+        .unwrap_or_else(|| panic!("{file} has no string `{}`", keys.join(".")))
+        .to_owned()
 }
 
 /// A field (`release`, `commit-hash`, ...) of `rustc +toolchain -vV`.
@@ -242,13 +256,7 @@ pub struct TempToolchain {
 impl TempToolchain {
     /// A copy of `real` (a rustup toolchain name); without rust-src when `with_rust_src` is false.
     pub fn copy_of(real: &str, with_rust_src: bool) -> TempToolchain {
-        let output = Command::new("rustc")
-            .arg(format!("+{real}"))
-            .args(["--print", "sysroot"])
-            .output()
-            .unwrap();
-        assert_success(&output, "rustc --print sysroot");
-        let source = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+        let source = sysroot_of(real);
         let real_home = std::env::var_os("RUSTUP_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".rustup"));
@@ -275,6 +283,57 @@ impl TempToolchain {
             });
         }
         forget_installed_target(&dest.join("lib/rustlib"));
+        TempToolchain { home, name }
+    }
+
+    /// A copy of rustup toolchain `real` without rust-src, which rustup itself can add
+    /// components to (`copy_of`'s copies have a name rustup treats as a linked custom
+    /// toolchain). It keeps the real toolchain's full name and rustup's records of it, minus
+    /// rust-src. The records are copies, not links: rustup rewrites them in place. The
+    /// temporary home holds no other toolchain, not even as a link rustup could write through.
+    pub fn rustup_copy_without_rust_src(real: &str) -> TempToolchain {
+        let source = sysroot_of(real);
+        let name = source.file_name().unwrap().to_str().unwrap().to_owned();
+        let home = TempDir::new("rustup-home");
+        let dest = home.path().join("toolchains").join(&name);
+        link_tree(&source.join("bin"), &dest.join("bin"), &|_| true);
+        link_tree(&source.join("lib"), &dest.join("lib"), &|path: &Path| {
+            !path.ends_with("lib/rustlib/src")
+        });
+        let rustlib = dest.join("lib/rustlib");
+        for entry in fs::read_dir(source.join("lib/rustlib")).unwrap() {
+            let entry = entry.unwrap();
+            if !entry.file_type().unwrap().is_file() {
+                continue;
+            }
+            let copy = rustlib.join(entry.file_name());
+            fs::remove_file(&copy).unwrap();
+            let text = || fs::read_to_string(entry.path()).unwrap();
+            match entry.file_name().to_str().unwrap() {
+                "manifest-rust-src" => {}
+                "components" => {
+                    let kept: String = text()
+                        .lines()
+                        .filter(|c| *c != "rust-src")
+                        .map(|c| format!("{c}\n"))
+                        .collect();
+                    fs::write(&copy, kept).unwrap();
+                }
+                "multirust-config.toml" => {
+                    let mut config: toml::Table = text().parse().unwrap();
+                    if let Some(toml::Value::Array(components)) = config.get_mut("components") {
+                        components.retain(|c| {
+                            c.get("pkg").and_then(toml::Value::as_str) != Some("rust-src")
+                        });
+                    }
+                    fs::write(&copy, toml::to_string(&config).unwrap()).unwrap();
+                }
+                _ => {
+                    fs::copy(entry.path(), &copy).unwrap();
+                }
+            }
+        }
+        forget_installed_target(&rustlib);
         TempToolchain { home, name }
     }
 
@@ -305,6 +364,17 @@ impl TempToolchain {
             .env_remove("CARGO_BUILD_TARGET");
         command
     }
+}
+
+/// The sysroot of rustup toolchain `toolchain`.
+fn sysroot_of(toolchain: &str) -> PathBuf {
+    let output = Command::new("rustc")
+        .arg(format!("+{toolchain}"))
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    assert_success(&output, "rustc --print sysroot");
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
 /// Whether the toolchain whose `lib/rustlib` this is lists the target as installed.

@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz [--seconds N]`: seed the corpora from real guests and real dist output,
-//! build the targets in `fuzz/` with cargo-fuzz on nightly, and run each for N seconds.
+//! build the targets in `fuzz/` with cargo-fuzz on the test nightly (Cargo.toml's
+//! `[workspace.metadata.toolchains]`), and run each for N seconds.
 //! Any crash fails the command and names the input libFuzzer saved. docs/fuzzing.md has the
 //! targets, the campaign figures and how to reproduce a crash.
 
@@ -13,11 +14,9 @@ use hyperlight_install::manifest::Manifest;
 
 use crate::dist::component::{runner_file, sysroot_tarball};
 use crate::sysroot::{target_dir, VERSION_FILE};
-use crate::toolchain::{project_root, Toolchain, TARGET};
+use crate::toolchain::{project_root, test_nightly, Toolchain, TARGET};
 
 pub const TARGETS: [&str; 4] = ["elf_loader", "hypercall", "manifest", "unpack"];
-/// cargo-fuzz needs nightly (sanitizer flags).
-const NIGHTLY: &str = "nightly";
 pub const DEFAULT_SECONDS: u32 = 10;
 
 /// Where `cargo install --root` puts cargo-fuzz: project-local, never ~/.cargo/bin.
@@ -41,10 +40,13 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
         }
         only.iter().map(String::as_str).collect()
     };
-    ensure_cargo_fuzz(sh)?;
+    // cargo-fuzz needs nightly (sanitizer flags).
+    let why = "cargo-fuzz builds with nightly";
+    let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[], &[], why)?.name;
+    ensure_cargo_fuzz(sh, &nightly)?;
     seed_corpora(sh, &root.join("fuzz/corpus"))?;
     // One build for all targets; release with debug assertions (cargo-fuzz's default).
-    cmd!(sh, "cargo +{NIGHTLY} fuzz build --fuzz-dir fuzz").run()?;
+    cmd!(sh, "cargo +{nightly} fuzz build --fuzz-dir fuzz").run()?;
     // The unpack target writes and removes a tree per input: tmpfs keeps that off the disk.
     if Path::new("/dev/shm").is_dir() {
         sh.set_var("FUZZ_SCRATCH", "/dev/shm");
@@ -60,7 +62,7 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
         );
         let status = cmd!(
             sh,
-            "cargo +{NIGHTLY} fuzz run --fuzz-dir fuzz {target} {corpus} --
+            "cargo +{nightly} fuzz run --fuzz-dir fuzz {target} {corpus} --
              -max_total_time={seconds} -timeout=10 -rss_limit_mb=2048 -max_len=1048576
              -print_final_stats=1 {artifacts}"
         )
@@ -73,7 +75,7 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
     if !failed.is_empty() {
         bail!(
             "fuzz target(s) {} found a crash; the input is in fuzz/artifacts/<target>/ \
-             (reproduce: cargo +nightly fuzz run --fuzz-dir fuzz <target> <file>)",
+             (reproduce: cargo +{nightly} fuzz run --fuzz-dir fuzz <target> <file>)",
             failed.join(", ")
         );
     }
@@ -88,7 +90,7 @@ fn artifacts_dir(root: &Path, target: &str) -> Result<PathBuf> {
 
 /// Makes `cargo fuzz` work: cargo-fuzz from PATH if present, else installed into
 /// `target/tools` and that put first on PATH for the commands `sh` runs.
-fn ensure_cargo_fuzz(sh: &Shell) -> Result<()> {
+fn ensure_cargo_fuzz(sh: &Shell, nightly: &str) -> Result<()> {
     let bin = tools_root().join("bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let on_path = std::env::split_paths(&path).any(|dir| dir.join("cargo-fuzz").is_file());
@@ -97,7 +99,7 @@ fn ensure_cargo_fuzz(sh: &Shell) -> Result<()> {
         let root = tools_root();
         cmd!(
             sh,
-            "cargo +{NIGHTLY} install cargo-fuzz --locked --root {root}"
+            "cargo +{nightly} install cargo-fuzz --locked --root {root}"
         )
         .run()
         .context("installing cargo-fuzz (needs crates.io)")?;

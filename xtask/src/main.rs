@@ -20,7 +20,7 @@ use hyperlight_install::runner::Removal;
 use hyperlight_install::{runner as installed_runner, transaction};
 use xshell::Shell;
 
-use crate::toolchain::{Toolchain, TARGET};
+use crate::toolchain::{Toolchain, FOR_SYSROOT, RUST_SRC, TARGET};
 
 #[derive(Parser)]
 #[command(about = "Build, install and ship the x86_64-hyperlight-none target")]
@@ -89,6 +89,10 @@ enum Command {
         /// Replace release assets that differ from ours (GitHub).
         #[arg(long)]
         force: bool,
+        /// After merging, keep only the newest N nightly and the newest N beta sysroots
+        /// (stable ones always stay), removing the files of the others (default: keep all).
+        #[arg(long, value_name = "N")]
+        keep_nightlies: Option<usize>,
     },
     /// Run the whole test suite, after checking that what it needs is installed.
     Test {
@@ -134,12 +138,14 @@ fn run(cli: Cli) -> Result<()> {
     let sh = Shell::new()?;
     match cli.command {
         Command::Sysroot { toolchain, out } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain =
+                Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
             let out = out.unwrap_or_else(|| sysroot::default_out(&toolchain));
             sysroot::build(&sh, &toolchain, &out)
         }
         Command::Install { toolchain, prefix } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain =
+                Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
             let built = sysroot::default_out(&toolchain);
             sysroot::build(&sh, &toolchain, &built)?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
@@ -181,19 +187,28 @@ fn run(cli: Cli) -> Result<()> {
             includes,
             no_runner,
             out,
-        } => dist::run(
-            &sh,
-            dist::DistOptions {
+        } => {
+            let options = dist::DistOptions {
                 toolchains,
                 sysroots,
                 includes,
                 no_runner,
                 out,
-            },
-        ),
-        Command::Publish { to, dir, force } => {
-            publish::run(&to, &dir.unwrap_or_else(dist::default_out), force)
+            };
+            provision_dist(&sh, &options)?;
+            dist::run(&sh, options)
         }
+        Command::Publish {
+            to,
+            dir,
+            force,
+            keep_nightlies,
+        } => publish::run(
+            &to,
+            &dir.unwrap_or_else(dist::default_out),
+            force,
+            keep_nightlies,
+        ),
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),
         Command::Fuzz { seconds, targets } => fuzz::run(&sh, seconds, &targets),
@@ -202,4 +217,21 @@ fn run(cli: Cli) -> Result<()> {
             generate: Some(dir),
         } => compat::demo::generate(&sh, &dir),
     }
+}
+
+/// Adds what `dist` builds with before it starts: rust-src to each toolchain it builds a sysroot
+/// with (the pinned one when it is given nothing, as `dist::run` decides), and the musl target
+/// for the static host tools to the pinned one.
+fn provision_dist(sh: &Shell, options: &dist::DistOptions) -> Result<()> {
+    let nothing_given =
+        options.toolchains.is_empty() && options.sysroots.is_empty() && options.includes.is_empty();
+    let named = options.toolchains.iter().map(|name| Some(name.as_str()));
+    for name in named.chain(nothing_given.then_some(None)) {
+        Toolchain::provision(sh, name, &[RUST_SRC], &[], FOR_SYSROOT)?;
+    }
+    if !options.no_runner {
+        let why = "needed to build the static hyperlight-run and hyperlight-unpack";
+        Toolchain::provision(sh, None, &[], &[dist::RUNNER_HOST], why)?;
+    }
+    Ok(())
 }

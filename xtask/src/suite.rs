@@ -1,16 +1,15 @@
 //! `cargo xtask test`: the whole test suite, after making sure everything it runs against is
-//! there. Tests use real components (KVM, nginx, clang and llvm-ar, a stable and a nightly
-//! toolchain); a missing one is reported up front with the command that installs it.
+//! there. Tests use real components (KVM, nginx, clang and llvm-ar, the pinned stable and the
+//! test nightly toolchains); missing toolchain parts are installed, a missing program is
+//! reported up front with the command that installs it.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 use xshell::{cmd, Shell};
 
-use crate::toolchain::{pinned_toolchain, project_root};
-
-/// Toolchains the tests build with, each with the rust-src that `cargo xtask sysroot` needs.
-const NIGHTLY: &str = "nightly";
+use crate::dist::RUNNER_HOST;
+use crate::toolchain::{project_root, test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 
 /// Programs the tests start, and the Debian package providing each.
 const PROGRAMS: &[(&str, &str)] = &[
@@ -20,35 +19,12 @@ const PROGRAMS: &[(&str, &str)] = &[
 ];
 
 pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
-    let pinned = pinned_toolchain()?;
-    // Each is idempotent and quick when already present (no download then).
-    if cmd!(sh, "rustc +{NIGHTLY} -V")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_err()
-    {
-        cmd!(
-            sh,
-            "rustup toolchain install {NIGHTLY} --profile minimal --component rust-src"
-        )
-        .run()?;
+    // The tests build sysroots with the pinned toolchain and the test nightly.
+    for name in [None, Some(test_nightly()?)] {
+        Toolchain::provision(sh, name.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
     }
-    for toolchain in [pinned.as_str(), NIGHTLY] {
-        cmd!(sh, "rustup component add rust-src --toolchain {toolchain}")
-            .quiet()
-            .ignore_stdout()
-            .run()?;
-    }
-    // The dist tests package the static musl runner.
-    cmd!(
-        sh,
-        "rustup target add x86_64-unknown-linux-musl --toolchain {pinned}"
-    )
-    .quiet()
-    .ignore_stdout()
-    .run()?;
+    let why = "the dist tests build the static hyperlight-run with it";
+    Toolchain::provision(sh, None, &[], &[RUNNER_HOST], why)?;
     let missing: Vec<_> = PROGRAMS
         .iter()
         .filter(|(program, _)| !on_path(program))

@@ -177,7 +177,7 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     let output = xtask()
         .arg("dist")
         .arg("--sysroot")
-        .arg(testkit::sysroot_for("nightly"))
+        .arg(testkit::sysroot_for(&testkit::test_nightly()))
         .args(["--no-runner", "--out"])
         .arg(nightly.path())
         .output()
@@ -291,6 +291,115 @@ fn publish_failure_names_the_file_and_the_status() {
         !nginx.access_log().contains("PUT /broken/"),
         "uploaded although the merge failed"
     );
+}
+
+/// A dist directory of fake sysroots (a few bytes each) for `(release, commit-date)` pairs,
+/// with its manifest: what a day's `cargo xtask dist --no-runner` would write, without a build.
+fn fake_sysroots(dir: &Path, sysroots: &[(&str, &str)]) {
+    let mut entries = Vec::new();
+    for (release, date) in sysroots {
+        let commit = sha256(format!("{release} {date}").as_bytes());
+        let name = format!(
+            "rust-std-{release}-{}-x86_64-hyperlight-none.tar.gz",
+            &commit[..9]
+        );
+        let data = format!("sysroot {release} {date}");
+        fs::write(dir.join(&name), &data).unwrap();
+        entries.push(serde_json::json!({
+            "release": release, "commit-hash": commit, "commit-date": date,
+            "host": "x86_64-unknown-linux-gnu", "url": name, "sha256": sha256(data.as_bytes()),
+            "size": data.len(), "installed-sha256": sha256(b"x"),
+        }));
+    }
+    let manifest = serde_json::json!({
+        "manifest-version": "1", "date": "2026-10-29", "target": "x86_64-hyperlight-none",
+        "component": COMPONENT, "sysroots": entries,
+    });
+    let json = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
+    fs::write(dir.join("manifest.json"), &json).unwrap();
+    fs::write(
+        dir.join("manifest.json.sha256"),
+        format!("{}  manifest.json\n", sha256(json.as_bytes())),
+    )
+    .unwrap();
+}
+
+#[test]
+fn publish_keeps_only_the_newest_nightlies() {
+    let (_dir, nginx) = server();
+    let dest = format!("{}/nightlies", nginx.url());
+    let publish = |dir: &Path| {
+        let output = xtask()
+            .args(["publish", "--to", &dest, "--keep-nightlies", "1", "--dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert_success(&output, "cargo xtask publish --keep-nightlies 1");
+        text(&output.stderr)
+    };
+    let day1 = TempDir::new("nightlies-day1");
+    fake_sysroots(
+        day1.path(),
+        &[("1.99.1", "2026-10-13"), ("1.101.0-nightly", "2026-10-27")],
+    );
+    publish(day1.path());
+    // The next day's nightly, with an older one this dist still carries.
+    let day2 = TempDir::new("nightlies-day2");
+    fake_sysroots(
+        day2.path(),
+        &[
+            ("1.101.0-nightly", "2026-10-28"),
+            ("1.100.0-nightly", "2026-10-01"),
+        ],
+    );
+    let stderr = publish(day2.path());
+    assert!(
+        stderr.contains("dropping the sysroot for rustc 1.100.0-nightly"),
+        "{stderr}"
+    );
+
+    let served = nginx.www().join("nightlies");
+    let merged = manifest(&served);
+    let kept: Vec<(&str, &str)> = merged["sysroots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["release"].as_str().unwrap(),
+                s["commit-date"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [("1.101.0-nightly", "2026-10-28"), ("1.99.1", "2026-10-13")]
+    );
+    let url = |dir: &Path, date: &str| -> String {
+        manifest(dir)["sysroots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["commit-date"] == date)
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (stale, replaced) = (
+        url(day2.path(), "2026-10-01"),
+        url(day1.path(), "2026-10-27"),
+    );
+    let log = nginx.access_log();
+    assert!(!log.contains(&format!("PUT /nightlies/{stale}")), "{log}");
+    assert!(
+        log.contains(&format!("DELETE /nightlies/{replaced}")),
+        "{log}"
+    );
+    assert!(!served.join(&replaced).exists());
+    for sysroot in merged["sysroots"].as_array().unwrap() {
+        assert!(served.join(sysroot["url"].as_str().unwrap()).is_file());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

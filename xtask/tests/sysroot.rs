@@ -206,7 +206,7 @@ fn install_then_plain_cargo_on_stable() {
 
 #[test]
 fn install_then_plain_cargo_on_nightly() {
-    install_build_and_uninstall("nightly");
+    install_build_and_uninstall(&testkit::test_nightly());
 }
 
 /// The whole life cycle in one toolchain: install, build and check a guest with plain cargo,
