@@ -239,8 +239,7 @@ pub fn is_safe_file_name(name: &str) -> bool {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&Sha256::digest(bytes))
 }
 
 /// Today's UTC date, or that of `SOURCE_DATE_EPOCH` when set (reproducible builds convention).
