@@ -19,6 +19,9 @@ pub const MANIFEST_SIG: &str = "manifest.json.sig";
 /// The first word of `manifest.json.sig`.
 const SCHEME: &str = "ed25519";
 
+/// The variable [`trusted_key`] reads at compile time (`option_env!` needs the name spelled out).
+pub const DIST_PUBLIC_KEY_ENV: &str = "HYPERLIGHT_DIST_PUBLIC_KEY";
+
 /// The release key this build trusts: `HYPERLIGHT_DIST_PUBLIC_KEY` (hex) when it was compiled,
 /// which `cargo xtask dist` and `cargo xtask install` set; `None` in a plain `cargo build`.
 pub fn trusted_key() -> Option<PublicKey> {

@@ -7,6 +7,7 @@ mod dist;
 mod fuzz;
 mod publish;
 mod runner;
+mod signing;
 mod suite;
 mod sysroot;
 mod toolchain;
@@ -48,6 +49,8 @@ enum Command {
         /// Install into this sysroot instead of the toolchain's own.
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
+        #[command(flatten)]
+        key: signing::KeyArg,
     },
     /// Remove exactly what `install` put into a toolchain, and the runner when no toolchain needs it.
     Uninstall {
@@ -77,6 +80,8 @@ enum Command {
         /// Output directory (default: dist/).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        key: signing::KeyArg,
     },
     /// Upload a dist directory to DEST, merging its manifest with the one already there.
     Publish {
@@ -89,6 +94,14 @@ enum Command {
         /// Replace release assets that differ from ours (GitHub).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        key: signing::KeyArg,
+    },
+    /// Write a new release signing key to FILE (mode 0600) and its public key to FILE.pub.
+    Keygen {
+        /// The key file to create; an existing one is never replaced.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Run the whole test suite, after checking that what it needs is installed.
     Test {
@@ -138,12 +151,17 @@ fn run(cli: Cli) -> Result<()> {
             let out = out.unwrap_or_else(|| sysroot::default_out(&toolchain));
             sysroot::build(&sh, &toolchain, &out)
         }
-        Command::Install { toolchain, prefix } => {
+        Command::Install {
+            toolchain,
+            prefix,
+            key,
+        } => {
             let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
             let built = sysroot::default_out(&toolchain);
             sysroot::build(&sh, &toolchain, &built)?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            let runner = runner::build_release(&sh)?;
+            let trusted = signing::public_key(key.signing_key.as_deref())?;
+            let runner = runner::build_release(&sh, &trusted)?;
             match transaction::install(&built, &sysroot)? {
                 transaction::Outcome::Installed => {
                     eprintln!("installed {TARGET} into {}", sysroot.display())
@@ -181,6 +199,7 @@ fn run(cli: Cli) -> Result<()> {
             includes,
             no_runner,
             out,
+            key,
         } => dist::run(
             &sh,
             dist::DistOptions {
@@ -189,10 +208,27 @@ fn run(cli: Cli) -> Result<()> {
                 includes,
                 no_runner,
                 out,
+                signing_key: key.signing_key,
             },
         ),
-        Command::Publish { to, dir, force } => {
-            publish::run(&to, &dir.unwrap_or_else(dist::default_out), force)
+        Command::Publish {
+            to,
+            dir,
+            force,
+            key,
+        } => {
+            let key = signing::resolve(key.signing_key.as_deref())?;
+            publish::run(&to, &dir.unwrap_or_else(dist::default_out), force, &key)
+        }
+        Command::Keygen { out } => {
+            let public = signing::keygen(&out)?;
+            eprintln!(
+                "wrote the signing key to {} (keep it secret) and its public key to {}.pub:",
+                out.display(),
+                out.display()
+            );
+            println!("{public}");
+            Ok(())
         }
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),

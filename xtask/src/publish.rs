@@ -1,10 +1,12 @@
-//! `cargo xtask publish --to DEST [--dir DIR] [--force]`: upload a dist directory.
+//! `cargo xtask publish --to DEST [--dir DIR] [--force] [--signing-key FILE]`: upload a dist
+//! directory.
 //!
 //! Backends: `http(s)://BASE` (HTTP PUT of each file under BASE, as a WebDAV server or presigned
 //! storage takes it) and `github:OWNER/REPO@TAG` (the GitHub Releases API with `GITHUB_TOKEN`).
 //! Artifacts go first and the manifest last, so a reader never sees a manifest naming a file
 //! that is not there yet; the manifest already at DEST is merged with ours, so publishing one
-//! toolchain never drops the others.
+//! toolchain never drops the others. Both manifests must be signed by the publishing key (a
+//! release has one key), and the merged one is signed again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,11 +19,13 @@ use hyperlight_install::manifest::{
     sha256_hex, Manifest, ManifestError, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
 };
 
-use crate::dist::error::{read_manifest_dir, DistError};
+use hyperlight_install::signature::{self, SigningKey, MANIFEST_SIG};
+
+use crate::dist::error::{read_manifest_dir, remote_signature_error, DistError};
 use crate::dist::EXTRA_FILES;
 
-pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
-    let local = read_manifest_dir(dir)?;
+pub fn run(dest: &str, dir: &Path, force: bool, key: &SigningKey) -> Result<()> {
+    let local = read_manifest_dir(dir, &key.public_key())?;
     let mut artifacts = Vec::new();
     for (name, (sha256, _)) in local.files() {
         let path = dir.join(name);
@@ -59,6 +63,10 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
         None => None,
         Some(text) => {
             let source = format!("{dest} {MANIFEST}");
+            // The raw bytes first: nothing of a manifest another key signed is read.
+            let sig = backend.fetch(MANIFEST_SIG)?;
+            signature::verify_file(&text, sig.as_deref(), &key.public_key(), &source)
+                .map_err(|err| remote_signature_error(dest, err))?;
             let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
             let existing = Manifest::parse_verified(&text, &sha, &source).map_err(|err| {
                 let reason = match err {
@@ -103,12 +111,14 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
     };
     merged.manifest_version = MANIFEST_VERSION.to_owned();
     let (json, sha) = merged.render();
+    let sig = signature::sign(json.as_bytes(), key);
     eprintln!(
         "uploading {MANIFEST} ({} sysroot(s))",
         merged.sysroots.len()
     );
     backend.upload(MANIFEST, json.as_bytes(), true)?;
     backend.upload(MANIFEST_SHA256, sha.as_bytes(), true)?;
+    backend.upload(MANIFEST_SIG, sig.as_bytes(), true)?;
     eprintln!("published to {dest}");
     Ok(())
 }
