@@ -161,8 +161,9 @@ impl fmt::Display for DistError {
             ),
             DistError::UnsignedDist { dir, key, reason } => write!(
                 f,
-                "{}/manifest.json is not signed by the signing key in use, {key} ({reason}); make the \
-                 dist again with the key you publish with (--signing-key FILE or ${})",
+                "{}/manifest.json is not signed by the signing key in use, {key} ({reason}); dist, \
+                 --include and publish of one release take one key: make that dist again with it \
+                 (--signing-key FILE or ${})",
                 dir.display(),
                 crate::signing::SIGNING_KEY_ENV
             ),
