@@ -19,6 +19,10 @@ pub const MANIFEST_SIG: &str = "manifest.json.sig";
 /// The first word of `manifest.json.sig`.
 const SCHEME: &str = "ed25519";
 
+/// The seed of the key the `manifest` fuzz target trusts and `cargo xtask fuzz` signs its seed
+/// inputs with. Public, so no build trusts it.
+pub const FUZZ_KEY_SEED: [u8; 32] = [0x5e; 32];
+
 /// The variable [`trusted_key`] reads at compile time (`option_env!` needs the name spelled out).
 pub const DIST_PUBLIC_KEY_ENV: &str = "HYPERLIGHT_DIST_PUBLIC_KEY";
 
