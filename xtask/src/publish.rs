@@ -18,7 +18,6 @@ use reqwest::StatusCode;
 use hyperlight_install::manifest::{
     sha256_hex, Manifest, ManifestError, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
 };
-
 use hyperlight_install::signature::{self, SigningKey, MANIFEST_SIG};
 
 use crate::dist::error::{read_manifest_dir, remote_signature_error, DistError};

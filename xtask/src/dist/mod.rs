@@ -59,6 +59,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         options.toolchains.push(pinned_toolchain()?);
     }
     let key = signing::resolve(options.signing_key.as_deref())?;
+    let public = key.public_key();
     sh.create_dir(&out)?;
     clean_out(&out)?;
     let mut manifest = Manifest::new(manifest::release_date());
@@ -80,16 +81,10 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         manifest.add_sysroot(entry);
     }
     for dir in &options.includes {
-        include(
-            dir,
-            &out,
-            &mut manifest,
-            options.no_runner,
-            &key.public_key(),
-        )?;
+        include(dir, &out, &mut manifest, options.no_runner, &public)?;
     }
     if !options.no_runner {
-        let binary = build_runner(sh, &key.public_key())?;
+        let binary = build_runner(sh, &public)?;
         let version = package_version(sh, RUNNER_PACKAGE)?;
         let runner = component::runner_file(&binary, &version, RUNNER_HOST, &out)?;
         eprintln!("  {} ({} bytes)", runner.url, runner.size);
@@ -100,7 +95,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         project_root().join("templates").join(CARGO_CONFIG),
         out.join(CARGO_CONFIG),
     )?;
-    signing::write_public_key(&out.join(RELEASE_KEY), &key.public_key())?;
+    signing::write_public_key(&out.join(RELEASE_KEY), &public)?;
     manifest.write_dir(&out, &key)?;
     eprintln!(
         "dist written to {}: {} sysroot(s){}, signed with key {}",
@@ -111,7 +106,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         } else {
             ", install.sh, cargo-config.toml, manifest.json"
         },
-        key.public_key()
+        public
     );
     Ok(())
 }
