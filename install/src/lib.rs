@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod runner;
 pub mod rustc;
 pub mod settings;
+pub mod signature;
 pub mod toolchain;
 pub mod transaction;
 pub mod ui;
@@ -19,3 +20,8 @@ pub mod unpack;
 pub const TARGET: &str = "x86_64-hyperlight-none";
 /// Its rust-installer component, as the install records and the manifest name it.
 pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+
+/// Bytes as lowercase hex digits, as sha256sum and the signature file write them.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use hyperlight_install::manifest::Manifest;
+use hyperlight_install::signature::{self, SigningKey};
 
 use crate::dist::component::{runner_file, sysroot_tarball};
 use crate::sysroot::{target_dir, VERSION_FILE};
@@ -120,6 +121,10 @@ fn seed_corpora(sh: &Shell, corpus: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)?;
     let manifest = seed_dist(sh, &scratch, &corpus.join("unpack"))?;
+    // The same manifest signed, as the target reads it: manifest, NUL, manifest.json.sig.
+    let sig = signature::sign(&manifest, &SigningKey::from_seed(signature::FUZZ_KEY_SEED));
+    let signed = [&manifest[..], b"\0", sig.as_bytes()].concat();
+    fs::write(corpus.join("manifest/seed-dist-signed"), signed)?;
     fs::write(corpus.join("manifest/seed-dist"), manifest)?;
     // A release manifest from a real `cargo xtask dist` run, when the tests left one.
     for dist in ["dist", "target/testkit/dist-stable"] {

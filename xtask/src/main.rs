@@ -7,6 +7,7 @@ mod dist;
 mod fuzz;
 mod publish;
 mod runner;
+mod signing;
 mod suite;
 mod sysroot;
 mod toolchain;
@@ -48,6 +49,8 @@ enum Command {
         /// Install into this sysroot instead of the toolchain's own.
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
+        #[command(flatten)]
+        key: signing::KeyArg,
     },
     /// Remove exactly what `install` put into a toolchain, and the runner when no toolchain needs it.
     Uninstall {
@@ -77,6 +80,8 @@ enum Command {
         /// Output directory (default: dist/).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        key: signing::KeyArg,
     },
     /// Upload a dist directory to DEST, merging its manifest with the one already there.
     Publish {
@@ -93,6 +98,14 @@ enum Command {
         /// (stable ones always stay), removing the files of the others (default: keep all).
         #[arg(long, value_name = "N")]
         keep_nightlies: Option<usize>,
+        #[command(flatten)]
+        key: signing::KeyArg,
+    },
+    /// Write a new release signing key to FILE (mode 0600) and its public key to FILE.pub.
+    Keygen {
+        /// The key file to create; an existing one is never replaced.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Run the whole test suite, after checking that what it needs is installed.
     Test {
@@ -143,13 +156,18 @@ fn run(cli: Cli) -> Result<()> {
             let out = out.unwrap_or_else(|| sysroot::default_out(&toolchain));
             sysroot::build(&sh, &toolchain, &out)
         }
-        Command::Install { toolchain, prefix } => {
+        Command::Install {
+            toolchain,
+            prefix,
+            key,
+        } => {
             let toolchain =
                 Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
             let built = sysroot::default_out(&toolchain);
             sysroot::build(&sh, &toolchain, &built)?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            let runner = runner::build_release(&sh)?;
+            let trusted = signing::public_key(key.signing_key.as_deref())?;
+            let runner = runner::build_release(&sh, &trusted)?;
             match transaction::install(&built, &sysroot)? {
                 transaction::Outcome::Installed => {
                     eprintln!("installed {TARGET} into {}", sysroot.display())
@@ -187,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
             includes,
             no_runner,
             out,
+            key,
         } => {
             let options = dist::DistOptions {
                 toolchains,
@@ -194,6 +213,7 @@ fn run(cli: Cli) -> Result<()> {
                 includes,
                 no_runner,
                 out,
+                signing_key: key.signing_key,
             };
             provision_dist(&sh, &options)?;
             dist::run(&sh, options)
@@ -203,12 +223,22 @@ fn run(cli: Cli) -> Result<()> {
             dir,
             force,
             keep_nightlies,
-        } => publish::run(
-            &to,
-            &dir.unwrap_or_else(dist::default_out),
-            force,
-            keep_nightlies,
-        ),
+            key,
+        } => {
+            let key = signing::resolve(key.signing_key.as_deref())?;
+            let dir = dir.unwrap_or_else(dist::default_out);
+            publish::run(&to, &dir, force, keep_nightlies, &key)
+        }
+        Command::Keygen { out } => {
+            let public = signing::keygen(&out)?;
+            eprintln!(
+                "wrote the signing key to {} (keep it secret) and its public key to {}.pub:",
+                out.display(),
+                out.display()
+            );
+            println!("{public}");
+            Ok(())
+        }
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),
         Command::Fuzz { seconds, targets } => fuzz::run(&sh, seconds, &targets),

@@ -1,11 +1,13 @@
-//! `cargo xtask publish --to DEST [--dir DIR] [--force]`: upload a dist directory.
+//! `cargo xtask publish --to DEST [--dir DIR] [--force] [--signing-key FILE]`: upload a dist
+//! directory.
 //!
 //! Backends: `http(s)://BASE` (HTTP PUT of each file under BASE, as a WebDAV server or presigned
 //! storage takes it) and `github:OWNER/REPO@TAG` (the GitHub Releases API with `GITHUB_TOKEN`).
 //! Artifacts go first and the manifest last, so a reader never sees a manifest naming a file
 //! that is not there yet; the manifest already at DEST is merged with ours, so publishing one
 //! toolchain never drops the others. `--keep-nightlies N` then keeps only the newest N nightly
-//! and the newest N beta sysroots (see `prune_prereleases`).
+//! and the newest N beta sysroots (see `prune_prereleases`). Both manifests must be signed by
+//! the publishing key (a release has one key), and the merged one is signed again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,12 +20,19 @@ use hyperlight_install::manifest::{
     sha256_hex, Manifest, ManifestError, SysrootEntry, MANIFEST, MANIFEST_SHA256,
     MANIFEST_VERSION,
 };
+use hyperlight_install::signature::{self, SigningKey, MANIFEST_SIG};
 
-use crate::dist::error::{read_manifest_dir, DistError};
+use crate::dist::error::{read_manifest_dir, remote_signature_error, DistError};
 use crate::dist::EXTRA_FILES;
 
-pub fn run(dest: &str, dir: &Path, force: bool, keep_nightlies: Option<usize>) -> Result<()> {
-    let local = read_manifest_dir(dir)?;
+pub fn run(
+    dest: &str,
+    dir: &Path,
+    force: bool,
+    keep_nightlies: Option<usize>,
+    key: &SigningKey,
+) -> Result<()> {
+    let local = read_manifest_dir(dir, &key.public_key())?;
     let mut artifacts = Vec::new();
     for (name, (sha256, _)) in local.files() {
         let path = dir.join(name);
@@ -61,6 +70,10 @@ pub fn run(dest: &str, dir: &Path, force: bool, keep_nightlies: Option<usize>) -
         None => None,
         Some(text) => {
             let source = format!("{dest} {MANIFEST}");
+            // The raw bytes first: nothing of a manifest another key signed is read.
+            let sig = backend.fetch(MANIFEST_SIG)?;
+            signature::verify_file(&text, sig.as_deref(), &key.public_key(), &source)
+                .map_err(|err| remote_signature_error(dest, err))?;
             let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
             let existing = Manifest::parse_verified(&text, &sha, &source).map_err(|err| {
                 let reason = match err {
@@ -118,12 +131,14 @@ pub fn run(dest: &str, dir: &Path, force: bool, keep_nightlies: Option<usize>) -
         backend.upload(name, data, false)?;
     }
     let (json, sha) = merged.render();
+    let sig = signature::sign(json.as_bytes(), key);
     eprintln!(
         "uploading {MANIFEST} ({} sysroot(s))",
         merged.sysroots.len()
     );
     backend.upload(MANIFEST, json.as_bytes(), true)?;
     backend.upload(MANIFEST_SHA256, sha.as_bytes(), true)?;
+    backend.upload(MANIFEST_SIG, sig.as_bytes(), true)?;
     // Only now that no manifest names them any more.
     for name in &dropped {
         eprintln!("removing {name}");

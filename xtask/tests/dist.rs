@@ -1,6 +1,6 @@
 //! `cargo xtask dist` and `cargo xtask publish`: deterministic output in rust-installer layout,
-//! manifests merged at the destination (real nginx), and the GitHub backend against a local
-//! stand-in for the API calls it makes.
+//! signed manifests, manifests merged at the destination (real nginx), and the GitHub backend
+//! against a local stand-in for the API calls it makes.
 
 mod support;
 
@@ -8,8 +8,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use hyperlight_install::manifest::{Manifest, SysrootEntry};
+use hyperlight_install::signature::{verify, PublicKey, SigningKey};
 
 use support::{dist_into, manifest, server, sha256, stable_dist, text, xtask, COMPONENT};
 use testkit::{assert_success, TempDir};
@@ -256,13 +260,20 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     assert!(puts[puts.len() - 2].contains("manifest.json "), "{puts:?}");
 }
 
-/// `cargo xtask publish` of the stable dist to `dest`, which must fail; returns its stderr.
-fn failing_publish(dest: &str) -> String {
-    let output = xtask()
+/// `cargo xtask publish --dir DIR --signing-key KEY --to DEST`.
+fn publish(dir: &Path, key: &Path, dest: &str) -> std::process::Output {
+    xtask()
         .args(["publish", "--to", dest, "--dir"])
-        .arg(stable_dist())
+        .arg(dir)
+        .arg("--signing-key")
+        .arg(key)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`publish`], which must fail; returns its stderr.
+fn failing_publish(dir: &Path, key: &Path, dest: &str) -> String {
+    let output = publish(dir, key, dest);
     assert!(!output.status.success());
     text(&output.stderr)
 }
@@ -270,12 +281,16 @@ fn failing_publish(dest: &str) -> String {
 #[test]
 fn publish_failure_names_the_file_and_the_status() {
     let (_dir, nginx) = server();
-    let stderr = failing_publish(&format!("{}/tar500", nginx.url()));
+    let dist = TempDir::new("dist-fail");
+    let key = key_file(dist.path(), 1);
+    fake_dist(dist.path(), "aaaaaaaaa", "#!/bin/sh\n", &key);
+    let stderr = failing_publish(dist.path(), &key, &format!("{}/tar500", nginx.url()));
     assert!(stderr.contains("PUT http://"), "{stderr}");
     assert!(stderr.contains(".tar.gz failed: HTTP 500"), "{stderr}");
     assert!(!nginx.www().join("manifest.json").exists());
 
-    // A manifest at the destination that does not match its .sha256 is not merged with.
+    // A manifest at the destination that does not match its .sha256, or is unsigned, is not
+    // merged with.
     let broken = nginx.www().join("broken");
     fs::create_dir_all(&broken).unwrap();
     fs::write(broken.join("manifest.json"), "{}\n").unwrap();
@@ -284,7 +299,16 @@ fn publish_failure_names_the_file_and_the_status() {
         format!("{}  manifest.json\n", "0".repeat(64)),
     )
     .unwrap();
-    let stderr = failing_publish(&format!("{}/broken", nginx.url()));
+    let dest = format!("{}/broken", nginx.url());
+    let stderr = failing_publish(dist.path(), &key, &dest);
+    assert!(stderr.contains("cannot be merged with"), "{stderr}");
+    assert!(stderr.contains("it has no manifest.json.sig"), "{stderr}");
+    fs::write(
+        broken.join("manifest.json.sig"),
+        hyperlight_install::signature::sign(b"{}\n", &SigningKey::read(&key).unwrap()),
+    )
+    .unwrap();
+    let stderr = failing_publish(dist.path(), &key, &dest);
     assert!(stderr.contains("cannot be merged with"), "{stderr}");
     assert!(stderr.contains("manifest.json.sha256 says"), "{stderr}");
     assert!(
@@ -400,35 +424,176 @@ fn publish_keeps_only_the_newest_nightlies() {
     for sysroot in merged["sysroots"].as_array().unwrap() {
         assert!(served.join(sysroot["url"].as_str().unwrap()).is_file());
     }
+
+#[test]
+fn keygen_and_dist_sign_the_manifest() {
+    let dir = TempDir::new("dist-signed");
+    let key = dir.path().join("release.key");
+    let output = xtask()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask keygen");
+    let public: PublicKey = text(&output.stdout).trim().parse().unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("release.key.pub")).unwrap(),
+        format!("{public}\n")
+    );
+    let mode = fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = xtask()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("already exists"));
+    assert_eq!(SigningKey::read(&key).unwrap().public_key(), public);
+
+    let out = dir.path().join("dist");
+    let flags = ["--no-runner", "--signing-key", key.to_str().unwrap()];
+    let output = dist_into(&out, &flags);
+    assert_success(&output, "cargo xtask dist --signing-key");
+    assert!(
+        !text(&output.stderr).contains("development key"),
+        "{}",
+        text(&output.stderr)
+    );
+    let served: PublicKey = fs::read_to_string(out.join("release-key.pub"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(served, public);
+    let (json, sig) = (
+        fs::read(out.join("manifest.json")).unwrap(),
+        fs::read(out.join("manifest.json.sig")).unwrap(),
+    );
+    verify(&json, &sig, &served, "manifest.json").unwrap();
+
+    // Another key does not take this dist in.
+    let other = key_file(dir.path(), 2);
+    let output = xtask()
+        .arg("dist")
+        .arg("--include")
+        .arg(&out)
+        .args(["--no-runner", "--signing-key"])
+        .arg(&other)
+        .arg("--out")
+        .arg(dir.path().join("merged"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("is not signed by the signing key in use"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("it is signed by key {public}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn publish_signs_the_merged_manifest_and_refuses_another_key() {
+    let (_dir, nginx) = server();
+    let dists = TempDir::new("dist-keys");
+    let (ours, theirs) = (key_file(dists.path(), 1), key_file(dists.path(), 2));
+    let public = |key: &Path| SigningKey::read(key).unwrap().public_key();
+    let dest = format!("{}/signed", nginx.url());
+    let dist = |commit: &str, key: &Path| {
+        let dir = dists.path().join(commit);
+        fs::create_dir(&dir).unwrap();
+        fake_dist(&dir, commit, "#!/bin/sh\n", key);
+        dir
+    };
+    for commit in ["aaaaaaaaa", "bbbbbbbbb"] {
+        assert_success(&publish(&dist(commit, &ours), &ours, &dest), "publish");
+    }
+    let served = nginx.www().join("signed");
+    let json = fs::read(served.join("manifest.json")).unwrap();
+    let merged = Manifest::parse(&json, "served").unwrap();
+    assert_eq!(merged.sysroots.len(), 2, "{merged:?}");
+    let sig = fs::read(served.join("manifest.json.sig")).unwrap();
+    verify(&json, &sig, &public(&ours), "served").unwrap();
+    let log = nginx.access_log();
+    let puts: Vec<&str> = log.lines().filter(|l| l.starts_with("PUT")).collect();
+    let last: Vec<&str> = puts[puts.len() - 3..]
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        last,
+        [
+            "/signed/manifest.json",
+            "/signed/manifest.json.sha256",
+            "/signed/manifest.json.sig"
+        ]
+    );
+
+    // Another key's release at the destination is not merged with, and nothing is uploaded.
+    let stderr = failing_publish(&dist("ccccccccc", &theirs), &theirs, &dest);
+    assert!(
+        stderr.contains(&format!(
+            "signed by key {}, not by the key publishing ({})",
+            public(&ours),
+            public(&theirs)
+        )),
+        "{stderr}"
+    );
+    // A dist signed by another key than the one publishing is not published at all.
+    let stderr = failing_publish(
+        &dists.path().join("aaaaaaaaa"),
+        &theirs,
+        &format!("{}/fresh", nginx.url()),
+    );
+    assert!(
+        stderr.contains("is not signed by the signing key in use"),
+        "{stderr}"
+    );
+    let log = nginx.access_log();
+    assert!(
+        !log.contains("ccccccccc") && !log.contains("/fresh/"),
+        "{log}"
+    );
+    assert_eq!(fs::read(served.join("manifest.json")).unwrap(), json);
 }
 
 // ---------------------------------------------------------------------------------------------
 // GitHub backend against a stand-in
 
-/// A small fake dist directory: one sysroot (fake bytes) for `commit`, install.sh, manifest.
-fn fake_dist(dir: &Path, commit: &str, install_sh: &str) {
+/// A signing key file `key-SEED` in `dir`, made from a fixed seed.
+fn key_file(dir: &Path, seed: u8) -> PathBuf {
+    let path = dir.join(format!("key-{seed}"));
+    SigningKey::from_seed([seed; 32]).write_new(&path).unwrap();
+    path
+}
+
+/// A small fake dist directory: one sysroot (fake bytes) for `commit`, install.sh, and the
+/// manifest signed with the key in the file `key`.
+fn fake_dist(dir: &Path, commit: &str, install_sh: &str, key: &Path) {
     let name = format!("rust-std-1.95.0-{commit}-x86_64-hyperlight-none.tar.gz");
     let data = format!("sysroot {commit}");
     fs::write(dir.join(&name), &data).unwrap();
     fs::write(dir.join("install.sh"), install_sh).unwrap();
-    let manifest = serde_json::json!({
-        "manifest-version": "1",
-        "date": "2026-05-19",
-        "target": "x86_64-hyperlight-none",
-        "component": COMPONENT,
-        "sysroots": [{
-            "release": "1.95.0", "commit-hash": commit, "commit-date": "2026-04-14",
-            "host": "x86_64-unknown-linux-gnu", "url": name, "sha256": sha256(data.as_bytes()),
-            "size": data.len(), "installed-sha256": sha256(b"x"),
-        }],
+    let mut manifest = Manifest::new("2026-05-19".into());
+    manifest.add_sysroot(SysrootEntry {
+        release: "1.95.0".into(),
+        commit_hash: commit.into(),
+        commit_date: "2026-04-14".into(),
+        host: "x86_64-unknown-linux-gnu".into(),
+        url: name,
+        sha256: sha256(data.as_bytes()),
+        size: data.len() as u64,
+        installed_sha256: sha256(b"x"),
     });
-    let json = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
-    fs::write(dir.join("manifest.json"), &json).unwrap();
-    fs::write(
-        dir.join("manifest.json.sha256"),
-        format!("{}  manifest.json\n", sha256(json.as_bytes())),
-    )
-    .unwrap();
+    manifest
+        .write_dir(dir, &SigningKey::read(key).unwrap())
+        .unwrap();
 }
 
 #[derive(Default)]
@@ -562,11 +727,15 @@ fn serve(stream: TcpStream, base: &str, token: &str, state: &Mutex<FakeGitHub>) 
 fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
     const TOKEN: &str = "test-token";
     let (api, state) = start_fake_github(TOKEN);
+    let keys = TempDir::new("gh-key");
+    let key = key_file(keys.path(), 1);
     let publish = |dir: &Path, token: Option<&str>, extra: &[&str]| {
         let mut command = xtask();
         command
             .args(["publish", "--to", "github:o/r@v1", "--dir"])
             .arg(dir)
+            .arg("--signing-key")
+            .arg(&key)
             .args(extra)
             .env("GITHUB_API_URL", &api);
         if let Some(token) = token {
@@ -575,7 +744,7 @@ fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
         command.output().unwrap()
     };
     let first = TempDir::new("gh-first");
-    fake_dist(first.path(), "aaaaaaaaa", "#!/bin/sh\necho v1\n");
+    fake_dist(first.path(), "aaaaaaaaa", "#!/bin/sh\necho v1\n", &key);
 
     let output = publish(first.path(), None, &[]);
     assert!(!output.status.success());
@@ -604,17 +773,21 @@ fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
             .iter()
             .filter(|r| r.contains("/uploads/"))
             .collect();
-        assert_eq!(uploads.len(), 4, "{uploads:?}");
+        assert_eq!(uploads.len(), 5, "{uploads:?}");
         assert!(uploads[2].ends_with("name=manifest.json"), "{uploads:?}");
         assert!(
             uploads[3].ends_with("name=manifest.json.sha256"),
+            "{uploads:?}"
+        );
+        assert!(
+            uploads[4].ends_with("name=manifest.json.sig"),
             "{uploads:?}"
         );
     }
 
     // A second toolchain joins the first in the release's manifest; install.sh is unchanged.
     let second = TempDir::new("gh-second");
-    fake_dist(second.path(), "bbbbbbbbb", "#!/bin/sh\necho v1\n");
+    fake_dist(second.path(), "bbbbbbbbb", "#!/bin/sh\necho v1\n", &key);
     let output = publish(second.path(), Some(TOKEN), &[]);
     assert_success(&output, "second publish to GitHub");
     assert!(text(&output.stderr).contains("install.sh is already there, unchanged"));
@@ -638,7 +811,7 @@ fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
 
     // A different file under an existing name is refused, unless --force.
     let third = TempDir::new("gh-third");
-    fake_dist(third.path(), "bbbbbbbbb", "#!/bin/sh\necho v2\n");
+    fake_dist(third.path(), "bbbbbbbbb", "#!/bin/sh\necho v2\n", &key);
     let output = publish(third.path(), Some(TOKEN), &[]);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);

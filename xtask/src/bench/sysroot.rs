@@ -35,7 +35,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
 
     // Alternate the two builds so that a change in machine load hits both alike. Ours runs
     // every rustc through hyperlight-run, as the guest config's rustc-wrapper does.
-    let wrapper = crate::runner::build_release(sh)?;
+    let wrapper = crate::runner::build_release(sh, &crate::signing::public_key(None)?)?;
     let crate_dir = project_root().join("tests/nostd-alloc");
     let (mut ours, mut builtin) = (Vec::new(), Vec::new());
     for run in 0..COLD_BUILD_RUNS {
