@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use crate::download::Downloader;
 use crate::error::InstallError;
 use crate::manifest::{sha256_hex, Manifest, SysrootEntry, MANIFEST, MANIFEST_SHA256};
+use crate::signature::{self, MANIFEST_SIG};
 use crate::toolchain::Toolchain;
 use crate::transaction::{self, Outcome};
 use crate::ui::Ui;
@@ -42,12 +43,23 @@ pub struct Release {
 }
 
 impl Release {
-    /// Downloads `manifest.json` and checks it before reading anything in it.
+    /// Downloads `manifest.json` and checks its signature, against the release key this
+    /// binary trusts, before reading anything in it.
     pub fn fetch(dist_server: &str, ui: &Ui) -> Result<Release, InstallError> {
+        let trusted = signature::trusted_key().ok_or_else(|| {
+            InstallError::Verify(
+                "this hyperlight-run was built without a release key, so it cannot check any \
+                 release; install one from a release (its install.sh), or build it with \
+                 `cargo xtask install`"
+                    .to_owned(),
+            )
+        })?;
         let downloader = Downloader::new(dist_server, ui.quiet)?;
         let text = downloader.fetch(MANIFEST, None)?;
-        let sha = downloader.fetch(MANIFEST_SHA256, None)?;
         let origin = downloader.url(MANIFEST);
+        let sig = downloader.fetch_optional(MANIFEST_SIG)?;
+        signature::verify_file(&text, sig.as_deref(), &trusted, &origin)?;
+        let sha = downloader.fetch(MANIFEST_SHA256, None)?;
         let manifest = Manifest::parse_verified(&text, &sha, &origin)?;
         Ok(Release {
             manifest,

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::manifest::ManifestError;
+use crate::signature::SignatureError;
 
 /// Exit codes shared by install.sh and `hyperlight-run target` (README, "Installing from a
 /// release").
@@ -51,6 +52,8 @@ pub enum InstallError {
     Manifest(#[from] ManifestError),
     #[error("{0}")]
     Verify(String),
+    #[error("{0}; nothing was installed")]
+    Signature(#[from] SignatureError),
     #[error("cannot write {path}: {reason}")]
     Write { path: PathBuf, reason: String },
     #[error("{0:#}")]
@@ -75,9 +78,10 @@ impl InstallError {
             InstallError::Http { .. }
             | InstallError::Network { .. }
             | InstallError::Size { .. } => exit::DOWNLOAD,
-            InstallError::Hash { .. } | InstallError::Manifest(_) | InstallError::Verify(_) => {
-                exit::VERIFY
-            }
+            InstallError::Hash { .. }
+            | InstallError::Manifest(_)
+            | InstallError::Verify(_)
+            | InstallError::Signature(_) => exit::VERIFY,
             InstallError::Write { .. } => exit::WRITE,
             InstallError::Other(_) => exit::UNEXPECTED,
         }

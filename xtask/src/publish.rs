@@ -17,8 +17,7 @@ use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 
 use hyperlight_install::manifest::{
-    sha256_hex, Manifest, ManifestError, SysrootEntry, MANIFEST, MANIFEST_SHA256,
-    MANIFEST_VERSION,
+    sha256_hex, Manifest, ManifestError, SysrootEntry, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
 };
 use hyperlight_install::signature::{self, SigningKey, MANIFEST_SIG};
 

@@ -318,8 +318,9 @@ fn publish_failure_names_the_file_and_the_status() {
 }
 
 /// A dist directory of fake sysroots (a few bytes each) for `(release, commit-date)` pairs,
-/// with its manifest: what a day's `cargo xtask dist --no-runner` would write, without a build.
-fn fake_sysroots(dir: &Path, sysroots: &[(&str, &str)]) {
+/// with its manifest signed by `key`: what a day's `cargo xtask dist --no-runner` would write,
+/// without a build.
+fn fake_sysroots(dir: &Path, sysroots: &[(&str, &str)], key: &Path) {
     let mut entries = Vec::new();
     for (release, date) in sysroots {
         let commit = sha256(format!("{release} {date}").as_bytes());
@@ -336,7 +337,7 @@ fn fake_sysroots(dir: &Path, sysroots: &[(&str, &str)]) {
         }));
     }
     let manifest = serde_json::json!({
-        "manifest-version": "1", "date": "2026-10-29", "target": "x86_64-hyperlight-none",
+        "manifest-version": "2", "date": "2026-10-29", "target": "x86_64-hyperlight-none",
         "component": COMPONENT, "sysroots": entries,
     });
     let json = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
@@ -346,16 +347,22 @@ fn fake_sysroots(dir: &Path, sysroots: &[(&str, &str)]) {
         format!("{}  manifest.json\n", sha256(json.as_bytes())),
     )
     .unwrap();
+    let sig = hyperlight_install::signature::sign(json.as_bytes(), &SigningKey::read(key).unwrap());
+    fs::write(dir.join("manifest.json.sig"), sig).unwrap();
 }
 
 #[test]
 fn publish_keeps_only_the_newest_nightlies() {
     let (_dir, nginx) = server();
     let dest = format!("{}/nightlies", nginx.url());
+    let keys = TempDir::new("nightlies-key");
+    let key = key_file(keys.path(), 7);
     let publish = |dir: &Path| {
         let output = xtask()
             .args(["publish", "--to", &dest, "--keep-nightlies", "1", "--dir"])
             .arg(dir)
+            .arg("--signing-key")
+            .arg(&key)
             .output()
             .unwrap();
         assert_success(&output, "cargo xtask publish --keep-nightlies 1");
@@ -365,6 +372,7 @@ fn publish_keeps_only_the_newest_nightlies() {
     fake_sysroots(
         day1.path(),
         &[("1.99.1", "2026-10-13"), ("1.101.0-nightly", "2026-10-27")],
+        &key,
     );
     publish(day1.path());
     // The next day's nightly, with an older one this dist still carries.
@@ -375,6 +383,7 @@ fn publish_keeps_only_the_newest_nightlies() {
             ("1.101.0-nightly", "2026-10-28"),
             ("1.100.0-nightly", "2026-10-01"),
         ],
+        &key,
     );
     let stderr = publish(day2.path());
     assert!(
@@ -424,6 +433,7 @@ fn publish_keeps_only_the_newest_nightlies() {
     for sysroot in merged["sysroots"].as_array().unwrap() {
         assert!(served.join(sysroot["url"].as_str().unwrap()).is_file());
     }
+}
 
 #[test]
 fn keygen_and_dist_sign_the_manifest() {

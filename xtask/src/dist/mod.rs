@@ -93,7 +93,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
         manifest.runner = Some(runner);
     }
     if let Some(runner) = &manifest.runner {
-        write_install_sh(runner, &out)?;
+        write_install_sh(runner, &public, &out)?;
     }
     sh.copy_file(
         project_root().join("templates").join(CARGO_CONFIG),
@@ -245,14 +245,14 @@ fn package_version(sh: &Shell, package: &str) -> Result<String> {
 }
 
 /// install.sh with this release's installer written in: its file name, size and sha256, which
-/// install.sh checks before it runs it.
-fn write_install_sh(runner: &RunnerEntry, out: &Path) -> Result<()> {
+/// install.sh checks before it runs it, and the key it trusts.
+fn write_install_sh(runner: &RunnerEntry, key: &PublicKey, out: &Path) -> Result<()> {
     let template = std::fs::read_to_string(project_root().join(INSTALL_SH))?;
-    let mut script = template
+    let script = template
         .replace("@RUNNER_FILE@", &runner.url)
         .replace("@RUNNER_SIZE@", &runner.size.to_string())
-        .replace("@RUNNER_SHA256@", &runner.sha256);
-    script = script.replace("@RELEASE_KEY@", "(unsigned)");
+        .replace("@RUNNER_SHA256@", &runner.sha256)
+        .replace("@RELEASE_KEY@", &key.to_string());
     std::fs::write(out.join(INSTALL_SH), script)?;
     Ok(())
 }
