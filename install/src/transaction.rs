@@ -168,10 +168,12 @@ pub fn installed_sha256(sysroot: &Path) -> Result<Option<String>> {
         files.push((relative, crate::manifest::sha256_hex(&data)));
     }
     files.sort();
+    if !is_recorded(&layout)? {
+        return Ok(None);
+    }
     Ok(Some(crate::manifest::installed_sha256(
         files.iter().map(|(p, h)| (p.as_str(), h.as_str())),
-    ))
-    .filter(|_| is_recorded(&layout).unwrap_or(false)))
+    )))
 }
 
 fn is_recorded(layout: &Layout) -> Result<bool> {
