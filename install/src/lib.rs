@@ -2,6 +2,7 @@
 //! the release's install.sh (which hands over to `hyperlight-run`), the self-healing build
 //! wrapper and `cargo xtask install` all install through this crate.
 
+pub mod build;
 pub mod manifest;
 pub mod runner;
 pub mod rustc;
