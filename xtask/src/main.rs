@@ -134,12 +134,12 @@ fn run(cli: Cli) -> Result<()> {
     let sh = Shell::new()?;
     match cli.command {
         Command::Sysroot { toolchain, out } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain = Toolchain::resolve(toolchain.as_deref())?;
             let out = out.unwrap_or_else(|| sysroot::default_out(&toolchain));
             sysroot::build(&sh, &toolchain, &out)
         }
         Command::Install { toolchain, prefix } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain = Toolchain::resolve(toolchain.as_deref())?;
             let built = sysroot::default_out(&toolchain);
             sysroot::build(&sh, &toolchain, &built)?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
@@ -157,7 +157,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Uninstall { toolchain, prefix } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain = Toolchain::resolve(toolchain.as_deref())?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
             if transaction::uninstall(&sysroot)? {
                 eprintln!("removed {TARGET} from {}", sysroot.display());

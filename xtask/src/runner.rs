@@ -24,7 +24,7 @@ pub fn build_release_example(sh: &Shell, name: &str) -> Result<PathBuf> {
 
 fn build_release_artifact(sh: &Shell, selection: &[&str], artifact: &str) -> Result<PathBuf> {
     let _dir = sh.push_dir(project_root());
-    let host = Toolchain::resolve(sh, None)?.version.host;
+    let host = Toolchain::resolve(None)?.version.host.clone();
     let static_crt = format!("target.{host}.rustflags=[\"-Ctarget-feature=+crt-static\"]");
     let package = ["--package", "hyperlight-run"];
     cmd!(

@@ -3,48 +3,42 @@
 //! A prebuilt sysroot only works with the exact rustc that built it (E0514 otherwise), so a
 //! toolchain is identified by what `rustc -vV` prints, not by its rustup name.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use hyperlight_install::toolchain::{self as installer, Selector};
 
 pub use hyperlight_install::rustc::RustcVersion;
 pub use hyperlight_install::TARGET;
 
-/// A rustup toolchain name (`1.95.0`, `nightly`, ...) and what its rustc says about itself.
+/// A rustup toolchain by the name it was asked for (`1.95.0`, `nightly`, ...); everything else
+/// (version, sysroot, rust-src) is the installer's view of it, through `Deref`.
 #[derive(Debug, Clone)]
 pub struct Toolchain {
     pub name: String,
-    pub version: RustcVersion,
-    pub sysroot: PathBuf,
+    found: installer::Toolchain,
 }
 
 impl Toolchain {
     /// `name` of `None` means the toolchain pinned by the repository's rust-toolchain.toml.
-    pub fn resolve(sh: &Shell, name: Option<&str>) -> Result<Toolchain> {
+    pub fn resolve(name: Option<&str>) -> Result<Toolchain> {
         let name = match name {
             Some(name) => name.to_owned(),
             None => pinned_toolchain()?,
         };
-        let verbose = cmd!(sh, "rustc +{name} -vV").read().with_context(|| {
+        let found = installer::Toolchain::find(Selector::Rustup(name.clone())).with_context(|| {
             format!("toolchain `{name}` is not usable; install it with `rustup toolchain install {name}`")
         })?;
-        let version = RustcVersion::parse(&verbose)?;
-        let sysroot = cmd!(sh, "rustc +{name} --print sysroot").read()?.into();
-        Ok(Toolchain {
-            name,
-            version,
-            sysroot,
-        })
+        Ok(Toolchain { name, found })
     }
+}
 
-    /// Where rust-src puts the standard library's sources inside this toolchain.
-    pub fn rust_src(&self) -> PathBuf {
-        self.sysroot.join("lib/rustlib/src/rust")
-    }
+impl Deref for Toolchain {
+    type Target = installer::Toolchain;
 
-    pub fn has_rust_src(&self) -> bool {
-        self.rust_src().join("library/Cargo.lock").is_file()
+    fn deref(&self) -> &installer::Toolchain {
+        &self.found
     }
 }
 

@@ -15,7 +15,7 @@ const NIGHTLY: &str = "nightly";
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Official Hyperlight guests");
-    let stable = Toolchain::resolve(sh, None)?;
+    let stable = Toolchain::resolve(None)?;
     // Set-up, not measured: the tool, the project, and our target installed into a temporary
     // copy of the stable toolchain.
     let toolchain = demo::toolchain_with_sysroot(sh, &stable)?;

@@ -21,8 +21,8 @@ use crate::toolchain::Toolchain;
 const NIGHTLY: &str = "nightly";
 
 pub fn run(sh: &Shell) -> Result<()> {
-    let nightly = Toolchain::resolve(sh, Some(NIGHTLY))?;
-    let stable = Toolchain::resolve(sh, None)?;
+    let nightly = Toolchain::resolve(Some(NIGHTLY))?;
+    let stable = Toolchain::resolve(None)?;
     let (root, _lock) = demo::scratch_dir("compat")?;
     let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
     let target_dir = |kind: &str| root.join(kind).join("target");

@@ -57,7 +57,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     let mut manifest = Manifest::new(manifest::release_date());
 
     for name in &options.toolchains {
-        let toolchain = Toolchain::resolve(sh, Some(name))?;
+        let toolchain = Toolchain::resolve(Some(name))?;
         let dir = sysroot::default_out(&toolchain);
         sysroot::build(sh, &toolchain, &dir)?;
         options.sysroots.push(dir);
@@ -157,7 +157,7 @@ fn include(dir: &Path, out: &Path, manifest: &mut Manifest, take_runner: bool) -
 /// Builds `hyperlight-run` for x86_64-unknown-linux-musl (static) with the pinned toolchain;
 /// returns the binary's path.
 fn build_runner(sh: &Shell) -> Result<PathBuf> {
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let std_dir = toolchain.sysroot.join("lib/rustlib").join(RUNNER_HOST);
     if !std_dir.is_dir() {
         return Err(DistError::MissingTarget {
