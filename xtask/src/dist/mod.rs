@@ -3,6 +3,8 @@
 //! - `rust-std-<release>-<commit>-x86_64-hyperlight-none.tar.gz` per toolchain (rust-installer layout),
 //! - `hyperlight-run-<version>-x86_64-unknown-linux-musl` (static, runs on any x86-64 Linux): the
 //!   runner, and the installer that install.sh hands over to,
+//! - `hyperlight-none-src-<version>.tar.gz`: the source tree a sysroot is built from (see
+//!   `hyperlight_install::build`), for an installer to build one for a rustc the release lacks,
 //! - `install.sh` and `cargo-config.toml` (the guest project template),
 //! - `manifest.json` and `manifest.json.sha256` (format: docs/manifest.md).
 
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use self::component::{sysroot_tarball, sysroot_version};
+use self::component::{source_archive, sysroot_tarball, sysroot_version};
 use hyperlight_install::manifest::{self, sha256_hex, Manifest, MANIFEST, MANIFEST_SHA256};
 
 use self::error::{read_manifest_dir, DistError};
@@ -75,9 +77,15 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     for dir in &options.includes {
         include(dir, &out, &mut manifest, options.no_runner)?;
     }
+    let version = package_version(sh, RUNNER_PACKAGE)?;
+    // Ours, after the includes: theirs may be of an older checkout and its file is not copied.
+    let tree = sysroot::source_tree(sh, &Toolchain::resolve(None)?)?;
+    let source = source_archive(&tree.dir, &version, &out)?;
+    drop(tree);
+    eprintln!("  {} ({} bytes)", source.url, source.size);
+    manifest.source = Some(source);
     if !options.no_runner {
         let binary = build_runner(sh)?;
-        let version = package_version(sh, RUNNER_PACKAGE)?;
         let runner = component::runner_file(&binary, &version, RUNNER_HOST, &out)?;
         eprintln!("  {} ({} bytes)", runner.url, runner.size);
         manifest.runner = Some(runner);
@@ -89,14 +97,10 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     )?;
     manifest.write_dir(&out)?;
     eprintln!(
-        "dist written to {}: {} sysroot(s){}",
+        "dist written to {}: {} sysroot(s), sources{}, install.sh, cargo-config.toml, manifest.json",
         out.display(),
         manifest.sysroots.len(),
-        if manifest.runner.is_some() {
-            ", runner, install.sh, cargo-config.toml, manifest.json"
-        } else {
-            ", install.sh, cargo-config.toml, manifest.json"
-        }
+        if manifest.runner.is_some() { ", runner" } else { "" }
     );
     Ok(())
 }
@@ -110,6 +114,7 @@ fn clean_out(out: &Path) -> Result<()> {
             || name == MANIFEST
             || name == MANIFEST_SHA256
             || (name.starts_with("rust-std-") && name.ends_with(".tar.gz"))
+            || (name.starts_with("hyperlight-none-src-") && name.ends_with(".tar.gz"))
             || name.starts_with("hyperlight-run-");
         if ours && path.is_file() {
             std::fs::remove_file(&path)?;
