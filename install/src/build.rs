@@ -186,11 +186,15 @@ fn run_cargo(
         command.env_remove(inherited);
     }
     let mut child = command.spawn().with_context(|| {
-        format!(
-            "cannot run {} (the toolchain in {} has no bin/cargo)",
-            cargo.display(),
-            toolchain.sysroot.display()
-        )
+        if cargo.is_absolute() {
+            format!("cannot run {}", cargo.display())
+        } else {
+            // `Toolchain::cargo` fell back to PATH.
+            format!(
+                "cannot run cargo: {} has no bin/cargo and PATH has none",
+                toolchain.sysroot.display()
+            )
+        }
     })?;
 
     let mut stdout = child.stdout.take().unwrap();
