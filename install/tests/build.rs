@@ -114,3 +114,42 @@ fn rebuild_from_an_installed_target_directory_is_identical_and_leaves_it_alone()
         );
     }
 }
+
+/// A build that fails says so with cargo's last lines, and leaves `out` as it was.
+#[test]
+fn a_failed_build_quotes_cargo_and_writes_nothing() {
+    let toolchain = Toolchain::find(Selector::Rustup(pinned_toolchain())).unwrap();
+    assert!(
+        toolchain.has_rust_src(),
+        "the pinned toolchain has no rust-src"
+    );
+    let dir = TempDir::new("broken-spec");
+    let source = dir.path().join("source");
+    let checkout = testkit::project_root().join("sysroot");
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
+        copy_tree(&checkout.join(file), &source.join("src/sysroot").join(file)).unwrap();
+    }
+    // No llvm-target: rustc refuses the spec before building anything.
+    fs::write(source.join("target.json"), "{\"arch\": \"x86_64\"}").unwrap();
+    let out = dir.path().join("out");
+
+    let mut lines = 0;
+    let err = build_sysroot(&source, &toolchain, &out, &dir.path().join("work"), |_| {
+        lines += 1
+    })
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.starts_with(&format!(
+            "building core and alloc for {TARGET} with rustc {} failed",
+            toolchain.version
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("error loading target specification"),
+        "cargo's own words: {message}"
+    );
+    assert!(lines > 0, "cargo's stderr reached the callback");
+    assert!(!out.exists());
+}
