@@ -180,7 +180,10 @@ pub fn build_and_install(
         toolchain,
         &out,
         &scratch.path().join("work"),
-        &mut |line| ui.progress(line),
+        |progress| match progress {
+            crate::build::Progress::Step(step) => ui.say(step),
+            crate::build::Progress::Cargo(line) => ui.progress(line),
+        },
     )?;
     match transaction::install(&out, &toolchain.sysroot).map_err(write_error(toolchain))? {
         Outcome::AlreadyInstalled => Ok(Installed::AlreadyInstalled),

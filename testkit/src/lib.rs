@@ -122,7 +122,10 @@ fn sysroot_stamp(toolchain: &str) -> String {
     for input in [
         "target-specs/x86_64-hyperlight-none.json",
         "sysroot/Cargo.toml",
+        "sysroot/Cargo.lock",
+        "sysroot/src/lib.rs",
         "sysroot/c-headers/Cargo.lock",
+        "install/src/build.rs",
         "xtask/src/sysroot.rs",
         "xtask/src/c_headers.rs",
     ] {

@@ -120,7 +120,7 @@ fn seed_corpora(sh: &Shell, corpus: &Path) -> Result<()> {
     let scratch = project_root().join("target/fuzz-seeds");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)?;
-    let manifest = seed_dist(sh, &scratch, &corpus.join("unpack"))?;
+    let manifest = seed_dist(&scratch, &corpus.join("unpack"))?;
     // The same manifest signed, as the target reads it: manifest, NUL, manifest.json.sig.
     let sig = signature::sign(&manifest, &SigningKey::from_seed(signature::FUZZ_KEY_SEED));
     let signed = [&manifest[..], b"\0", sig.as_bytes()].concat();
@@ -197,8 +197,8 @@ fn seed_elves(sh: &Shell, dir: &Path) -> Result<()> {
 /// Runs the real dist code on a tiny sysroot: the sysroot tarball (gzip and plain tar, so
 /// mutations of tar headers are not all lost to gzip's CRC) and the manifest, which names a
 /// runner too.
-fn seed_dist(sh: &Shell, scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
-    let toolchain = Toolchain::resolve(sh, None)?;
+fn seed_dist(scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
+    let toolchain = Toolchain::resolve(None)?;
     let sysroot = scratch.join("sysroot");
     let target = target_dir(&sysroot);
     fs::create_dir_all(target.join("lib"))?;

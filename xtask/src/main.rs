@@ -181,7 +181,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Uninstall { toolchain, prefix } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain = Toolchain::resolve(toolchain.as_deref())?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
             if transaction::uninstall(&sysroot)? {
                 eprintln!("removed {TARGET} from {}", sysroot.display());

@@ -35,7 +35,7 @@ fn build_release_artifact(
     trusted: &PublicKey,
 ) -> Result<PathBuf> {
     let _dir = sh.push_dir(project_root());
-    let host = Toolchain::resolve(sh, None)?.version.host;
+    let host = Toolchain::resolve(None)?.version.host.clone();
     let static_crt = format!("target.{host}.rustflags=[\"-Ctarget-feature=+crt-static\"]");
     let package = ["--package", "hyperlight-run"];
     cmd!(

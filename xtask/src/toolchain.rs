@@ -3,9 +3,11 @@
 //! A prebuilt sysroot only works with the exact rustc that built it (E0514 otherwise), so a
 //! toolchain is identified by what `rustc -vV` prints, not by its rustup name.
 
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use hyperlight_install::toolchain::{self as installer, Selector};
 use xshell::{cmd, Shell};
 
 pub use hyperlight_install::rustc::RustcVersion;
@@ -16,33 +18,29 @@ pub const RUST_SRC: &str = "rust-src";
 /// Why a command that builds a sysroot provisions [`RUST_SRC`].
 pub const FOR_SYSROOT: &str = "needed to build core and alloc";
 
-/// A rustup toolchain name (`1.95.0`, `nightly`, ...) and what its rustc says about itself.
+/// A rustup toolchain by the name it was asked for (`1.95.0`, `nightly`, ...); everything else
+/// (version, sysroot, rust-src) is the installer's view of it, through `Deref`.
 #[derive(Debug, Clone)]
 pub struct Toolchain {
     pub name: String,
-    pub version: RustcVersion,
-    pub sysroot: PathBuf,
+    found: installer::Toolchain,
 }
 
 impl Toolchain {
     /// `name` of `None` means the toolchain pinned by the repository's rust-toolchain.toml.
-    pub fn resolve(sh: &Shell, name: Option<&str>) -> Result<Toolchain> {
+    pub fn resolve(name: Option<&str>) -> Result<Toolchain> {
         let name = match name {
             Some(name) => name.to_owned(),
             None => pinned_toolchain()?,
         };
-        let verbose = cmd!(sh, "rustc +{name} -vV").read().with_context(|| {
+        let found = installer::Toolchain::find(Selector::Rustup(name.clone())).with_context(|| {
             format!("toolchain `{name}` is not usable; install it with `rustup toolchain install {name}`")
         })?;
-        let version = RustcVersion::parse(&verbose)?;
-        let sysroot = cmd!(sh, "rustc +{name} --print sysroot").read()?.into();
-        Ok(Toolchain {
-            name,
-            version,
-            sysroot,
-        })
+        Ok(Toolchain { name, found })
     }
+}
 
+impl Toolchain {
     /// [`Toolchain::resolve`] after installing what is missing: the toolchain itself, then
     /// `components` and `targets`, each announced in one line giving `why`. Only toolchains rustup
     /// distributes are touched; a linked one (`rustup toolchain link`) is resolved as it is.
@@ -58,7 +56,7 @@ impl Toolchain {
             None => pinned_toolchain()?,
         };
         if !is_distributed(&name) {
-            return Toolchain::resolve(sh, Some(&name));
+            return Toolchain::resolve(Some(&name));
         }
         // Without auto-install, which would install the default profile behind our back.
         let installed = cmd!(sh, "rustc +{name} -V")
@@ -85,7 +83,7 @@ impl Toolchain {
             .quiet()
             .run()?;
         }
-        let toolchain = Toolchain::resolve(sh, Some(&name))?;
+        let toolchain = Toolchain::resolve(Some(&name))?;
         for component in components {
             if !toolchain.has_component(component) {
                 eprintln!("info: adding {component} to toolchain {name} ({why})");
@@ -114,14 +112,13 @@ impl Toolchain {
         std::fs::read_to_string(self.sysroot.join("lib/rustlib/components"))
             .is_ok_and(|listed| listed.lines().any(|c| c == component))
     }
+}
 
-    /// Where rust-src puts the standard library's sources inside this toolchain.
-    pub fn rust_src(&self) -> PathBuf {
-        self.sysroot.join("lib/rustlib/src/rust")
-    }
+impl Deref for Toolchain {
+    type Target = installer::Toolchain;
 
-    pub fn has_rust_src(&self) -> bool {
-        self.rust_src().join("library/Cargo.lock").is_file()
+    fn deref(&self) -> &installer::Toolchain {
+        &self.found
     }
 }
 

@@ -31,7 +31,7 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What the host tools (runner and unpacker) are built from.
+/// What the host tool (the runner, with the installer in it) is built from.
 fn host_tool_sources() -> BTreeMap<String, String> {
     fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
         for entry in fs::read_dir(dir).unwrap() {
@@ -48,7 +48,7 @@ fn host_tool_sources() -> BTreeMap<String, String> {
     }
     let root = testkit::project_root();
     let mut sources = BTreeMap::new();
-    for dir in ["runner", "guest/src", "unpack"] {
+    for dir in ["runner", "guest/src", "install/src"] {
         walk(&root.join(dir), &mut sources);
     }
     let lock = root.join("Cargo.lock");
@@ -77,7 +77,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     assert!(a.contains_key("cargo-config.toml") && a.contains_key("install.sh"));
 
     let manifest = manifest(first);
-    assert_eq!(manifest["manifest-version"], "1");
+    assert_eq!(manifest["manifest-version"], "2");
     assert_eq!(manifest["target"], "x86_64-hyperlight-none");
     let sysroot = &manifest["sysroots"][0];
     for key in [
@@ -100,13 +100,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     assert_eq!(sysroot["sha256"], sha256(&bytes));
     let runner = &manifest["runner"];
     assert_eq!(runner["host"], "x86_64-unknown-linux-musl");
-    // The unpacker is a plain static executable, which install.sh runs as it is.
-    let unpacker = &manifest["unpacker"];
-    assert_eq!(unpacker["host"], "x86_64-unknown-linux-musl");
-    let unpacker_bytes = fs::read(first.join(unpacker["url"].as_str().unwrap())).unwrap();
-    assert_eq!(unpacker["size"], unpacker_bytes.len() as u64);
-    assert_eq!(unpacker["sha256"], sha256(&unpacker_bytes));
-    assert!(unpacker_bytes.starts_with(b"\x7fELF"));
+    check_source_archive(first, &manifest["source"], &runner["version"]);
     let sha_line = fs::read_to_string(first.join("manifest.json.sha256")).unwrap();
     assert_eq!(
         sha_line,
@@ -160,6 +154,87 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
         let payload = format!("{top}/{COMPONENT}/lib/rustlib/x86_64-hyperlight-none/{path}");
         assert!(contents.contains_key(&payload), "{payload} missing");
     }
+}
+
+/// Every file below `dir` by its path relative to `dir`, with its content.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(relative, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(dir, dir, &mut files);
+    files
+}
+
+/// The source archive a dist in `dir` lists as `entry` is the checkout's source tree: what the
+/// test sysroot was built from and holds besides its libraries.
+fn check_source_archive(dir: &Path, entry: &serde_json::Value, version: &serde_json::Value) {
+    assert_eq!(entry["version"], *version);
+    let url = entry["url"].as_str().unwrap();
+    let bytes = fs::read(dir.join(url)).unwrap();
+    assert_eq!(entry["size"], bytes.len() as u64);
+    assert_eq!(entry["sha256"], sha256(&bytes));
+    let unpacked = TempDir::new("source");
+    let source = hyperlight_install::build::unpack_source(&bytes, unpacked.path()).unwrap();
+    assert_eq!(
+        format!("{}.tar.gz", source.file_name().unwrap().to_string_lossy()),
+        url
+    );
+    let source = tree(&source);
+
+    let mut installed = tree(&testkit::sysroot().join("lib/rustlib/x86_64-hyperlight-none"));
+    installed.retain(|path, _| !path.starts_with("lib/") && path != "rustc-version");
+    assert_eq!(
+        source.keys().collect::<Vec<_>>(),
+        installed.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        source == installed,
+        "the source tree differs from the sysroot's"
+    );
+
+    let root = testkit::project_root();
+    let mut checkout = BTreeMap::from([(
+        "target.json".to_owned(),
+        fs::read(root.join("target-specs/x86_64-hyperlight-none.json")).unwrap(),
+    )]);
+    for (in_tree, in_checkout, parts) in [
+        ("src/hyperlight-rt", "guest", &["Cargo.toml", "src"][..]),
+        (
+            "src/sysroot",
+            "sysroot",
+            &["Cargo.toml", "Cargo.lock", "src"],
+        ),
+    ] {
+        for part in parts {
+            let from = root.join(in_checkout).join(part);
+            let files = if from.is_dir() {
+                tree(&from)
+                    .into_iter()
+                    .map(|(path, bytes)| (format!("{part}/{path}"), bytes))
+                    .collect()
+            } else {
+                BTreeMap::from([(part.to_string(), fs::read(&from).unwrap())])
+            };
+            for (path, bytes) in files {
+                checkout.insert(format!("{in_tree}/{path}"), bytes);
+            }
+        }
+    }
+    let mut without_headers = source;
+    without_headers.retain(|path, _| !path.starts_with("include/"));
+    assert!(
+        without_headers == checkout,
+        "the source tree is not the checkout's"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ const SPEEDUP_GOAL: f64 = 1.25;
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Official Hyperlight guests");
-    let stable = Toolchain::resolve(sh, None)?;
+    let stable = Toolchain::resolve(None)?;
     // cargo-hyperlight builds core and alloc from the nightly's rust-src.
     let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
     let nightly = nightly.name.as_str();

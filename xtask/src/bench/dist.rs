@@ -23,7 +23,7 @@ const BUILTIN: &str = "x86_64-unknown-none";
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Distribution");
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let scratch = project_root().join("target/bench/dist");
     if scratch.exists() {
         sh.remove_path(&scratch)?;

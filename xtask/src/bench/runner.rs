@@ -170,7 +170,7 @@ pub(super) fn guest_env<'a>(
     sh: &'a Shell,
     workspace: &Path,
 ) -> Result<(PushDir<'a>, [PushEnv<'a>; 3])> {
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let sysroot_dir = sysroot::default_out(&toolchain);
     if !sysroot::target_dir(&sysroot_dir)
         .join("target.json")

@@ -15,7 +15,7 @@ const RATIO_GOAL: f64 = 1.2;
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Sysroot and guest builds");
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let scratch = project_root().join("target/bench/sysroot");
     if scratch.exists() {
         sh.remove_path(&scratch)?;

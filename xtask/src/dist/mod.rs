@@ -3,6 +3,8 @@
 //! - `rust-std-<release>-<commit>-x86_64-hyperlight-none.tar.gz` per toolchain (rust-installer layout),
 //! - `hyperlight-run-<version>-x86_64-unknown-linux-musl` (static, runs on any x86-64 Linux): the
 //!   runner, and the installer that install.sh hands over to,
+//! - `hyperlight-none-src-<version>.tar.gz`: the source tree a sysroot is built from (see
+//!   `hyperlight_install::build`), for an installer to build one for a rustc the release lacks,
 //! - `install.sh` and `cargo-config.toml` (the guest project template),
 //! - `manifest.json`, `manifest.json.sha256` and `manifest.json.sig` (format: docs/manifest.md),
 //!   and `release-key.pub`, the public key it is signed with.
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use xshell::{cmd, Shell};
 
-use self::component::{sysroot_tarball, sysroot_version};
+use self::component::{source_archive, sysroot_tarball, sysroot_version};
 use hyperlight_install::manifest::{
     self, sha256_hex, Manifest, RunnerEntry, MANIFEST, MANIFEST_SHA256,
 };
@@ -67,7 +69,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     let mut manifest = Manifest::new(manifest::release_date());
 
     for name in &options.toolchains {
-        let toolchain = Toolchain::resolve(sh, Some(name))?;
+        let toolchain = Toolchain::resolve(Some(name))?;
         let dir = sysroot::default_out(&toolchain);
         sysroot::build(sh, &toolchain, &dir)?;
         options.sysroots.push(dir);
@@ -85,6 +87,13 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     for dir in &options.includes {
         include(dir, &out, &mut manifest, options.no_runner, &public)?;
     }
+    let version = package_version(sh, RUNNER_PACKAGE)?;
+    // Ours, after the includes: theirs may be of an older checkout and its file is not copied.
+    let tree = sysroot::source_tree(sh, &Toolchain::resolve(None)?)?;
+    let source = source_archive(&tree.dir, &version, &out)?;
+    drop(tree);
+    eprintln!("  {} ({} bytes)", source.url, source.size);
+    manifest.source = Some(source);
     if !options.no_runner {
         let binary = build_runner(sh, &public)?;
         let version = package_version(sh, RUNNER_PACKAGE)?;
@@ -102,14 +111,10 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     signing::write_public_key(&out.join(RELEASE_KEY), &public)?;
     manifest.write_dir(&out, &key)?;
     eprintln!(
-        "dist written to {}: {} sysroot(s){}, signed with key {}",
+        "dist written to {}: {} sysroot(s), sources{}, install.sh, cargo-config.toml, manifest.json, signed with key {}",
         out.display(),
         manifest.sysroots.len(),
-        if manifest.runner.is_some() {
-            ", runner, install.sh, cargo-config.toml, manifest.json"
-        } else {
-            ", install.sh, cargo-config.toml, manifest.json"
-        },
+        if manifest.runner.is_some() { ", runner" } else { "" },
         public
     );
     Ok(())
@@ -125,6 +130,7 @@ fn clean_out(out: &Path) -> Result<()> {
             || name == MANIFEST_SHA256
             || name == MANIFEST_SIG
             || (name.starts_with("rust-std-") && name.ends_with(".tar.gz"))
+            || (name.starts_with("hyperlight-none-src-") && name.ends_with(".tar.gz"))
             || name.starts_with("hyperlight-run-");
         if ours && path.is_file() {
             std::fs::remove_file(&path)?;
@@ -178,7 +184,7 @@ fn include(
 /// Builds `hyperlight-run` for x86_64-unknown-linux-musl (static) with the pinned toolchain,
 /// trusting releases signed by `trusted`; returns the binary's path.
 fn build_runner(sh: &Shell, trusted: &PublicKey) -> Result<PathBuf> {
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let std_dir = toolchain.sysroot.join("lib/rustlib").join(RUNNER_HOST);
     if !std_dir.is_dir() {
         return Err(DistError::MissingTarget {
