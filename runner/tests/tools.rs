@@ -59,6 +59,7 @@ fn new_project(toolchain: &TempToolchain, parent: &Path, name: &str) -> PathBuf 
 
 #[test]
 fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
+    testkit::require_kvm!();
     let toolchain = installed_toolchain();
     let parent = TempDir::new("new");
     let project = new_project(&toolchain, parent.path(), "my-guest");
