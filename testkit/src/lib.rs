@@ -458,3 +458,105 @@ fn link_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
         }
     }
 }
+
+// --- Tests that need KVM ---
+//
+// A test that boots a guest cannot run on a machine without KVM (CI's, for one). It must not
+// pass quietly there either: it says SKIPPED on stderr and is recorded in `skipped_dir()`,
+// which `cargo xtask test` lists by name after the run.
+
+/// Why guests cannot boot here, or `None` when they can: the KVM device the runner opens
+/// (`HYPERLIGHT_KVM_DEVICE`, else `/dev/kvm`) must exist and open read-write.
+pub fn kvm_unavailable() -> Option<String> {
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(|| {
+        let device = std::env::var_os("HYPERLIGHT_KVM_DEVICE")
+            .map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from);
+        let opened = fs::OpenOptions::new().read(true).write(true).open(&device);
+        opened.err().map(|err| {
+            format!(
+                "{} is not available on this machine ({err})",
+                device.display()
+            )
+        })
+    })
+    .clone()
+}
+
+/// For a test, or the part of one, that boots a guest: true when KVM is usable; otherwise
+/// reports `test` as skipped (stderr and the record) and returns false.
+pub fn kvm_or_skip(test: &str) -> bool {
+    let Some(why) = kvm_unavailable() else {
+        return true;
+    };
+    eprintln!("SKIPPED {test}: {why}");
+    record_skipped(test);
+    false
+}
+
+/// First line of a test that boots a guest: without KVM, reports the test as skipped under
+/// its own name (libtest names each test's thread after the test's path) and returns.
+#[macro_export]
+macro_rules! require_kvm {
+    () => {
+        if !$crate::kvm_or_skip(::std::thread::current().name().unwrap_or("<unnamed test>")) {
+            return;
+        }
+    };
+}
+
+/// Where skipped tests are recorded: a file per test process (named by its pid, so test
+/// binaries running at once never share one), a `<package>/<test binary>::<test>` a line.
+pub fn skipped_dir() -> PathBuf {
+    fixture_dir().join("skipped")
+}
+
+fn record_skipped(test: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let stem = exe.file_stem().unwrap().to_string_lossy();
+    // cargo names test binaries `<target>-<16 hex digits>`.
+    let binary = match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name
+        }
+        _ => &stem,
+    };
+    // cargo test sets it for the test binaries it runs.
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+    let dir = skipped_dir();
+    fs::create_dir_all(&dir).unwrap();
+    let mut record = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(std::process::id().to_string()))
+        .unwrap();
+    // One write per line: the process's test threads append without interleaving.
+    std::io::Write::write_all(
+        &mut record,
+        format!("{package}/{binary}::{test}\n").as_bytes(),
+    )
+    .unwrap();
+}
+
+/// Forgets the skipped tests recorded so far, before a new run.
+pub fn clear_skipped() -> std::io::Result<()> {
+    match fs::remove_dir_all(skipped_dir()) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// The tests recorded as skipped since [`clear_skipped`], sorted.
+pub fn skipped_tests() -> std::io::Result<Vec<String>> {
+    let mut tests = Vec::new();
+    let records = match fs::read_dir(skipped_dir()) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(tests),
+        records => records?,
+    };
+    for record in records {
+        let text = fs::read_to_string(record?.path())?;
+        tests.extend(text.lines().map(str::to_owned));
+    }
+    tests.sort();
+    Ok(tests)
+}

@@ -1,11 +1,12 @@
 //! `cargo xtask test`: the whole test suite, after making sure everything it runs against is
 //! there. Tests use real components (KVM, nginx, clang and llvm-ar, the pinned stable and the
 //! test nightly toolchains); missing toolchain parts are installed, a missing program is
-//! reported up front with the command that installs it.
+//! reported up front with the command that installs it. KVM is the exception: without it the
+//! tests that boot guests are skipped, and listed by name at the end.
 
-use std::path::Path;
+use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use crate::dist::RUNNER_HOST;
@@ -38,11 +39,29 @@ pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
             packages.join(" ")
         );
     }
-    if !Path::new("/dev/kvm").exists() {
-        bail!("the tests boot guests with KVM but /dev/kvm does not exist; enable virtualization (see README, Troubleshooting)");
+    // Without KVM the tests that boot guests report themselves as skipped, by name: CI runs
+    // on such a machine, and the rest of the suite still has to pass there.
+    if let Some(why) = testkit::kvm_unavailable() {
+        eprintln!("warning: {why}: the tests that boot guests will be reported as skipped");
     }
-    let _dir = sh.push_dir(project_root());
-    cmd!(sh, "cargo test --workspace {cargo_test_args...}").run()?;
+    testkit::clear_skipped().context("clearing the previous run's skipped tests")?;
+    let status = Command::new("cargo")
+        .current_dir(project_root())
+        .args(["test", "--workspace"])
+        .args(cargo_test_args)
+        .status()
+        .context("running cargo test")?;
+    let skipped = testkit::skipped_tests().context("reading the skipped tests")?;
+    if !skipped.is_empty() {
+        println!("skipped (no KVM): {} tests", skipped.len());
+        for test in &skipped {
+            println!("{test}");
+        }
+    }
+    if !status.success() {
+        // The suite's exit code is cargo test's.
+        std::process::exit(status.code().unwrap_or(1));
+    }
     Ok(())
 }
 
