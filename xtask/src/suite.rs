@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use xshell::{cmd, Shell};
+use xshell::Shell;
 
 use crate::dist::RUNNER_HOST;
 use crate::toolchain::{project_root, test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
