@@ -282,9 +282,8 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{included}"
     );
     assert_eq!(included["runner"], manifest(stable_dist())["runner"]);
-    assert_eq!(included["unpacker"], manifest(stable_dist())["unpacker"]);
     for file in hashes(both.path()).keys() {
-        if file.ends_with(".tar.gz") || file.starts_with("hyperlight-unpack-") {
+        if file.starts_with("rust-std-") || file.starts_with("hyperlight-run-") {
             let from = [stable_dist(), nightly.path()].map(|d| d.join(file));
             assert!(from.iter().any(|f| f.exists()), "{file} came from nowhere");
         }
@@ -315,10 +314,7 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{releases:?}"
     );
     assert!(merged["runner"].is_object(), "the runner entry was dropped");
-    assert!(
-        merged["unpacker"].is_object(),
-        "the unpacker entry was dropped"
-    );
+    assert!(merged["source"].is_object(), "the source entry was dropped");
     for sysroot in merged["sysroots"].as_array().unwrap() {
         let file = served.join(sysroot["url"].as_str().unwrap());
         assert_eq!(sysroot["sha256"], sha256(&fs::read(file).unwrap()));
@@ -328,11 +324,12 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     // Artifacts first, the manifest last.
     let log = nginx.access_log();
     let puts: Vec<&str> = log.lines().filter(|l| l.starts_with("PUT")).collect();
+    assert!(puts.last().unwrap().contains("manifest.json.sig"), "{puts:?}");
     assert!(
-        puts.last().unwrap().contains("manifest.json.sha256"),
+        puts[puts.len() - 2].contains("manifest.json.sha256"),
         "{puts:?}"
     );
-    assert!(puts[puts.len() - 2].contains("manifest.json "), "{puts:?}");
+    assert!(puts[puts.len() - 3].contains("manifest.json "), "{puts:?}");
 }
 
 /// `cargo xtask publish --dir DIR --signing-key KEY --to DEST`.
