@@ -144,34 +144,41 @@ fn ensure_target(rustc: &Path, version: RustcVersion) -> Result<(), InstallError
     Ok(())
 }
 
-/// Prebuilt from the dist server when it has one; else built from the release's sources, or,
-/// when the server cannot be reached, from the sources of an installed copy on this machine.
+/// Prebuilt from the dist server when it has one, else built from the release's sources; when
+/// the server cannot be reached or fails otherwise, built from the sources of an installed copy
+/// on this machine (only local files are used then).
 fn install(toolchain: &Toolchain, ui: &Ui) -> Result<String, InstallError> {
     let server = settings::dist_server();
-    let fetched = Release::fetch(&server, ui);
-    let release = match fetched {
-        Ok(release) => release,
-        Err(err @ (InstallError::Network { .. } | InstallError::Http { .. })) => {
+    let remote = Release::fetch(&server, ui).and_then(|release| {
+        let options = add::Options {
+            toolchain,
+            release: &release,
+            no_build: false,
+        };
+        add::add(&options, ui, &|_| Ok(()))
+    });
+    match remote {
+        Ok(Installed::BuiltLocally) => Ok(format!("built on this machine from {server}'s sources")),
+        Ok(Installed::Prebuilt | Installed::AlreadyInstalled) => {
+            Ok(format!("prebuilt from {server}"))
+        }
+        Err(err) => {
             let Some(source) = local_source(&toolchain.sysroot) else {
                 return Err(err);
             };
             add::build_and_install(toolchain, ui, |_| Ok(source.clone()))?;
-            return Ok(format!(
-                "built on this machine from {}, as {server} could not be reached",
+            let why = match err {
+                InstallError::Network { .. } | InstallError::Http { .. } => {
+                    "could not be reached".to_owned()
+                }
+                other => format!("failed ({other})"),
+            };
+            Ok(format!(
+                "built on this machine from {}, as {server} {why}",
                 source.display()
-            ));
+            ))
         }
-        Err(err) => return Err(err),
-    };
-    let options = add::Options {
-        toolchain,
-        release: &release,
-        no_build: false,
-    };
-    Ok(match add::add(&options, ui, &|_| Ok(()))? {
-        Installed::BuiltLocally => format!("built on this machine from {server}'s sources"),
-        Installed::Prebuilt | Installed::AlreadyInstalled => format!("prebuilt from {server}"),
-    })
+    }
 }
 
 /// An installed target directory whose sources can rebuild it: this toolchain's own (rustup

@@ -324,7 +324,10 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     // Artifacts first, the manifest last.
     let log = nginx.access_log();
     let puts: Vec<&str> = log.lines().filter(|l| l.starts_with("PUT")).collect();
-    assert!(puts.last().unwrap().contains("manifest.json.sig"), "{puts:?}");
+    assert!(
+        puts.last().unwrap().contains("manifest.json.sig"),
+        "{puts:?}"
+    );
     assert!(
         puts[puts.len() - 2].contains("manifest.json.sha256"),
         "{puts:?}"
