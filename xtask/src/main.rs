@@ -115,7 +115,7 @@ enum Command {
     },
     /// Measure the project against its performance goals; figures go to BENCHMARKS.md.
     Bench {
-        /// Only these sections (sysroot, compat, runner, harness, limits, dist); default all.
+        /// Only these sections (sysroot, compat, runner, harness, limits, dist, heal); default all.
         sections: Vec<String>,
     },
     /// Run every fuzz target (fuzz/, cargo-fuzz on nightly) for N seconds each; fails on a crash.

@@ -15,6 +15,7 @@ use crate::toolchain::project_root;
 mod compat;
 mod dist;
 mod harness;
+mod heal;
 mod limits;
 pub mod nginx;
 mod runner;
@@ -167,6 +168,7 @@ const SECTIONS: &[(&str, Measure)] = &[
     ("harness", harness::run),
     ("limits", limits::run),
     ("dist", dist::run),
+    ("heal", heal::run),
 ];
 
 /// The sections that boot guests, which need KVM.
