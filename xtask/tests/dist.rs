@@ -73,8 +73,15 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     }
     let (a, b) = (hashes(first), hashes(second.path()));
     assert_eq!(a, b, "two dist runs differ");
-    assert_eq!(a.len(), 7, "{a:?}");
-    assert!(a.contains_key("cargo-config.toml") && a.contains_key("install.sh"));
+    assert_eq!(a.len(), 9, "{a:?}");
+    for file in [
+        "cargo-config.toml",
+        "install.sh",
+        "manifest.json.sig",
+        "release-key.pub",
+    ] {
+        assert!(a.contains_key(file), "{file} missing: {a:?}");
+    }
 
     let manifest = manifest(first);
     assert_eq!(manifest["manifest-version"], "2");
@@ -100,6 +107,21 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     assert_eq!(sysroot["sha256"], sha256(&bytes));
     let runner = &manifest["runner"];
     assert_eq!(runner["host"], "x86_64-unknown-linux-musl");
+    // The served install.sh pins exactly this runner.
+    let install_sh = fs::read_to_string(first.join("install.sh")).unwrap();
+    for (field, value) in [
+        ("RUNNER_FILE", runner["url"].as_str().unwrap().to_owned()),
+        ("RUNNER_SIZE", runner["size"].to_string()),
+        (
+            "RUNNER_SHA256",
+            runner["sha256"].as_str().unwrap().to_owned(),
+        ),
+    ] {
+        assert!(
+            install_sh.contains(&format!("{field}=\"{value}\"\n")),
+            "install.sh lacks {field}={value}"
+        );
+    }
     check_source_archive(first, &manifest["source"], &runner["version"]);
     let sha_line = fs::read_to_string(first.join("manifest.json.sha256")).unwrap();
     assert_eq!(
