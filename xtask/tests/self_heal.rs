@@ -31,6 +31,19 @@ impl Machine {
         fs::create_dir_all(&bin).unwrap();
         let runner = runner_of(stable_dist());
         fs::copy(&runner, bin.join("hyperlight-run")).unwrap();
+        // Building core and alloc resolves the standard library's crates.io dependencies: from
+        // the developer's registry cache, as the builds are offline.
+        let real_home = PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo");
+        let real_home = std::env::var_os("CARGO_HOME").map_or(real_home, PathBuf::from);
+        for shared in ["registry", "git"] {
+            if real_home.join(shared).exists() {
+                std::os::unix::fs::symlink(
+                    real_home.join(shared),
+                    machine.cargo_home().join(shared),
+                )
+                .unwrap();
+            }
+        }
         let settings = machine.cargo_home().join("hyperlight/settings.toml");
         fs::create_dir_all(settings.parent().unwrap()).unwrap();
         fs::write(settings, format!("dist-server = \"{dist_server}\"\n")).unwrap();
@@ -281,11 +294,14 @@ fn an_installer_facing_a_release_without_this_rustc_builds_the_sysroot() {
     // A release that has only the test nightly's sysroot.
     let (_dir, nginx) = server();
     let nightly_dist = TempDir::new("dist-nightly-only");
-    let output = support::dist_into(
-        nightly_dist.path(),
-        &testkit::sysroot_for(&testkit::test_nightly()),
-        &[],
-    );
+    let output = xtask()
+        .arg("dist")
+        .arg("--sysroot")
+        .arg(testkit::sysroot_for(&testkit::test_nightly()))
+        .arg("--out")
+        .arg(nightly_dist.path())
+        .output()
+        .unwrap();
     assert_success(&output, "cargo xtask dist (nightly only)");
     serve_copy(&nginx, nightly_dist.path(), "release");
     let server_url = format!("{}/release", nginx.url());

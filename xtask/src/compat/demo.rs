@@ -154,7 +154,10 @@ pub fn build_plain(
     build
         .args(["build", "--locked", "--target", TARGET])
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", target_dir);
+        .env("CARGO_TARGET_DIR", target_dir)
+        // The template's rustc-wrapper only looks after the installed target, which is in
+        // place here; an empty value turns it off (hyperlight-run need not be on PATH).
+        .env("RUSTC_WRAPPER", "");
     for inherited in INHERITED {
         build.env_remove(inherited);
     }
@@ -181,7 +184,6 @@ const INHERITED: &[&str] = &[
     "RUSTFLAGS",
     "CARGO_ENCODED_RUSTFLAGS",
     "RUSTC",
-    "RUSTC_WRAPPER",
     "RUSTC_WORKSPACE_WRAPPER",
     "CARGO_BUILD_TARGET",
     "RUSTC_BOOTSTRAP",

@@ -205,7 +205,9 @@ pub fn runner_file(
 ) -> Result<RunnerEntry> {
     let data = std::fs::read(binary).with_context(|| format!("reading {}", binary.display()))?;
     let url = format!("{RUNNER}-{version}-{host}");
-    std::fs::write(out_dir.join(&url), &data)?;
+    let path = out_dir.join(&url);
+    std::fs::write(&path, &data)?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     Ok(RunnerEntry {
         version: version.to_owned(),
         host: host.to_owned(),
