@@ -81,23 +81,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     ));
 
     // Install time: a full install.sh run from a local nginx into a scratch sysroot.
-    let dist = scratch.join("dist");
-    crate::dist::run(
-        sh,
-        crate::dist::DistOptions {
-            sysroots: vec![built.clone()],
-            out: Some(dist.clone()),
-            ..Default::default()
-        },
-    )?;
-    let nginx = Nginx::start(&scratch.join("nginx"))?;
-    for entry in std::fs::read_dir(&dist)? {
-        let path = entry?.path();
-        std::fs::copy(&path, nginx.www().join(path.file_name().unwrap()))?;
-    }
-    if !nginx.www().join(MANIFEST).is_file() {
-        bail!("dist wrote no {MANIFEST}");
-    }
+    let (dist, nginx) = serve_dist(sh, &built, &scratch)?;
     let mut run = 0;
     let mut last = None;
     let install = median_time(INSTALL_RUNS, || {
@@ -130,6 +114,29 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         mb(ours.size)
     ));
     Ok(())
+}
+
+/// A release of the sysroot `built` (`cargo xtask dist` into `scratch/dist`), served by a local
+/// nginx.
+pub fn serve_dist(sh: &Shell, built: &Path, scratch: &Path) -> Result<(PathBuf, Nginx)> {
+    let dist = scratch.join("dist");
+    crate::dist::run(
+        sh,
+        crate::dist::DistOptions {
+            sysroots: vec![built.to_owned()],
+            out: Some(dist.clone()),
+            ..Default::default()
+        },
+    )?;
+    let nginx = Nginx::start(&scratch.join("nginx"))?;
+    for entry in std::fs::read_dir(&dist)? {
+        let path = entry?.path();
+        std::fs::copy(&path, nginx.www().join(path.file_name().unwrap()))?;
+    }
+    if !nginx.www().join(MANIFEST).is_file() {
+        bail!("dist wrote no {MANIFEST}");
+    }
+    Ok((dist, nginx))
 }
 
 fn mb(bytes: u64) -> f64 {

@@ -8,7 +8,6 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use xshell::Shell;
 
-use super::nginx::Nginx;
 use super::{median_time, Report};
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain, TARGET};
@@ -24,20 +23,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     }
     let built = sysroot::default_out(&toolchain);
     sysroot::build(sh, &toolchain, &built)?;
-    let dist = scratch.join("dist");
-    crate::dist::run(
-        sh,
-        crate::dist::DistOptions {
-            sysroots: vec![built.clone()],
-            out: Some(dist.clone()),
-            ..Default::default()
-        },
-    )?;
-    let nginx = Nginx::start(&scratch.join("nginx"))?;
-    for entry in std::fs::read_dir(&dist)? {
-        let path = entry?.path();
-        std::fs::copy(&path, nginx.www().join(path.file_name().unwrap()))?;
-    }
+    let (dist, nginx) = super::dist::serve_dist(sh, &built, &scratch)?;
     let manifest = hyperlight_install::manifest::Manifest::parse(
         &std::fs::read(dist.join(hyperlight_install::manifest::MANIFEST))?,
         "manifest.json",
