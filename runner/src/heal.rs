@@ -220,9 +220,14 @@ fn notice_path(sysroot: &Path) -> PathBuf {
         .join(format!(".{TARGET}.notice"))
 }
 
+/// A compilation for the target, not one of cargo's queries (`--print=...`), whose output
+/// cargo keeps to itself.
 fn compiles_for_target(args: &[OsString]) -> bool {
     args.windows(2)
         .any(|pair| pair[0] == "--target" && pair[1] == TARGET)
+        && !args
+            .iter()
+            .any(|arg| arg.as_encoded_bytes().starts_with(b"--print"))
 }
 
 /// Prints and removes the notice a version query left (once: the rename claims it).
