@@ -27,7 +27,7 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What the host tools (runner and unpacker) are built from.
+/// What the runner (the release's installer too) is built from.
 fn host_tool_sources() -> BTreeMap<String, String> {
     fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
         for entry in fs::read_dir(dir).unwrap() {
@@ -44,7 +44,7 @@ fn host_tool_sources() -> BTreeMap<String, String> {
     }
     let root = testkit::project_root();
     let mut sources = BTreeMap::new();
-    for dir in ["runner", "guest/src", "unpack"] {
+    for dir in ["runner", "install", "guest/src"] {
         walk(&root.join(dir), &mut sources);
     }
     let lock = root.join("Cargo.lock");
@@ -69,11 +69,11 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     }
     let (a, b) = (hashes(first), hashes(second.path()));
     assert_eq!(a, b, "two dist runs differ");
-    assert_eq!(a.len(), 7, "{a:?}");
+    assert_eq!(a.len(), 6, "{a:?}");
     assert!(a.contains_key("cargo-config.toml") && a.contains_key("install.sh"));
 
     let manifest = manifest(first);
-    assert_eq!(manifest["manifest-version"], "1");
+    assert_eq!(manifest["manifest-version"], "2");
     assert_eq!(manifest["target"], "x86_64-hyperlight-none");
     let sysroot = &manifest["sysroots"][0];
     for key in [
@@ -94,15 +94,27 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     let bytes = fs::read(first.join(url)).unwrap();
     assert_eq!(sysroot["size"], bytes.len() as u64);
     assert_eq!(sysroot["sha256"], sha256(&bytes));
+    // The runner is a plain static executable, which install.sh checks against the size and
+    // sha256 dist writes into it, then runs.
     let runner = &manifest["runner"];
     assert_eq!(runner["host"], "x86_64-unknown-linux-musl");
-    // The unpacker is a plain static executable, which install.sh runs as it is.
-    let unpacker = &manifest["unpacker"];
-    assert_eq!(unpacker["host"], "x86_64-unknown-linux-musl");
-    let unpacker_bytes = fs::read(first.join(unpacker["url"].as_str().unwrap())).unwrap();
-    assert_eq!(unpacker["size"], unpacker_bytes.len() as u64);
-    assert_eq!(unpacker["sha256"], sha256(&unpacker_bytes));
-    assert!(unpacker_bytes.starts_with(b"\x7fELF"));
+    let runner_url = runner["url"].as_str().unwrap();
+    let runner_bytes = fs::read(first.join(runner_url)).unwrap();
+    assert_eq!(runner["size"], runner_bytes.len() as u64);
+    assert_eq!(runner["sha256"], sha256(&runner_bytes));
+    assert!(runner_bytes.starts_with(b"\x7fELF"));
+    let install_sh = fs::read_to_string(first.join("install.sh")).unwrap();
+    for line in [
+        format!("RUNNER_FILE=\"{runner_url}\"\n"),
+        format!("RUNNER_SIZE=\"{}\"\n", runner_bytes.len()),
+        format!("RUNNER_SHA256=\"{}\"\n", sha256(&runner_bytes)),
+    ] {
+        assert!(install_sh.contains(&line), "install.sh lacks {line:?}");
+    }
+    assert!(
+        !install_sh.contains("=\"@"),
+        "a placeholder is left in install.sh"
+    );
     let sha_line = fs::read_to_string(first.join("manifest.json.sha256")).unwrap();
     assert_eq!(
         sha_line,
@@ -203,9 +215,8 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{included}"
     );
     assert_eq!(included["runner"], manifest(stable_dist())["runner"]);
-    assert_eq!(included["unpacker"], manifest(stable_dist())["unpacker"]);
     for file in hashes(both.path()).keys() {
-        if file.ends_with(".tar.gz") || file.starts_with("hyperlight-unpack-") {
+        if file.ends_with(".tar.gz") || file.starts_with("hyperlight-run-") {
             let from = [stable_dist(), nightly.path()].map(|d| d.join(file));
             assert!(from.iter().any(|f| f.exists()), "{file} came from nowhere");
         }
@@ -236,10 +247,6 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{releases:?}"
     );
     assert!(merged["runner"].is_object(), "the runner entry was dropped");
-    assert!(
-        merged["unpacker"].is_object(),
-        "the unpacker entry was dropped"
-    );
     for sysroot in merged["sysroots"].as_array().unwrap() {
         let file = served.join(sysroot["url"].as_str().unwrap());
         assert_eq!(sysroot["sha256"], sha256(&fs::read(file).unwrap()));
@@ -270,9 +277,18 @@ fn failing_publish(dest: &str) -> String {
 #[test]
 fn publish_failure_names_the_file_and_the_status() {
     let (_dir, nginx) = server();
-    let stderr = failing_publish(&format!("{}/tar500", nginx.url()));
-    assert!(stderr.contains("PUT http://"), "{stderr}");
-    assert!(stderr.contains(".tar.gz failed: HTTP 500"), "{stderr}");
+    // nginx takes no uploads under /tar500/; the runner goes first.
+    let url = format!("{}/tar500", nginx.url());
+    let stderr = failing_publish(&url);
+    let said = format!(
+        "error: PUT {url}/{} failed: HTTP 405",
+        support::runner_file(stable_dist())
+    );
+    assert!(stderr.contains(&said), "{stderr}");
+    assert!(
+        stderr.contains("the server does not accept uploads there"),
+        "{stderr}"
+    );
     assert!(!nginx.www().join("manifest.json").exists());
 
     // A manifest at the destination that does not match its .sha256 is not merged with.
@@ -303,7 +319,7 @@ fn fake_dist(dir: &Path, commit: &str, install_sh: &str) {
     fs::write(dir.join(&name), &data).unwrap();
     fs::write(dir.join("install.sh"), install_sh).unwrap();
     let manifest = serde_json::json!({
-        "manifest-version": "1",
+        "manifest-version": "2",
         "date": "2026-05-19",
         "target": "x86_64-hyperlight-none",
         "component": COMPONENT,
