@@ -1,23 +1,23 @@
 //! Helpers shared by the distribution tests: the dist fixture, a toolchain snapshot, and
-//! running install.sh against a temporary toolchain.
+//! running the release's install.sh (the one `cargo xtask dist` wrote, with the installer's
+//! size and sha256 filled in) against a temporary toolchain.
 //!
-//! How the developer's toolchain stays untouched: install.sh only ever runs against a
+//! How the developer's toolchains stay untouched: the installer only ever runs against a
 //! `testkit::TempToolchain` (a hard-linked copy in a temporary RUSTUP_HOME, selected with
-//! RUSTUP_HOME/RUSTUP_TOOLCHAIN), with CARGO_INSTALL_ROOT and TMPDIR in temporary directories.
-//! install.sh never writes into an existing file (it writes a new one and renames it over), so
-//! a hard link to the real toolchain is replaced, never written through; `snapshot` compares
-//! contents, so a write-through would show up as a change of the real file too. The end-to-end
-//! test also checks the real toolchain's install records before and after.
+//! RUSTUP_HOME/RUSTUP_TOOLCHAIN), with CARGO_HOME, CARGO_INSTALL_ROOT and TMPDIR in temporary
+//! directories. The installer never writes into an existing file (it writes a new one and
+//! renames it over), so a hard link to the real toolchain is replaced, never written through;
+//! `snapshot` compares contents, so a write-through would show up as a change of the real file
+//! too. The end-to-end test also checks the real toolchain's install records before and after.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use testkit::{assert_success, fixture_dir, project_root, TempDir, TempToolchain};
 
@@ -107,6 +107,21 @@ pub fn replace_file(path: &Path, contents: &[u8]) {
     fs::rename(&tmp, path).unwrap();
 }
 
+/// The dist's installer binary, `hyperlight-run-<version>-x86_64-unknown-linux-musl`.
+pub fn runner_file(dir: &Path) -> String {
+    manifest(dir)["runner"]["url"].as_str().unwrap().to_owned()
+}
+
+/// Stand-in for `testkit::kvm_or_skip`, which lands from another branch with the same
+/// signature: whether /dev/kvm is there; if not, says that `test` skips what needs it.
+pub fn kvm_or_skip(test: &str) -> bool {
+    if Path::new("/dev/kvm").exists() {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: /dev/kvm is not available");
+    false
+}
+
 /// A temporary toolchain plus the directories an install uses besides it.
 pub struct Sandbox {
     pub toolchain: TempToolchain,
@@ -124,7 +139,7 @@ impl Sandbox {
     }
 
     /// A toolchain in the sandbox's RUSTUP_HOME that has the target installed, as far as
-    /// install.sh can tell (its component list names it).
+    /// the installer can tell (its component list names it).
     pub fn add_other_toolchain_with_target(&self) -> PathBuf {
         let other = self.toolchain.rustup_home().join("toolchains/other");
         fs::create_dir_all(other.join("lib/rustlib")).unwrap();
@@ -140,36 +155,86 @@ impl Sandbox {
         self.toolchain.sysroot().join("lib/rustlib")
     }
 
+    /// CARGO_INSTALL_ROOT: the runner goes to its `bin`.
     pub fn install_root(&self) -> PathBuf {
         self.dir.path().join("cargo")
+    }
+
+    /// CARGO_HOME: the installer records its settings there.
+    pub fn cargo_home(&self) -> PathBuf {
+        self.dir.path().join("cargo-home")
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
     }
 
     pub fn runner(&self) -> PathBuf {
         self.install_root().join("bin/hyperlight-run")
     }
 
-    /// `sh install.sh ARGS...` for this sandbox's toolchain.
+    /// This sandbox's environment, and none of the developer's installer settings.
+    pub fn env<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        command
+            // `cargo test` puts the real toolchain's lib first: the temporary toolchain's rustc,
+            // run directly, would load the real librustc_driver and report the real sysroot.
+            .env_remove("LD_LIBRARY_PATH")
+            .env("RUSTUP_HOME", self.toolchain.rustup_home())
+            .env("RUSTUP_TOOLCHAIN", &self.toolchain.name)
+            .env("CARGO_HOME", self.cargo_home())
+            .env("CARGO_INSTALL_ROOT", self.install_root())
+            .env("TMPDIR", self.tmp())
+            .env_remove("RUSTC")
+            .env_remove("HYPERLIGHT_DIST_SERVER")
+            .env_remove("HYPERLIGHT_DOWNLOADER")
+    }
+
+    /// `sh install.sh ARGS...` with the install.sh of the stable dist (what a release serves).
     pub fn install_sh(&self, args: &[&str]) -> Command {
-        let mut sh = self.sh();
-        sh.arg(project_root().join("install.sh")).args(args);
+        let mut sh = Command::new("sh");
+        self.env(&mut sh);
+        sh.arg(stable_dist().join("install.sh")).args(args);
         sh
     }
 
-    /// `sh` with this sandbox's environment, for install.sh read from stdin (`sh -s -- ...`).
-    pub fn sh(&self) -> Command {
+    /// `curl -sSf URL | sh -s -- ARGS...`, as the README tells users to run it.
+    pub fn curl_pipe_sh(&self, url: &str, args: &[&str]) -> Command {
         let mut sh = Command::new("sh");
-        sh.env("RUSTUP_HOME", self.toolchain.rustup_home())
-            .env("RUSTUP_TOOLCHAIN", &self.toolchain.name)
-            .env("CARGO_INSTALL_ROOT", self.install_root())
-            .env("TMPDIR", self.dir.path().join("tmp"))
-            .env_remove("RUSTC")
-            .env_remove("HYPERLIGHT_DIST_SERVER")
-            .env_remove("HYPERLIGHT_DOWNLOADER");
+        self.env(&mut sh);
+        sh.args(["-c", "curl -sSf \"$0\" | sh -s -- \"$@\"", url])
+            .args(args);
         sh
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.install_sh(args).output().unwrap()
+    }
+
+    /// The release's `hyperlight-run` (the stable dist's), run directly with this sandbox's
+    /// environment.
+    pub fn hyperlight_run(&self, args: &[&str]) -> Command {
+        let bin = self.dir.path().join("release-runner/hyperlight-run");
+        if !bin.exists() {
+            fs::create_dir_all(bin.parent().unwrap()).unwrap();
+            fs::copy(stable_dist().join(runner_file(stable_dist())), &bin).unwrap();
+            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut command = Command::new(bin);
+        self.env(&mut command);
+        command.args(args);
+        command
+    }
+
+    /// Puts the release's runner where the installer puts it, so that install.sh runs it from
+    /// there instead of downloading it.
+    pub fn install_release_runner(&self) {
+        fs::create_dir_all(self.install_root().join("bin")).unwrap();
+        fs::copy(
+            stable_dist().join(runner_file(stable_dist())),
+            self.runner(),
+        )
+        .unwrap();
+        fs::set_permissions(self.runner(), fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     /// Puts a fake older install of the target into the toolchain, with its records, so that
@@ -193,26 +258,32 @@ impl Sandbox {
         fs::write(self.runner(), "#!/bin/sh\necho old runner\n").unwrap();
     }
 
-    /// What install.sh may touch, byte for byte: every file of `lib/rustlib` except the standard
-    /// libraries of other targets (for those: size, mtime and inode), and the runner's directory.
+    /// What an install may touch, byte for byte, keyed `rustlib/...`, `install-root/...` and
+    /// `cargo-home/...`: every file of `lib/rustlib` except the standard libraries of other
+    /// targets (for those: size, mtime and inode), the runner's directory and CARGO_HOME.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, String> {
         let mut state = BTreeMap::new();
-        walk(&self.rustlib(), &self.rustlib(), &mut state);
-        if self.install_root().exists() {
-            walk(&self.install_root(), &self.install_root(), &mut state);
+        for (name, root) in [
+            ("rustlib", self.rustlib()),
+            ("install-root", self.install_root()),
+            ("cargo-home", self.cargo_home()),
+        ] {
+            if root.exists() {
+                walk(&root, &root, Path::new(name), &mut state);
+            }
         }
         state
     }
 }
 
-fn walk(root: &Path, dir: &Path, state: &mut BTreeMap<PathBuf, String>) {
+fn walk(root: &Path, dir: &Path, prefix: &Path, state: &mut BTreeMap<PathBuf, String>) {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let relative = path.strip_prefix(root).unwrap().to_path_buf();
         let meta = fs::symlink_metadata(&path).unwrap();
         if meta.is_dir() {
-            state.insert(relative, "dir".into());
-            walk(root, &path, state);
+            state.insert(prefix.join(&relative), "dir".into());
+            walk(root, &path, prefix, state);
         } else {
             let std_of_other_target = relative.components().next().is_some_and(|c| {
                 c.as_os_str()
@@ -223,9 +294,9 @@ fn walk(root: &Path, dir: &Path, state: &mut BTreeMap<PathBuf, String>) {
                 format!("{} {} {}", meta.len(), meta.mtime(), meta.ino())
             } else {
                 let bytes = fs::read(&path).unwrap();
-                format!("{} {:?}", bytes.len(), sha256(&bytes))
+                format!("{} {:?} {:o}", bytes.len(), sha256(&bytes), meta.mode())
             };
-            state.insert(relative, value);
+            state.insert(prefix.join(relative), value);
         }
     }
 }
@@ -238,7 +309,8 @@ pub fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Asserts an install.sh failure: exit code, message fragments, and the toolchain unchanged.
+/// Asserts an install.sh failure: exit code, message fragments, the toolchain unchanged and
+/// nothing left in TMPDIR.
 pub fn assert_failure(
     output: &Output,
     code: i32,
@@ -258,10 +330,20 @@ pub fn assert_failure(
             "stderr lacks {fragment:?}:\n{stderr}"
         );
     }
+    let after = sandbox.snapshot();
+    let changed: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|path| before.get(*path) != after.get(*path))
+        .collect();
     assert!(
-        sandbox.snapshot() == *before,
-        "the toolchain changed although install.sh failed:\n{stderr}"
+        changed.is_empty(),
+        "the install failed, yet it changed {} files, first {:?}:\n{stderr}",
+        changed.len(),
+        &changed[..changed.len().min(10)]
     );
+    let left: Vec<_> = fs::read_dir(sandbox.tmp()).unwrap().collect();
+    assert!(left.is_empty(), "left in TMPDIR: {left:?}\n{stderr}");
 }
 
 /// Runs install.sh with `args` in a fresh sandbox of the pinned toolchain that holds a previous
@@ -275,9 +357,9 @@ pub fn assert_install_fails(args: &[&str], code: i32, fragments: &[&str]) -> San
     sandbox
 }
 
-/// The files of the shared test sysroot's target directory, as install records name them
+/// The files of the target's directory in `sysroot`, as install records name them
 /// (`lib/rustlib/x86_64-hyperlight-none/...`), sorted.
-pub fn sysroot_files() -> Vec<String> {
+pub fn target_files(sysroot: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for entry in fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -289,87 +371,45 @@ pub fn sysroot_files() -> Vec<String> {
         }
     }
     let mut files = Vec::new();
-    let root = testkit::sysroot();
-    walk(
-        root,
-        &root.join("lib/rustlib/x86_64-hyperlight-none"),
-        &mut files,
-    );
+    let target = sysroot.join("lib/rustlib/x86_64-hyperlight-none");
+    walk(sysroot, &target, &mut files);
     files.sort();
     files
 }
 
-/// xorshift64*: deterministic, dependency-free randomness for the mutation tests.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
+/// The files of the shared test sysroot's target directory; see [`target_files`].
+pub fn sysroot_files() -> Vec<String> {
+    target_files(testkit::sysroot())
 }
 
-/// install.sh without its last line (`main "$@" || exit 1`), written into `dir`, so that a
-/// shell can source it and call one of its functions alone.
-fn install_sh_functions(dir: &Path) -> PathBuf {
-    let script = fs::read_to_string(project_root().join("install.sh")).unwrap();
-    let body = script
-        .strip_suffix("main \"$@\" || exit 1\n")
-        .expect("install.sh ends with `main \"$@\" || exit 1`");
-    let path = dir.join("install-functions.sh");
-    fs::write(&path, body).unwrap();
-    path
-}
-
-/// The number of mutated cases a mutation test runs: `$VAR`, else `default`.
-pub fn mutation_cases(var: &str, default: usize) -> usize {
-    std::env::var(var)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Runs `script` in two `sh` processes at once, with install.sh's functions sourced first:
-/// `$1` is the directory of the cases and `$2` a glob matching the last digit of the case
-/// names each shell takes (even or odd), then `args`. Fails the test if the shells do not
-/// finish within `limit` (an endless loop in install.sh on some input) or one fails.
-pub fn run_cases_in_two_shells(script: &str, cases_dir: &Path, args: &[&str], limit: Duration) {
-    let functions = install_sh_functions(cases_dir);
-    let script = format!(". '{}'\n{script}", functions.display());
-    let mut shells: Vec<_> = ["[02468]", "[13579]"]
-        .into_iter()
-        .map(|digits| {
-            Command::new("sh")
-                .args(["-c", &script, "sh"])
-                .arg(cases_dir)
-                .arg(digits)
-                .args(args)
-                .spawn()
-                .unwrap()
-        })
+/// Asserts that `sandbox`'s toolchain holds exactly the target of `sysroot`, recorded as
+/// rust-installer records a component, and nothing an install works with (staged or previous
+/// trees, write probes, temporary files).
+pub fn assert_installed(sandbox: &Sandbox, sysroot: &Path) {
+    let rustlib = sandbox.rustlib();
+    let record = fs::read_to_string(rustlib.join(format!("manifest-{COMPONENT}"))).unwrap();
+    let expected: String = target_files(sysroot)
+        .iter()
+        .map(|f| format!("file:{f}\n"))
         .collect();
-    let deadline = Instant::now() + limit;
-    for shell in &mut shells {
-        loop {
-            if let Some(status) = shell.try_wait().unwrap() {
-                assert!(status.success(), "a case shell failed: {status}");
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = shell.kill();
-                panic!("install.sh did not get through the cases in {limit:?}: one makes it loop");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    assert_eq!(record, expected, "manifest-{COMPONENT}");
+    assert_eq!(
+        target_files(&sandbox.toolchain.sysroot()),
+        target_files(sysroot)
+    );
+    for file in target_files(sysroot) {
+        assert!(
+            fs::read(sandbox.toolchain.sysroot().join(&file)).unwrap()
+                == fs::read(sysroot.join(&file)).unwrap(),
+            "{file} differs from the release's"
+        );
     }
+    let components = fs::read_to_string(rustlib.join("components")).unwrap();
+    assert_eq!(components.lines().filter(|c| *c == COMPONENT).count(), 1);
+    let leftovers: Vec<String> = fs::read_dir(&rustlib)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.') || name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
 }
