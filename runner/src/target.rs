@@ -227,6 +227,10 @@ fn install(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
     let server = dist_server(&args.source);
     warn_if_plain_http(&server, ui)?;
     let runner_dir = bin_dir()?;
+    if !args.no_runner {
+        // Before the toolchain changes: a failure must leave everything as it was.
+        check_writable_dir(&runner_dir)?;
+    }
     let release = Release::fetch(&server, ui)?;
     let confirm = |plan: &str| confirm(args.yes, plan);
     let installed = add::add(
@@ -293,6 +297,18 @@ fn install_runner(
     })?;
     ui.say(&format!("installed {RUNNER} into {}", bin_dir.display()));
     Ok(())
+}
+
+/// Whether `hyperlight-run` can be put into `dir` (created if missing, as `cargo install` does).
+fn check_writable_dir(dir: &Path) -> Result<(), InstallError> {
+    let probe = dir.join(format!(".{RUNNER}.write-test-{}", std::process::id()));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::File::create(&probe))
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|err| InstallError::Write {
+            path: dir.to_owned(),
+            reason: format!("{err}; set CARGO_INSTALL_ROOT or CARGO_HOME to a writable directory, or pass --no-runner"),
+        })
 }
 
 fn write_executable(path: &Path, data: &[u8]) -> Result<(), InstallError> {

@@ -361,6 +361,9 @@ impl TempToolchain {
         command
             .env("RUSTUP_HOME", self.home.path())
             .env("RUSTUP_TOOLCHAIN", &self.name)
+            // cargo test points it at the real toolchain's libraries, which a copied rustc run
+            // directly would load, and then report the real toolchain's sysroot.
+            .env_remove("LD_LIBRARY_PATH")
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .env_remove("CARGO_TARGET_DIR")

@@ -112,16 +112,6 @@ pub fn runner_file(dir: &Path) -> String {
     manifest(dir)["runner"]["url"].as_str().unwrap().to_owned()
 }
 
-/// Stand-in for `testkit::kvm_or_skip`, which lands from another branch with the same
-/// signature: whether /dev/kvm is there; if not, says that `test` skips what needs it.
-pub fn kvm_or_skip(test: &str) -> bool {
-    if Path::new("/dev/kvm").exists() {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: /dev/kvm is not available");
-    false
-}
-
 /// A temporary toolchain plus the directories an install uses besides it.
 pub struct Sandbox {
     pub toolchain: TempToolchain,
