@@ -4,10 +4,10 @@
 //! Each cargo invocation starts with `rustc -vV`. There the wrapper checks that the toolchain has
 //! the target, built by exactly that rustc, and installs it when not (after `rustup update`, a
 //! new rust-toolchain.toml, a fresh toolchain): prebuilt from the dist server of the last
-//! install, else built on this machine from an installed copy's sources. Cargo hides what that
-//! call prints on success, so the one line saying what happened is left in a notice that the
-//! next compilation for the target prints (cargo shows a compilation's stderr). Every other call
-//! is handed straight to rustc with `exec`, costing only this process's start.
+//! install, else built on this machine from an installed copy's sources. Cargo keeps what that
+//! call prints to itself, and replays what a compilation printed whenever that unit is fresh, so
+//! the one line saying what happened goes straight to cargo's own stderr. Every other call is
+//! handed to rustc with `exec`, costing only this process's start.
 
 use std::ffi::OsString;
 use std::fs;
@@ -45,9 +45,6 @@ pub fn main(args: Vec<OsString>) -> i32 {
         .unwrap_or_else(|| PathBuf::from(program));
     if rest.len() == 1 && rest[0] == "-vV" {
         return version_query(program, rest, &rustc);
-    }
-    if compiles_for_target(rest) {
-        print_notice(&rustc);
     }
     let err = Command::new(program).args(rest).exec();
     let _ = writeln!(
@@ -130,17 +127,11 @@ fn ensure_target(rustc: &Path, version: RustcVersion) -> Result<(), InstallError
         Some(Ok(old)) => format!("the installed one was built by rustc {old}"),
         _ => "the toolchain had none".to_owned(),
     };
-    let ui = Ui::new(true);
-    tell_terminal(&format!(
-        "hyperlight-run: installing {TARGET} for rustc {} ({why})",
+    let how = install(&toolchain, &Ui::new(true))?;
+    tell_cargo_user(&format!(
+        "hyperlight-run: installed {TARGET} for rustc {} ({why}; {how})",
         toolchain.version
     ));
-    let how = install(&toolchain, &ui)?;
-    let notice = format!(
-        "hyperlight-run: installed {TARGET} for rustc {} ({why}; {how})\n",
-        toolchain.version
-    );
-    let _ = fs::write(notice_path(&toolchain.sysroot), notice);
     Ok(())
 }
 
@@ -205,42 +196,16 @@ fn lock(dir: &Path) -> Result<fs::File, InstallError> {
     Ok(file)
 }
 
-/// A long install should not look like a hang to someone watching; cargo holds our stderr.
-fn tell_terminal(message: &str) {
-    if let Ok(mut tty) = fs::OpenOptions::new().write(true).open("/dev/tty") {
-        let _ = writeln!(tty, "{message}");
-    }
-}
-
-/// `lib/rustlib/.x86_64-hyperlight-none.notice`: outside the target's directory, so it is no
-/// installed file.
-fn notice_path(sysroot: &Path) -> PathBuf {
-    sysroot
-        .join("lib/rustlib")
-        .join(format!(".{TARGET}.notice"))
-}
-
-/// A compilation for the target, not one of cargo's queries (`--print=...`), whose output
-/// cargo keeps to itself.
-fn compiles_for_target(args: &[OsString]) -> bool {
-    args.windows(2)
-        .any(|pair| pair[0] == "--target" && pair[1] == TARGET)
-        && !args
-            .iter()
-            .any(|arg| arg.as_encoded_bytes().starts_with(b"--print"))
-}
-
-/// Prints and removes the notice a version query left (once: the rename claims it).
-fn print_notice(rustc: &Path) {
-    let Some(sysroot) = sysroot_of(rustc) else {
-        return;
-    };
-    let notice = notice_path(&sysroot);
-    let claimed = notice.with_extension(format!("notice.{}", std::process::id()));
-    if fs::rename(&notice, &claimed).is_ok() {
-        if let Ok(text) = fs::read_to_string(&claimed) {
-            let _ = std::io::stderr().write_all(text.as_bytes());
+/// Writes `line` to cargo's own stderr (the terminal or log the user sees), which the
+/// stderr cargo gave this call is not.
+fn tell_cargo_user(line: &str) {
+    let cargo_stderr = format!("/proc/{}/fd/2", std::os::unix::process::parent_id());
+    match fs::OpenOptions::new().append(true).open(cargo_stderr) {
+        Ok(mut stderr) => {
+            let _ = writeln!(stderr, "{line}");
         }
-        let _ = fs::remove_file(&claimed);
+        Err(_) => {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
     }
 }

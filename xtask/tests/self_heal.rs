@@ -212,7 +212,11 @@ fn a_toolchain_that_never_had_the_target_gets_it_on_first_build() {
     .unwrap();
     let again = machine.cargo_build();
     assert_success(&again, "second cargo build");
-    assert!(!text(&again.stderr).contains("hyperlight-run:"));
+    assert!(
+        !text(&again.stderr).contains("hyperlight-run:"),
+        "{}",
+        text(&again.stderr)
+    );
     assert_eq!(nginx.access_log().lines().count(), requests);
     run_hello(
         &machine,
