@@ -4,6 +4,7 @@
 
 pub mod manifest;
 pub mod runner;
+pub mod runtime;
 pub mod rustc;
 pub mod toolchain;
 pub mod transaction;
