@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use hyperlight_install::runtime;
+
 use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
 
 enum Verdict {
@@ -75,6 +77,9 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
                     ),
                 ),
             }
+            if !matches!(found.installed(), Installed::No) {
+                check_runtime(&mut report, &found.target_dir(), &fix);
+            }
         }
     }
 
@@ -127,6 +132,52 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
         report.line(Verdict::Warn, "clang, llvm-ar", &detail);
     }
     i32::from(report.failed)
+}
+
+/// The `[patch.crates-io]` entries through which guest projects' `hyperlight-rt = "0.1"` reaches
+/// the runtime installed with the target (see hyperlight_install::runtime).
+fn check_runtime(report: &mut Report, target_dir: &Path, fix: &str) {
+    let what = "runtime crates";
+    let cargo_home = match hyperlight_install::runner::cargo_home() {
+        Ok(home) => home,
+        Err(err) => return report.line(Verdict::Fail, what, &format!("{err:#}")),
+    };
+    let config = runtime::config_path(&cargo_home);
+    let patches = match runtime::patches(&cargo_home, target_dir) {
+        Ok(patches) => patches,
+        Err(err) => return report.line(Verdict::Fail, what, &format!("{err:#}")),
+    };
+    let (mut found, mut broken) = (Vec::new(), Vec::new());
+    for patch in &patches {
+        match &patch.path {
+            Some(dir) if dir.is_dir() => found.push(format!("{} at {}", patch.name, dir.display())),
+            Some(dir) => broken.push(format!(
+                "{}'s entry points at {}, which does not exist",
+                patch.name,
+                dir.display()
+            )),
+            None => broken.push(format!("{} has no entry", patch.name)),
+        }
+    }
+    if patches.is_empty() {
+        broken.push(format!("the target in {} ships none", target_dir.display()));
+    }
+    if broken.is_empty() {
+        let detail = format!(
+            "[patch.crates-io] in {} points {}",
+            config.display(),
+            found.join(", ")
+        );
+        report.line(Verdict::Ok, what, &detail);
+    } else {
+        let detail = format!(
+            "{} ([patch.crates-io] in {}), so guest projects cannot find the runtime; \
+             installing the target writes the entries, so {fix}",
+            broken.join("; "),
+            config.display()
+        );
+        report.line(Verdict::Fail, what, &detail);
+    }
 }
 
 /// The directory of the nearest Cargo.toml at or above `dir`.
