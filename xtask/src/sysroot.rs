@@ -153,9 +153,9 @@ fn write_sysroot(sh: &Shell, toolchain: &Toolchain, deps: &Path, out: &Path) -> 
     Ok(())
 }
 
-/// Where the guest runtime's sources go in the target's directory: guest projects depend on
-/// them by path (`hyperlight-run new` writes that), so the runtime always matches the target
-/// installed in the toolchain.
+/// Where the guest runtime's sources go in the target's directory: installing copies them out
+/// for guest projects' crates.io dependency on the runtime (hyperlight_install::runtime), so
+/// the runtime always matches the installed target.
 pub const RUNTIME_DIR: &str = "src/hyperlight-rt";
 
 fn copy_runtime_sources(sh: &Shell, dest: &Path) -> Result<()> {

@@ -18,6 +18,7 @@ fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
     let mut xtask = Command::new(env!("CARGO_BIN_EXE_xtask"));
     xtask
         .env("RUSTUP_HOME", toolchain.rustup_home())
+        .env("CARGO_HOME", toolchain.cargo_home())
         .env("CARGO_INSTALL_ROOT", bin_dir);
     xtask
 }
@@ -236,7 +237,7 @@ fn install_build_and_uninstall(real_toolchain: &str) {
         .filter(|line| line.contains("/x86_64-hyperlight-none/include/"))
         .count();
     assert!(headers > 100, "{manifest}");
-    // And the guest runtime's sources, which guest projects depend on by path.
+    // And the guest runtime's sources, which installing registers for guest projects.
     let runtime = listed
         .iter()
         .filter(|line| line.contains("/x86_64-hyperlight-none/src/hyperlight-rt/"))
@@ -258,6 +259,19 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     }
     let components = fs::read_to_string(rustlib.join("components")).unwrap();
     assert_eq!(components.lines().filter(|c| *c == COMPONENT).count(), 1);
+    // Guest projects reach the runtime through the cargo home.
+    let runtime = toolchain.cargo_home().join(format!(
+        "hyperlight/src/hyperlight-rt-{}",
+        runtime_version()
+    ));
+    assert_eq!(
+        fs::read_to_string(toolchain.cargo_home().join("config.toml")).unwrap(),
+        format!(
+            "[patch.crates-io]\nhyperlight-rt = {{ path = \"{}\" }}\n",
+            runtime.display()
+        )
+    );
+    assert!(runtime.join("src/lib.rs").is_file());
 
     let elf = build_plain(&toolchain);
     check_static_pie_entry(&elf);
@@ -283,10 +297,23 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     assert_success(&output, "cargo xtask uninstall");
     assert!(text(&output.stderr).contains(&format!("removed {TARGET} from {}", sysroot.display())));
     assert!(!bin.path().join("bin/hyperlight-run").exists());
+    // The last toolchain with the target is gone, and with it the runtime's registration.
+    assert!(!toolchain.cargo_home().join("config.toml").exists());
+    assert!(!toolchain.cargo_home().join("hyperlight").exists());
     assert!(
         snapshot(&rustlib) == before,
         "uninstall left the toolchain different from before the install"
     );
+}
+
+/// The guest runtime's version, from guest/Cargo.toml.
+fn runtime_version() -> String {
+    let manifest = fs::read_to_string(project_root().join("guest/Cargo.toml")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
 }
 
 /// `cargo build` and `cargo check` of tests/nostd-alloc set up with nothing but the README's
