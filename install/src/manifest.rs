@@ -1,8 +1,8 @@
 //! `manifest.json`: what a release offers, the one file an installer reads first.
 //!
 //! The format is documented in docs/manifest.md. The manifest is verified against
-//! `manifest.json.sha256` (sha256sum format), and every file it names carries its sha256 and
-//! size. URLs are relative to the manifest's own location.
+//! `manifest.json.sig` (crate::signature) and `manifest.json.sha256` (sha256sum format), and
+//! every file it names carries its sha256 and size. URLs are relative to the manifest's own location.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::signature::{self, SigningKey, MANIFEST_SIG};
 use crate::{COMPONENT, TARGET};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -166,8 +167,13 @@ impl Manifest {
         (json, sha)
     }
 
-    pub fn write_dir(&self, dir: &Path) -> std::io::Result<()> {
+    /// Writes `manifest.json`, its `.sha256` and its `.sig` by `key` into `dir`.
+    pub fn write_dir(&self, dir: &Path, key: &SigningKey) -> std::io::Result<()> {
         let (json, sha) = self.render();
+        std::fs::write(
+            dir.join(MANIFEST_SIG),
+            signature::sign(json.as_bytes(), key),
+        )?;
         std::fs::write(dir.join(MANIFEST), json)?;
         std::fs::write(dir.join(MANIFEST_SHA256), sha)?;
         Ok(())
@@ -238,9 +244,18 @@ pub fn is_safe_file_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
 }
 
+/// The manifest's `installed-sha256`: sha256 of what `sha256sum` prints for the component's
+/// files, given as (path relative to the sysroot, sha256 hex) sorted bytewise by path.
+pub fn installed_sha256<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let listing: String = files
+        .into_iter()
+        .map(|(path, sha256)| format!("{sha256}  {path}\n"))
+        .collect();
+    sha256_hex(listing.as_bytes())
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&Sha256::digest(bytes))
 }
 
 /// Today's UTC date, or that of `SOURCE_DATE_EPOCH` when set (reproducible builds convention).

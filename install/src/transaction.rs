@@ -156,6 +156,32 @@ pub fn uninstall(sysroot: &Path) -> Result<bool> {
     Ok(true)
 }
 
+/// The `installed-sha256` of the target as installed in `sysroot` (see the manifest), `None`
+/// when it is not installed: lets an installer tell "already installed" without a download.
+pub fn installed_sha256(sysroot: &Path) -> Result<Option<String>> {
+    let layout = Layout::new(sysroot);
+    if !layout.target_dir().is_dir() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for path in files_under(&layout.target_dir())? {
+        let data = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let relative = path
+            .strip_prefix(sysroot)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        files.push((relative, crate::manifest::sha256_hex(&data)));
+    }
+    files.sort();
+    if !is_recorded(&layout)? {
+        return Ok(None);
+    }
+    Ok(Some(crate::manifest::installed_sha256(
+        files.iter().map(|(p, h)| (p.as_str(), h.as_str())),
+    )))
+}
+
 fn is_recorded(layout: &Layout) -> Result<bool> {
     let listed = fs::read_to_string(layout.manifest()).ok();
     Ok(read_components(layout)?.iter().any(|c| c == COMPONENT)

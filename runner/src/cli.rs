@@ -33,6 +33,9 @@ Also:
   hyperlight-run doctor [--toolchain T]     check KVM, the installed target, the guest
                                             project's config, clang and llvm-ar
                                             (exit 0 only if ready)
+  hyperlight-run target add|remove|list     install, remove or list the target per toolchain
+As a rustc wrapper (`hyperlight-run rustc ...`, the guest config's build.rustc-wrapper) it
+installs the target for the toolchain a build uses when missing or stale, then runs rustc.
 Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
 As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none.";
 
@@ -107,6 +110,11 @@ enum Tool {
         #[arg(long)]
         toolchain: Option<String>,
     },
+    /// Install, remove or list the x86_64-hyperlight-none target in Rust toolchains.
+    Target {
+        #[command(subcommand)]
+        command: crate::target::TargetCommand,
+    },
 }
 
 fn tool(kvm_device: &Path) -> i32 {
@@ -129,20 +137,33 @@ fn tool(kvm_device: &Path) -> i32 {
             }
         },
         Tool::Doctor { toolchain } => crate::doctor::run(toolchain.as_deref(), kvm_device),
+        Tool::Target { command } => crate::target::run(command),
+    }
+}
+
+/// `hyperlight-run init [install.sh's options]`: what install.sh hands over to.
+fn init() -> i32 {
+    let args = std::iter::once(OsString::from("install.sh")).chain(std::env::args_os().skip(2));
+    match crate::target::InitArgs::try_parse_from(args) {
+        Ok(args) => crate::target::init(args),
+        Err(err) => {
+            let _ = err.print();
+            err.exit_code()
+        }
     }
 }
 
 pub fn main() -> i32 {
     let kvm_device =
         std::env::var_os(KVM_DEVICE_VAR).map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from);
-    if matches!(
-        std::env::args_os()
-            .nth(1)
-            .as_deref()
-            .and_then(|a| a.to_str()),
-        Some("new" | "doctor")
-    ) {
-        return tool(&kvm_device);
+    let first = std::env::args_os().nth(1).unwrap_or_default();
+    if crate::heal::is_wrapper_call(Path::new(&first)) {
+        return crate::heal::main(std::env::args_os().skip(1).collect());
+    }
+    match first.to_str() {
+        Some("new" | "doctor" | "target") => return tool(&kvm_device),
+        Some("init") => return init(),
+        _ => {}
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

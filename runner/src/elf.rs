@@ -362,7 +362,7 @@ fn relocations(
     let bytes = file_bytes(data, segments, rela, rela_size)
         .ok_or_else(|| ElfError("relocation table out of range".into()))?;
     let mut relocations = Vec::with_capacity(bytes.len() / 24);
-    for raw in bytes.chunks_exact(24) {
+    for raw in bytes.as_chunks::<24>().0 {
         let offset = u64::from_le_bytes(raw[0..8].try_into().unwrap());
         let info = u64::from_le_bytes(raw[8..16].try_into().unwrap());
         let addend = u64::from_le_bytes(raw[16..24].try_into().unwrap());

@@ -250,7 +250,7 @@ impl<'m> PageTables<'m> {
                 .memory
                 .slice_mut(pt + ((addr >> 12) & 0x1ff) * 8, (run_end - addr) / PAGE * 8)
                 .unwrap();
-            for entry in entries.chunks_exact_mut(8) {
+            for entry in entries.as_chunks_mut::<8>().0 {
                 entry.copy_from_slice(&(addr | flags).to_le_bytes());
                 addr += PAGE;
             }

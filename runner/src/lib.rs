@@ -201,7 +201,7 @@ pub fn run(
             layout::human(MAX_MEMORY)
         )));
     }
-    let map = layout::MemoryMap::new(&image, memory_size, config.stack).map_err(&load_error)?;
+    let map = layout::MemoryMap::new(&image, memory_size, config.stack).map_err(load_error)?;
 
     let kvm = vcpu::kvm_for_this_thread(&config.kvm_device).map_err(Error::Kvm)?;
     let mut memory = memory::GuestMemory::new(memory_size).map_err(|err| {

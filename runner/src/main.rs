@@ -2,7 +2,9 @@
 
 mod cli;
 mod doctor;
+mod heal;
 mod scaffold;
+mod target;
 mod toolchain;
 
 fn main() {

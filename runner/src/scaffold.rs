@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
 
 /// The guest configuration every guest project carries (see the README).
-const CARGO_CONFIG: &str = include_str!("../../templates/cargo-config.toml");
+pub const CARGO_CONFIG: &str = include_str!("../../templates/cargo-config.toml");
 
 /// Creates the project and returns what to tell the user.
 pub fn create(path: &Path, name: Option<&str>) -> Result<String, String> {

@@ -126,7 +126,8 @@ fn describe(verbose_version: &str) -> String {
 /// The command that installs the target into `toolchain`.
 pub fn install_fix(toolchain: &str) -> String {
     format!(
-        "install it: `sh install.sh --toolchain {toolchain}` (from a release) or \
-         `cargo xtask install --toolchain {toolchain}` (in a clone of the project)"
+        "install it: `hyperlight-run target add --toolchain {toolchain}` (a guest build through \
+         the guest config's rustc-wrapper does it too), or `cargo xtask install --toolchain \
+         {toolchain}` in a clone of the project"
     )
 }

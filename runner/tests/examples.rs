@@ -9,6 +9,7 @@ use common::*;
 
 #[test]
 fn hello_prints_its_greeting_and_exits_0() {
+    testkit::require_kvm!();
     let output = run([example("hello")]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output), "Hello from a Hyperlight micro-VM!\n");
@@ -17,6 +18,7 @@ fn hello_prints_its_greeting_and_exits_0() {
 
 #[test]
 fn echo_sees_its_arguments_and_only_the_environment_given_with_e() {
+    testkit::require_kvm!();
     let elf = example("echo");
     let mut command = runner();
     command
@@ -52,6 +54,7 @@ fn echo_sees_its_arguments_and_only_the_environment_given_with_e() {
 
 #[test]
 fn panic_exits_101_with_std_style_message() {
+    testkit::require_kvm!();
     let output = run([example("panic")]);
     assert_eq!(code(&output), 101);
     assert_eq!(stdout(&output), "about to panic\n");
@@ -63,6 +66,7 @@ fn panic_exits_101_with_std_style_message() {
 
 #[test]
 fn fault_reports_page_fault_address_function_and_line() {
+    testkit::require_kvm!();
     let output = run([example("fault")]);
     // Output buffered before the crash is not lost.
     assert_eq!(stdout(&output), "reading 0x7f00deadb000\n");
@@ -85,6 +89,7 @@ fn fault_reports_page_fault_address_function_and_line() {
 
 #[test]
 fn timeout_stops_a_spinning_guest_with_124() {
+    testkit::require_kvm!();
     let elf = example("spin");
     let (output, elapsed) = run_with_watchdog(runner().args(["--timeout", "200ms"]).arg(&elf));
     assert_eq!(code(&output), 124);
@@ -101,6 +106,7 @@ fn pattern(i: usize) -> u8 {
 
 #[test]
 fn bigout_output_is_byte_identical() {
+    testkit::require_kvm!();
     let output = run([example("bigout")]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let expected: Vec<u8> = (0..10 * 1024 * 1024).map(pattern).collect();
@@ -143,6 +149,7 @@ fn expected_collections_output() -> String {
 
 #[test]
 fn collections_prints_the_expected_checksum() {
+    testkit::require_kvm!();
     let output = run([example("collections")]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     assert_eq!(stdout(&output), expected_collections_output());
@@ -150,6 +157,7 @@ fn collections_prints_the_expected_checksum() {
 
 #[test]
 fn cargo_run_boots_the_example() {
+    testkit::require_kvm!();
     example("hello");
     let runner_dir = std::path::Path::new(RUNNER).parent().unwrap();
     let path = std::env::join_paths(

@@ -33,6 +33,7 @@ fn stdout(output: &Output) -> String {
 
 #[test]
 fn each_test_runs_in_its_own_vm_and_fails_alone() {
+    testkit::require_kvm!();
     let output = cargo_test(&["--bin", "suite"]);
     let text = stdout(&output);
     assert_eq!(
@@ -81,6 +82,7 @@ fn each_test_runs_in_its_own_vm_and_fails_alone() {
 
 #[test]
 fn a_filter_selects_tests_like_libtest() {
+    testkit::require_kvm!();
     let output = cargo_test(&["--bin", "suite", "adds"]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
@@ -104,6 +106,7 @@ fn a_filter_selects_tests_like_libtest() {
 
 #[test]
 fn list_prints_the_tests() {
+    testkit::require_kvm!();
     let output = cargo_test(&["--bin", "suite", "--", "--list"]);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(
@@ -114,6 +117,7 @@ fn list_prints_the_tests() {
 
 #[test]
 fn integration_tests_run_in_vms_too() {
+    testkit::require_kvm!();
     let output = cargo_test(&["--test", "integration"]);
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");

@@ -37,6 +37,7 @@ fn limits_case(args: &[&str], hook: Option<&str>) -> std::process::Output {
 
 #[test]
 fn seccomp_filter_is_active_and_no_seccomp_turns_it_off() {
+    testkit::require_kvm!();
     let hello = example("hello");
     let on = run_with_watchdog(runner().env(HOOK, "seccomp-status").arg(&hello)).0;
     assert_eq!(code(&on), 0, "{}", stderr(&on));
@@ -64,6 +65,7 @@ fn seccomp_filter_is_active_and_no_seccomp_turns_it_off() {
 
 #[test]
 fn a_forbidden_system_call_is_reported_and_exits_159() {
+    testkit::require_kvm!();
     let hello = example("hello");
     let blocked = run_with_watchdog(runner().env(HOOK, "forbidden-syscall").arg(&hello)).0;
     assert_eq!(code(&blocked), 159, "{}", stderr(&blocked));
@@ -136,6 +138,7 @@ fn peak_rss_touching_all(memory: &str) -> (u64, std::process::Output) {
 
 #[test]
 fn guest_memory_stays_within_memory_plus_overhead() {
+    testkit::require_kvm!();
     const MEMORY: u64 = 64 << 20;
     let (peak, output) = peak_rss_touching_all("64M");
     assert_eq!(code(&output), 0, "{}", stderr(&output));
@@ -165,12 +168,14 @@ fn guest_memory_stays_within_memory_plus_overhead() {
 
 #[test]
 fn data_is_not_executable() {
+    testkit::require_kvm!();
     let output = limits_case(&["exec-data"], None);
     assert_crash_report(&output, &["page fault", "executing a protected page"]);
 }
 
 #[test]
 fn guests_cannot_turn_interrupts_off() {
+    testkit::require_kvm!();
     let output = limits_case(&["cli"], None);
     assert_crash_report(&output, &["general protection fault (#GP)"]);
 }
@@ -179,6 +184,7 @@ fn guests_cannot_turn_interrupts_off() {
 
 #[test]
 fn an_exit_the_runner_does_not_serve_ends_the_guest() {
+    testkit::require_kvm!();
     let output = limits_case(&["port-in"], None);
     // The report's first line is the `hyperlight-run: error:` line.
     assert_crash_report(&output, &["IoIn"]);
@@ -186,12 +192,14 @@ fn an_exit_the_runner_does_not_serve_ends_the_guest() {
 
 #[test]
 fn a_triple_fault_ends_the_guest() {
+    testkit::require_kvm!();
     let output = limits_case(&["ud2"], Some("break-idt"));
     assert_crash_report(&output, &["triple fault"]);
 }
 
 #[test]
 fn an_instruction_kvm_cannot_emulate_ends_the_guest() {
+    testkit::require_kvm!();
     // --timeout bounds the run on a KVM that can emulate it (the stub then spins).
     let output = limits_case(&["--timeout=5s", "ud2"], Some("unemulable-stub"));
     if code(&output) == 124 {
@@ -209,6 +217,7 @@ fn an_instruction_kvm_cannot_emulate_ends_the_guest() {
 
 #[test]
 fn a_vcpu_state_kvm_refuses_is_one_clear_line_and_exit_125() {
+    testkit::require_kvm!();
     let output = limits_case(&["ud2"], Some("refused-sregs"));
     assert_eq!(code(&output), 125, "{}", stderr(&output));
     let line = assert_single_error_line(&output);
@@ -250,6 +259,7 @@ fn assert_times_out(output: &std::process::Output, took: Duration) {
 
 #[test]
 fn timeout_stops_a_pause_spin() {
+    testkit::require_kvm!();
     let started = Instant::now();
     let output = limits_case(&["--timeout=200ms", "spin-pause"], None);
     assert_times_out(&output, started.elapsed());
@@ -257,6 +267,7 @@ fn timeout_stops_a_pause_spin() {
 
 #[test]
 fn timeout_stops_a_spin_at_cpl0_with_interrupts_off() {
+    testkit::require_kvm!();
     let started = Instant::now();
     let output = limits_case(&["--timeout=200ms", "ud2"], Some("spin-in-stub"));
     assert_times_out(&output, started.elapsed());
@@ -266,6 +277,7 @@ fn timeout_stops_a_spin_at_cpl0_with_interrupts_off() {
 
 #[test]
 fn flooding_a_closed_pipe_ends_cleanly() {
+    testkit::require_kvm!();
     let elf = limits_guest();
     let mut child = runner()
         .arg(&elf)
@@ -305,6 +317,7 @@ fn flooding_a_closed_pipe_ends_cleanly() {
 
 #[test]
 fn flooding_head_c_1_in_a_shell_pipeline() {
+    testkit::require_kvm!();
     let elf = limits_guest();
     let script = format!(
         "'{}' '{}' flood | head -c 1 >/dev/null",

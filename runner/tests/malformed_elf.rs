@@ -91,6 +91,7 @@ fn assert_rejected(name: &str, bytes: &[u8], extra_args: &[&str], expected: &str
 
 #[test]
 fn the_unmodified_guest_runs() {
+    testkit::require_kvm!();
     let guest = Guest::load();
     let dir = testkit::TempDir::new("elf-ok");
     let path = dir.path().join("hello");
@@ -139,6 +140,7 @@ fn shifted(shift: u64) -> Vec<u8> {
 
 #[test]
 fn a_guest_linked_at_a_high_address_still_runs() {
+    testkit::require_kvm!();
     let dir = testkit::TempDir::new("elf-high");
     let path = dir.path().join("hello-high");
     std::fs::write(&path, shifted(1 << 32)).unwrap();
@@ -151,6 +153,7 @@ fn a_guest_linked_at_a_high_address_still_runs() {
 /// the end of the file, past the debug info, they (and then the segments) are read too.
 #[test]
 fn program_headers_at_the_end_of_the_file_still_run() {
+    testkit::require_kvm!();
     let mut guest = Guest::load();
     let table = guest.bytes[guest.phoff..guest.phoff + guest.phnum * PHDR_SIZE].to_vec();
     let moved = guest.bytes.len().next_multiple_of(8) + (64 << 10);

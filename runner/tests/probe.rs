@@ -17,11 +17,13 @@ fn assert_crash(case: &str, needles: &[&str]) {
 
 #[test]
 fn null_page_is_unmapped() {
+    testkit::require_kvm!();
     assert_crash("null-read", &["page fault", "address 0x18", "null page"]);
 }
 
 #[test]
 fn runner_pages_are_out_of_reach() {
+    testkit::require_kvm!();
     assert_crash("read-system-page", &["page fault", "address 0x2000"]);
     assert_crash("read-page-tables", &["page fault", "address 0x10000"]);
     assert_crash(
@@ -32,18 +34,21 @@ fn runner_pages_are_out_of_reach() {
 
 #[test]
 fn code_and_rodata_are_not_writable() {
+    testkit::require_kvm!();
     assert_crash("write-text", &["page fault", "writing a protected page"]);
     assert_crash("write-rodata", &["page fault", "writing a protected page"]);
 }
 
 #[test]
 fn heap_and_stack_are_not_executable() {
+    testkit::require_kvm!();
     assert_crash("exec-heap", &["page fault", "executing a protected page"]);
     assert_crash("exec-stack", &["page fault", "executing a protected page"]);
 }
 
 #[test]
 fn stack_overflow_hits_the_guard_page() {
+    testkit::require_kvm!();
     assert_crash(
         "stack-overflow",
         &[
@@ -62,6 +67,7 @@ fn stack_overflow_hits_the_guard_page() {
 
 #[test]
 fn cpu_exceptions_are_named_with_location() {
+    testkit::require_kvm!();
     assert_crash(
         "ud2",
         &["invalid opcode (#UD)", "probe::main", "probe/src/main.rs:"],
@@ -74,6 +80,7 @@ fn cpu_exceptions_are_named_with_location() {
 
 #[test]
 fn bad_hypercall_buffers_end_the_guest() {
+    testkit::require_kvm!();
     for case in [
         "write-outside-memory",
         "write-null",
@@ -86,6 +93,7 @@ fn bad_hypercall_buffers_end_the_guest() {
 
 #[test]
 fn bad_hypercall_arguments_end_the_guest() {
+    testkit::require_kvm!();
     assert_crash(
         "write-bad-stream",
         &["invalid hypercall", "unknown stream 7"],
@@ -100,6 +108,7 @@ fn bad_hypercall_arguments_end_the_guest() {
 
 #[test]
 fn exit_codes_pass_through() {
+    testkit::require_kvm!();
     for code_in in ["0", "3", "255"] {
         let output = probe_case(&["exit", code_in]);
         assert_eq!(code(&output).to_string(), code_in);
@@ -110,6 +119,7 @@ fn exit_codes_pass_through() {
 
 #[test]
 fn main_returning_err_exits_1_like_std() {
+    testkit::require_kvm!();
     let output = probe_case(&["result-error"]);
     assert_eq!(code(&output), 1);
     assert_eq!(stderr(&output), "Error: \"it went wrong\"\n");
@@ -117,6 +127,7 @@ fn main_returning_err_exits_1_like_std() {
 
 #[test]
 fn allocation_failure_is_a_panic() {
+    testkit::require_kvm!();
     let output = probe_case(&["out-of-memory"]);
     assert_eq!(code(&output), 101);
     assert!(stderr(&output).contains("memory allocation of 1099511627776 bytes failed"));
@@ -124,6 +135,7 @@ fn allocation_failure_is_a_panic() {
 
 #[test]
 fn clocks_and_random_seed_work() {
+    testkit::require_kvm!();
     let output = probe_case(&["clock"]);
     assert_eq!(code(&output), 0);
     let text = stdout(&output);
@@ -148,6 +160,7 @@ fn clocks_and_random_seed_work() {
 
 #[test]
 fn output_is_binary_safe_and_streams_keep_their_order() {
+    testkit::require_kvm!();
     let output = probe_case(&["binary"]);
     assert_eq!(output.stdout, [0, 1, 2, 255, b'\n', 0xc3, 0x28]);
 
@@ -166,6 +179,7 @@ fn output_is_binary_safe_and_streams_keep_their_order() {
 
 #[test]
 fn environment_is_exactly_what_e_gives() {
+    testkit::require_kvm!();
     let elf = probe();
     let (output, _) = run_with_watchdog(
         runner()
@@ -179,6 +193,7 @@ fn environment_is_exactly_what_e_gives() {
 
 #[test]
 fn closed_stdout_ends_the_run_cleanly() {
+    testkit::require_kvm!();
     use std::io::Read;
     let elf = example("bigout");
     let mut child = runner()
@@ -200,6 +215,7 @@ fn closed_stdout_ends_the_run_cleanly() {
 
 #[test]
 fn a_guest_sees_nothing_of_the_guest_before_it_on_the_same_thread() {
+    testkit::require_kvm!();
     // `cargo test` and `--repeat` boot guest after guest on one thread, each reusing the
     // memory of the one before; every boot here dirties what the next one checks.
     use hyperlight_run::{Captured, Config, Outcome};

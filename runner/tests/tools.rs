@@ -65,6 +65,7 @@ fn new_project(toolchain: &TempToolchain, parent: &Path, name: &str) -> PathBuf 
 
 #[test]
 fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
+    testkit::require_kvm!();
     let toolchain = installed_toolchain(false);
     let parent = TempDir::new("new");
     let project = new_project(&toolchain, parent.path(), "my-guest");
@@ -313,7 +314,9 @@ fn doctor_names_a_missing_target_and_its_fix() {
     assert_eq!(output.status.code(), Some(1));
     let expected = format!(
         "FAIL  x86_64-hyperlight-none for toolchain {name} ({release}): not installed; install it: \
-         `sh install.sh --toolchain {name}` (from a release) or `cargo xtask install --toolchain {name}` (in a clone of the project)\n",
+         `hyperlight-run target add --toolchain {name}` (a guest build through the guest config's \
+         rustc-wrapper does it too), or `cargo xtask install --toolchain {name}` in a clone of the \
+         project\n",
         name = toolchain.name,
         release = release_and_commit(),
     );
@@ -413,11 +416,11 @@ fn doctor_names_a_missing_kvm_and_an_unopenable_one() {
         text(&output.stdout)
     );
 
-    // Permission denied: root opens any file, so as root the check runs as `nobody` against
-    // the real device (crw------- root); otherwise against a file nobody may open.
+    // Permission denied: root opens any file, so as root the check runs as `nobody`; against
+    // the real device (crw------- root) where there is one, else against a file nobody may open.
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
-    let device = if is_root {
+    let device = if is_root && Path::new("/dev/kvm").exists() {
         PathBuf::from("/dev/kvm")
     } else {
         let locked = dir.path().join("locked-kvm");

@@ -20,12 +20,26 @@ pub fn project_root() -> PathBuf {
 
 /// The toolchain pinned by rust-toolchain.toml.
 pub fn pinned_toolchain() -> String {
-    let text = fs::read_to_string(project_root().join("rust-toolchain.toml")).unwrap();
-    let line = text
-        .lines()
-        .find(|line| line.trim_start().starts_with("channel"))
-        .unwrap();
-    line.split('"').nth(1).unwrap().to_owned()
+    toml_string("rust-toolchain.toml", &["toolchain", "channel"])
+}
+
+/// The nightly the tests use: Cargo.toml's `[workspace.metadata.toolchains] test-nightly`.
+pub fn test_nightly() -> String {
+    toml_string(
+        "Cargo.toml",
+        &["workspace", "metadata", "toolchains", "test-nightly"],
+    )
+}
+
+/// The string at `keys` in the project's TOML file `file`.
+fn toml_string(file: &str, keys: &[&str]) -> String {
+    let text = fs::read_to_string(project_root().join(file)).unwrap();
+    let root = toml::Value::Table(text.parse().unwrap());
+    let value = keys.iter().try_fold(&root, |value, key| value.get(key));
+    value
+        .and_then(toml::Value::as_str)
+        .unwrap_or_else(|| panic!("{file} has no string `{}`", keys.join(".")))
+        .to_owned()
 }
 
 /// A field (`release`, `commit-hash`, ...) of `rustc +toolchain -vV`.
@@ -108,7 +122,10 @@ fn sysroot_stamp(toolchain: &str) -> String {
     for input in [
         "target-specs/x86_64-hyperlight-none.json",
         "sysroot/Cargo.toml",
+        "sysroot/Cargo.lock",
+        "sysroot/src/lib.rs",
         "sysroot/c-headers/Cargo.lock",
+        "install/src/build.rs",
         "xtask/src/sysroot.rs",
         "xtask/src/c_headers.rs",
     ] {
@@ -148,6 +165,9 @@ pub fn guest_cargo(dir: &Path, sysroot: &Path, toolchain: &str) -> Command {
         .env("RUSTUP_TOOLCHAIN", toolchain)
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"))
+        // The guest configs' rustc-wrapper (hyperlight-run) looks after the toolchain's own
+        // target, which these builds do not use; an empty value turns it off.
+        .env("RUSTC_WRAPPER", "")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET");
@@ -240,13 +260,7 @@ pub struct TempToolchain {
 impl TempToolchain {
     /// A copy of `real` (a rustup toolchain name); without rust-src when `with_rust_src` is false.
     pub fn copy_of(real: &str, with_rust_src: bool) -> TempToolchain {
-        let output = Command::new("rustc")
-            .arg(format!("+{real}"))
-            .args(["--print", "sysroot"])
-            .output()
-            .unwrap();
-        assert_success(&output, "rustc --print sysroot");
-        let source = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+        let source = sysroot_of(real);
         let real_home = std::env::var_os("RUSTUP_HOME")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".rustup"));
@@ -273,6 +287,61 @@ impl TempToolchain {
             });
         }
         forget_installed_target(&dest.join("lib/rustlib"));
+        TempToolchain {
+            home,
+            cargo_home: TempCargoHome::new(),
+            name,
+        }
+    }
+
+    /// A copy of rustup toolchain `real` without rust-src, which rustup itself can add
+    /// components to (`copy_of`'s copies have a name rustup treats as a linked custom
+    /// toolchain). It keeps the real toolchain's full name and rustup's records of it, minus
+    /// rust-src. The records are copies, not links: rustup rewrites them in place. The
+    /// temporary home holds no other toolchain, not even as a link rustup could write through.
+    pub fn rustup_copy_without_rust_src(real: &str) -> TempToolchain {
+        let source = sysroot_of(real);
+        let name = source.file_name().unwrap().to_str().unwrap().to_owned();
+        let home = TempDir::new("rustup-home");
+        let dest = home.path().join("toolchains").join(&name);
+        link_tree(&source.join("bin"), &dest.join("bin"), &|_| true);
+        link_tree(&source.join("lib"), &dest.join("lib"), &|path: &Path| {
+            !path.ends_with("lib/rustlib/src")
+        });
+        let rustlib = dest.join("lib/rustlib");
+        for entry in fs::read_dir(source.join("lib/rustlib")).unwrap() {
+            let entry = entry.unwrap();
+            if !entry.file_type().unwrap().is_file() {
+                continue;
+            }
+            let copy = rustlib.join(entry.file_name());
+            fs::remove_file(&copy).unwrap();
+            let text = || fs::read_to_string(entry.path()).unwrap();
+            match entry.file_name().to_str().unwrap() {
+                "manifest-rust-src" => {}
+                "components" => {
+                    let kept: String = text()
+                        .lines()
+                        .filter(|c| *c != "rust-src")
+                        .map(|c| format!("{c}\n"))
+                        .collect();
+                    fs::write(&copy, kept).unwrap();
+                }
+                "multirust-config.toml" => {
+                    let mut config: toml::Table = text().parse().unwrap();
+                    if let Some(toml::Value::Array(components)) = config.get_mut("components") {
+                        components.retain(|c| {
+                            c.get("pkg").and_then(toml::Value::as_str) != Some("rust-src")
+                        });
+                    }
+                    fs::write(&copy, toml::to_string(&config).unwrap()).unwrap();
+                }
+                _ => {
+                    fs::copy(entry.path(), &copy).unwrap();
+                }
+            }
+        }
+        forget_installed_target(&rustlib);
         TempToolchain {
             home,
             cargo_home: TempCargoHome::new(),
@@ -372,6 +441,17 @@ pub fn rust_analyzer() -> PathBuf {
     binary
 }
 
+/// The sysroot of rustup toolchain `toolchain`.
+fn sysroot_of(toolchain: &str) -> PathBuf {
+    let output = Command::new("rustc")
+        .arg(format!("+{toolchain}"))
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    assert_success(&output, "rustc --print sysroot");
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
 /// Whether the toolchain whose `lib/rustlib` this is lists the target as installed.
 fn has_installed_target(rustlib: &Path) -> bool {
     fs::read_to_string(rustlib.join("components"))
@@ -450,4 +530,106 @@ fn link_tree(from: &Path, to: &Path, keep: &dyn Fn(&Path) -> bool) {
             fs::copy(&source, &dest).unwrap();
         }
     }
+}
+
+// --- Tests that need KVM ---
+//
+// A test that boots a guest cannot run on a machine without KVM (CI's, for one). It must not
+// pass quietly there either: it says SKIPPED on stderr and is recorded in `skipped_dir()`,
+// which `cargo xtask test` lists by name after the run.
+
+/// Why guests cannot boot here, or `None` when they can: the KVM device the runner opens
+/// (`HYPERLIGHT_KVM_DEVICE`, else `/dev/kvm`) must exist and open read-write.
+pub fn kvm_unavailable() -> Option<String> {
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(|| {
+        let device = std::env::var_os("HYPERLIGHT_KVM_DEVICE")
+            .map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from);
+        let opened = fs::OpenOptions::new().read(true).write(true).open(&device);
+        opened.err().map(|err| {
+            format!(
+                "{} is not available on this machine ({err})",
+                device.display()
+            )
+        })
+    })
+    .clone()
+}
+
+/// For a test, or the part of one, that boots a guest: true when KVM is usable; otherwise
+/// reports `test` as skipped (stderr and the record) and returns false.
+pub fn kvm_or_skip(test: &str) -> bool {
+    let Some(why) = kvm_unavailable() else {
+        return true;
+    };
+    eprintln!("SKIPPED {test}: {why}");
+    record_skipped(test);
+    false
+}
+
+/// First line of a test that boots a guest: without KVM, reports the test as skipped under
+/// its own name (libtest names each test's thread after the test's path) and returns.
+#[macro_export]
+macro_rules! require_kvm {
+    () => {
+        if !$crate::kvm_or_skip(::std::thread::current().name().unwrap_or("<unnamed test>")) {
+            return;
+        }
+    };
+}
+
+/// Where skipped tests are recorded: a file per test process (named by its pid, so test
+/// binaries running at once never share one), a `<package>/<test binary>::<test>` a line.
+pub fn skipped_dir() -> PathBuf {
+    fixture_dir().join("skipped")
+}
+
+fn record_skipped(test: &str) {
+    let exe = std::env::current_exe().unwrap();
+    let stem = exe.file_stem().unwrap().to_string_lossy();
+    // cargo names test binaries `<target>-<16 hex digits>`.
+    let binary = match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            name
+        }
+        _ => &stem,
+    };
+    // cargo test sets it for the test binaries it runs.
+    let package = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+    let dir = skipped_dir();
+    fs::create_dir_all(&dir).unwrap();
+    let mut record = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(std::process::id().to_string()))
+        .unwrap();
+    // One write per line: the process's test threads append without interleaving.
+    std::io::Write::write_all(
+        &mut record,
+        format!("{package}/{binary}::{test}\n").as_bytes(),
+    )
+    .unwrap();
+}
+
+/// Forgets the skipped tests recorded so far, before a new run.
+pub fn clear_skipped() -> std::io::Result<()> {
+    match fs::remove_dir_all(skipped_dir()) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// The tests recorded as skipped since [`clear_skipped`], sorted.
+pub fn skipped_tests() -> std::io::Result<Vec<String>> {
+    let mut tests = Vec::new();
+    let records = match fs::read_dir(skipped_dir()) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(tests),
+        records => records?,
+    };
+    for record in records {
+        let text = fs::read_to_string(record?.path())?;
+        tests.extend(text.lines().map(str::to_owned));
+    }
+    tests.sort();
+    Ok(tests)
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz [--seconds N]`: seed the corpora from real guests and real dist output,
-//! build the targets in `fuzz/` with cargo-fuzz on nightly, and run each for N seconds.
+//! build the targets in `fuzz/` with cargo-fuzz on the test nightly (Cargo.toml's
+//! `[workspace.metadata.toolchains]`), and run each for N seconds.
 //! Any crash fails the command and names the input libFuzzer saved. docs/fuzzing.md has the
 //! targets, the campaign figures and how to reproduce a crash.
 
@@ -10,14 +11,13 @@ use anyhow::{bail, Context, Result};
 use xshell::{cmd, Shell};
 
 use hyperlight_install::manifest::Manifest;
+use hyperlight_install::signature::{self, SigningKey};
 
 use crate::dist::component::{runner_file, sysroot_tarball};
 use crate::sysroot::{target_dir, VERSION_FILE};
-use crate::toolchain::{project_root, Toolchain, TARGET};
+use crate::toolchain::{project_root, test_nightly, Toolchain, TARGET};
 
 pub const TARGETS: [&str; 4] = ["elf_loader", "hypercall", "manifest", "unpack"];
-/// cargo-fuzz needs nightly (sanitizer flags).
-const NIGHTLY: &str = "nightly";
 pub const DEFAULT_SECONDS: u32 = 10;
 
 /// Where `cargo install --root` puts cargo-fuzz: project-local, never ~/.cargo/bin.
@@ -41,10 +41,13 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
         }
         only.iter().map(String::as_str).collect()
     };
-    ensure_cargo_fuzz(sh)?;
+    // cargo-fuzz needs nightly (sanitizer flags).
+    let why = "cargo-fuzz builds with nightly";
+    let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[], &[], why)?.name;
+    ensure_cargo_fuzz(sh, &nightly)?;
     seed_corpora(sh, &root.join("fuzz/corpus"))?;
     // One build for all targets; release with debug assertions (cargo-fuzz's default).
-    cmd!(sh, "cargo +{NIGHTLY} fuzz build --fuzz-dir fuzz").run()?;
+    cmd!(sh, "cargo +{nightly} fuzz build --fuzz-dir fuzz").run()?;
     // The unpack target writes and removes a tree per input: tmpfs keeps that off the disk.
     if Path::new("/dev/shm").is_dir() {
         sh.set_var("FUZZ_SCRATCH", "/dev/shm");
@@ -60,7 +63,7 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
         );
         let status = cmd!(
             sh,
-            "cargo +{NIGHTLY} fuzz run --fuzz-dir fuzz {target} {corpus} --
+            "cargo +{nightly} fuzz run --fuzz-dir fuzz {target} {corpus} --
              -max_total_time={seconds} -timeout=10 -rss_limit_mb=2048 -max_len=1048576
              -print_final_stats=1 {artifacts}"
         )
@@ -73,7 +76,7 @@ pub fn run(sh: &Shell, seconds: u32, only: &[String]) -> Result<()> {
     if !failed.is_empty() {
         bail!(
             "fuzz target(s) {} found a crash; the input is in fuzz/artifacts/<target>/ \
-             (reproduce: cargo +nightly fuzz run --fuzz-dir fuzz <target> <file>)",
+             (reproduce: cargo +{nightly} fuzz run --fuzz-dir fuzz <target> <file>)",
             failed.join(", ")
         );
     }
@@ -88,7 +91,7 @@ fn artifacts_dir(root: &Path, target: &str) -> Result<PathBuf> {
 
 /// Makes `cargo fuzz` work: cargo-fuzz from PATH if present, else installed into
 /// `target/tools` and that put first on PATH for the commands `sh` runs.
-fn ensure_cargo_fuzz(sh: &Shell) -> Result<()> {
+fn ensure_cargo_fuzz(sh: &Shell, nightly: &str) -> Result<()> {
     let bin = tools_root().join("bin");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let on_path = std::env::split_paths(&path).any(|dir| dir.join("cargo-fuzz").is_file());
@@ -97,7 +100,7 @@ fn ensure_cargo_fuzz(sh: &Shell) -> Result<()> {
         let root = tools_root();
         cmd!(
             sh,
-            "cargo +{NIGHTLY} install cargo-fuzz --locked --root {root}"
+            "cargo +{nightly} install cargo-fuzz --locked --root {root}"
         )
         .run()
         .context("installing cargo-fuzz (needs crates.io)")?;
@@ -117,7 +120,11 @@ fn seed_corpora(sh: &Shell, corpus: &Path) -> Result<()> {
     let scratch = project_root().join("target/fuzz-seeds");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch)?;
-    let manifest = seed_dist(sh, &scratch, &corpus.join("unpack"))?;
+    let manifest = seed_dist(&scratch, &corpus.join("unpack"))?;
+    // The same manifest signed, as the target reads it: manifest, NUL, manifest.json.sig.
+    let sig = signature::sign(&manifest, &SigningKey::from_seed(signature::FUZZ_KEY_SEED));
+    let signed = [&manifest[..], b"\0", sig.as_bytes()].concat();
+    fs::write(corpus.join("manifest/seed-dist-signed"), signed)?;
     fs::write(corpus.join("manifest/seed-dist"), manifest)?;
     // A release manifest from a real `cargo xtask dist` run, when the tests left one.
     for dist in ["dist", "target/testkit/dist-stable"] {
@@ -190,8 +197,8 @@ fn seed_elves(sh: &Shell, dir: &Path) -> Result<()> {
 /// Runs the real dist code on a tiny sysroot: the sysroot tarball (gzip and plain tar, so
 /// mutations of tar headers are not all lost to gzip's CRC) and the manifest, which names a
 /// runner too.
-fn seed_dist(sh: &Shell, scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
-    let toolchain = Toolchain::resolve(sh, None)?;
+fn seed_dist(scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
+    let toolchain = Toolchain::resolve(None)?;
     let sysroot = scratch.join("sysroot");
     let target = target_dir(&sysroot);
     fs::create_dir_all(target.join("lib"))?;

@@ -7,6 +7,7 @@ mod dist;
 mod fuzz;
 mod publish;
 mod runner;
+mod signing;
 mod suite;
 mod sysroot;
 mod toolchain;
@@ -20,7 +21,7 @@ use hyperlight_install::runner::Removal;
 use hyperlight_install::{runner as installed_runner, transaction};
 use xshell::Shell;
 
-use crate::toolchain::{Toolchain, TARGET};
+use crate::toolchain::{Toolchain, FOR_SYSROOT, RUST_SRC, TARGET};
 
 #[derive(Parser)]
 #[command(about = "Build, install and ship the x86_64-hyperlight-none target")]
@@ -48,6 +49,8 @@ enum Command {
         /// Install into this sysroot instead of the toolchain's own.
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
+        #[command(flatten)]
+        key: signing::KeyArg,
     },
     /// Remove exactly what `install` put into a toolchain, and the runner when no toolchain needs it.
     Uninstall {
@@ -77,6 +80,8 @@ enum Command {
         /// Output directory (default: dist/).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        key: signing::KeyArg,
     },
     /// Upload a dist directory to DEST, merging its manifest with the one already there.
     Publish {
@@ -89,6 +94,18 @@ enum Command {
         /// Replace release assets that differ from ours (GitHub).
         #[arg(long)]
         force: bool,
+        /// After merging, keep only the newest N nightly and the newest N beta sysroots
+        /// (stable ones always stay), removing the files of the others (default: keep all).
+        #[arg(long, value_name = "N")]
+        keep_nightlies: Option<usize>,
+        #[command(flatten)]
+        key: signing::KeyArg,
+    },
+    /// Write a new release signing key to FILE (mode 0600) and its public key to FILE.pub.
+    Keygen {
+        /// The key file to create; an existing one is never replaced.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Run the whole test suite, after checking that what it needs is installed.
     Test {
@@ -134,16 +151,23 @@ fn run(cli: Cli) -> Result<()> {
     let sh = Shell::new()?;
     match cli.command {
         Command::Sysroot { toolchain, out } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain =
+                Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
             let out = out.unwrap_or_else(|| sysroot::default_out(&toolchain));
             sysroot::build(&sh, &toolchain, &out)
         }
-        Command::Install { toolchain, prefix } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+        Command::Install {
+            toolchain,
+            prefix,
+            key,
+        } => {
+            let toolchain =
+                Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
             let built = sysroot::default_out(&toolchain);
             sysroot::build(&sh, &toolchain, &built)?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            let runner = runner::build_release(&sh)?;
+            let trusted = signing::public_key(key.signing_key.as_deref())?;
+            let runner = runner::build_release(&sh, &trusted)?;
             match transaction::install(&built, &sysroot)? {
                 transaction::Outcome::Installed => {
                     eprintln!("installed {TARGET} into {}", sysroot.display())
@@ -157,7 +181,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Uninstall { toolchain, prefix } => {
-            let toolchain = Toolchain::resolve(&sh, toolchain.as_deref())?;
+            let toolchain = Toolchain::resolve(toolchain.as_deref())?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
             if transaction::uninstall(&sysroot)? {
                 eprintln!("removed {TARGET} from {}", sysroot.display());
@@ -181,18 +205,39 @@ fn run(cli: Cli) -> Result<()> {
             includes,
             no_runner,
             out,
-        } => dist::run(
-            &sh,
-            dist::DistOptions {
+            key,
+        } => {
+            let options = dist::DistOptions {
                 toolchains,
                 sysroots,
                 includes,
                 no_runner,
                 out,
-            },
-        ),
-        Command::Publish { to, dir, force } => {
-            publish::run(&to, &dir.unwrap_or_else(dist::default_out), force)
+                signing_key: key.signing_key,
+            };
+            provision_dist(&sh, &options)?;
+            dist::run(&sh, options)
+        }
+        Command::Publish {
+            to,
+            dir,
+            force,
+            keep_nightlies,
+            key,
+        } => {
+            let key = signing::resolve(key.signing_key.as_deref())?;
+            let dir = dir.unwrap_or_else(dist::default_out);
+            publish::run(&to, &dir, force, keep_nightlies, &key)
+        }
+        Command::Keygen { out } => {
+            let public = signing::keygen(&out)?;
+            eprintln!(
+                "wrote the signing key to {} (keep it secret) and its public key to {}.pub:",
+                out.display(),
+                out.display()
+            );
+            println!("{public}");
+            Ok(())
         }
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),
@@ -202,4 +247,21 @@ fn run(cli: Cli) -> Result<()> {
             generate: Some(dir),
         } => compat::demo::generate(&sh, &dir),
     }
+}
+
+/// Adds what `dist` builds with before it starts: rust-src to each toolchain it builds a sysroot
+/// with (the pinned one when it is given nothing, as `dist::run` decides), and the musl target
+/// for the static host tools to the pinned one.
+fn provision_dist(sh: &Shell, options: &dist::DistOptions) -> Result<()> {
+    let nothing_given =
+        options.toolchains.is_empty() && options.sysroots.is_empty() && options.includes.is_empty();
+    let named = options.toolchains.iter().map(|name| Some(name.as_str()));
+    for name in named.chain(nothing_given.then_some(None)) {
+        Toolchain::provision(sh, name, &[RUST_SRC], &[], FOR_SYSROOT)?;
+    }
+    if !options.no_runner {
+        let why = "needed to build the static hyperlight-run and hyperlight-unpack";
+        Toolchain::provision(sh, None, &[], &[dist::RUNNER_HOST], why)?;
+    }
+    Ok(())
 }

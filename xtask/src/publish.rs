@@ -1,10 +1,13 @@
-//! `cargo xtask publish --to DEST [--dir DIR] [--force]`: upload a dist directory.
+//! `cargo xtask publish --to DEST [--dir DIR] [--force] [--signing-key FILE]`: upload a dist
+//! directory.
 //!
 //! Backends: `http(s)://BASE` (HTTP PUT of each file under BASE, as a WebDAV server or presigned
 //! storage takes it) and `github:OWNER/REPO@TAG` (the GitHub Releases API with `GITHUB_TOKEN`).
 //! Artifacts go first and the manifest last, so a reader never sees a manifest naming a file
 //! that is not there yet; the manifest already at DEST is merged with ours, so publishing one
-//! toolchain never drops the others.
+//! toolchain never drops the others. `--keep-nightlies N` then keeps only the newest N nightly
+//! and the newest N beta sysroots (see `prune_prereleases`). Both manifests must be signed by
+//! the publishing key (a release has one key), and the merged one is signed again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,14 +17,21 @@ use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 
 use hyperlight_install::manifest::{
-    sha256_hex, Manifest, ManifestError, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
+    sha256_hex, Manifest, ManifestError, SysrootEntry, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
 };
+use hyperlight_install::signature::{self, SigningKey, MANIFEST_SIG};
 
-use crate::dist::error::{read_manifest_dir, DistError};
+use crate::dist::error::{read_manifest_dir, remote_signature_error, DistError};
 use crate::dist::EXTRA_FILES;
 
-pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
-    let local = read_manifest_dir(dir)?;
+pub fn run(
+    dest: &str,
+    dir: &Path,
+    force: bool,
+    keep_nightlies: Option<usize>,
+    key: &SigningKey,
+) -> Result<()> {
+    let local = read_manifest_dir(dir, &key.public_key())?;
     let mut artifacts = Vec::new();
     for (name, (sha256, _)) in local.files() {
         let path = dir.join(name);
@@ -59,6 +69,10 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
         None => None,
         Some(text) => {
             let source = format!("{dest} {MANIFEST}");
+            // The raw bytes first: nothing of a manifest another key signed is read.
+            let sig = backend.fetch(MANIFEST_SIG)?;
+            signature::verify_file(&text, sig.as_deref(), &key.public_key(), &source)
+                .map_err(|err| remote_signature_error(dest, err))?;
             let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
             let existing = Manifest::parse_verified(&text, &sha, &source).map_err(|err| {
                 let reason = match err {
@@ -79,10 +93,6 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
             Some(existing)
         }
     };
-    for (name, data) in &artifacts {
-        eprintln!("uploading {name} ({} bytes)", data.len());
-        backend.upload(name, data, false)?;
-    }
     let mut merged = match existing {
         Some(mut existing) => {
             let kept = existing
@@ -102,15 +112,62 @@ pub fn run(dest: &str, dir: &Path, force: bool) -> Result<()> {
         None => local,
     };
     merged.manifest_version = MANIFEST_VERSION.to_owned();
+    let mut dropped = Vec::new();
+    if let Some(keep) = keep_nightlies {
+        for entry in prune_prereleases(&mut merged, keep) {
+            eprintln!(
+                "dropping the sysroot for rustc {} ({}): not among the newest {keep}",
+                entry.release, entry.commit_hash
+            );
+            dropped.push(entry.url);
+        }
+    }
+    for (name, data) in &artifacts {
+        if dropped.contains(name) {
+            continue;
+        }
+        eprintln!("uploading {name} ({} bytes)", data.len());
+        backend.upload(name, data, false)?;
+    }
     let (json, sha) = merged.render();
+    let sig = signature::sign(json.as_bytes(), key);
     eprintln!(
         "uploading {MANIFEST} ({} sysroot(s))",
         merged.sysroots.len()
     );
     backend.upload(MANIFEST, json.as_bytes(), true)?;
     backend.upload(MANIFEST_SHA256, sha.as_bytes(), true)?;
+    backend.upload(MANIFEST_SIG, sig.as_bytes(), true)?;
+    // Only now that no manifest names them any more.
+    for name in &dropped {
+        eprintln!("removing {name}");
+        backend.remove(name)?;
+    }
     eprintln!("published to {dest}");
     Ok(())
+}
+
+/// Drops the sysroots of nightly and beta toolchains (releases `X.Y.Z-nightly`,
+/// `X.Y.Z-beta.N`) beyond the newest `keep` of each kind, leaving stable ones alone; returns
+/// the dropped entries. A daily publish of the day's nightly and beta would
+/// otherwise grow the manifest, and every installer's download of it, without bound.
+fn prune_prereleases(manifest: &mut Manifest, keep: usize) -> Vec<SysrootEntry> {
+    let (mut nightlies, mut betas) = (0, 0);
+    let mut dropped = Vec::new();
+    // Newest first, as the manifest keeps them.
+    manifest.sysroots.retain(|entry| {
+        let seen = match entry.release.split_once('-') {
+            Some((_, "nightly")) => &mut nightlies,
+            Some((_, pre)) if pre.starts_with("beta") => &mut betas,
+            _ => return true,
+        };
+        *seen += 1;
+        if *seen > keep {
+            dropped.push(entry.clone());
+        }
+        *seen <= keep
+    });
+    dropped
 }
 
 /// Where a release is published.
@@ -119,6 +176,8 @@ trait Backend {
     fn fetch(&mut self, name: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `name`; `replace` marks files that are meant to change (the manifest).
     fn upload(&mut self, name: &str, data: &[u8], replace: bool) -> Result<()>;
+    /// Deletes `name` if it is there.
+    fn remove(&mut self, name: &str) -> Result<()>;
 }
 
 fn client() -> Result<Client> {
@@ -199,6 +258,20 @@ impl Backend for HttpPut {
             return Err(http_error("PUT", &url, response));
         }
         Ok(())
+    }
+
+    fn remove(&mut self, name: &str) -> Result<()> {
+        let url = format!("{}/{name}", self.base);
+        let response = self
+            .client
+            .delete(&url)
+            .send()
+            .map_err(|err| network(&url, err))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(()),
+            status if status.is_success() => Ok(()),
+            _ => Err(http_error("DELETE", &url, response)),
+        }
     }
 }
 
@@ -393,5 +466,83 @@ impl Backend for GitHub {
             .with_context(|| format!("parsing the answer of POST {url}"))?;
         self.release()?.assets.push(asset);
         Ok(())
+    }
+
+    fn remove(&mut self, name: &str) -> Result<()> {
+        match self.asset(name)? {
+            Some(asset) => self.delete(&asset),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sysroot(release: &str, date: &str) -> SysrootEntry {
+        SysrootEntry {
+            release: release.to_owned(),
+            commit_hash: format!("{release}-{date}"),
+            commit_date: date.to_owned(),
+            host: "x86_64-unknown-linux-gnu".to_owned(),
+            url: format!("rust-std-{release}-{date}-x86_64-hyperlight-none.tar.gz"),
+            sha256: String::new(),
+            size: 0,
+            installed_sha256: String::new(),
+        }
+    }
+
+    fn names(entries: &[SysrootEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| format!("{} {}", e.release, e.commit_date))
+            .collect()
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_nightlies_and_betas_and_every_stable() {
+        let mut manifest = Manifest::new("2026-11-30".to_owned());
+        for (release, date) in [
+            ("1.100.0-nightly", "2026-10-01"),
+            ("1.101.0-nightly", "2026-10-29"),
+            ("1.100.0-beta.5", "2026-10-03"),
+            ("1.95.0", "2026-04-14"),
+            ("1.101.0-nightly", "2026-10-28"),
+            ("1.100.0-beta.7", "2026-10-17"),
+            ("1.99.1", "2026-10-13"),
+            ("1.100.0-beta.6", "2026-10-10"),
+            ("1.94.0", "2026-02-01"),
+        ] {
+            manifest.add_sysroot(sysroot(release, date));
+        }
+        let dropped = prune_prereleases(&mut manifest, 2);
+        assert_eq!(
+            names(&dropped),
+            ["1.100.0-beta.5 2026-10-03", "1.100.0-nightly 2026-10-01"]
+        );
+        assert_eq!(
+            names(&manifest.sysroots),
+            [
+                "1.101.0-nightly 2026-10-29",
+                "1.101.0-nightly 2026-10-28",
+                "1.100.0-beta.7 2026-10-17",
+                "1.99.1 2026-10-13",
+                "1.100.0-beta.6 2026-10-10",
+                "1.95.0 2026-04-14",
+                "1.94.0 2026-02-01",
+            ]
+        );
+
+        let dropped = prune_prereleases(&mut manifest, 0);
+        assert_eq!(dropped.len(), 4);
+        assert_eq!(
+            names(&manifest.sysroots),
+            [
+                "1.99.1 2026-10-13",
+                "1.95.0 2026-04-14",
+                "1.94.0 2026-02-01"
+            ]
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask dist` and `cargo xtask publish`: deterministic output in rust-installer layout,
-//! manifests merged at the destination (real nginx), and the GitHub backend against a local
-//! stand-in for the API calls it makes.
+//! signed manifests, manifests merged at the destination (real nginx), and the GitHub backend
+//! against a local stand-in for the API calls it makes.
 
 mod support;
 
@@ -8,8 +8,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use hyperlight_install::manifest::{Manifest, SysrootEntry};
+use hyperlight_install::signature::{verify, PublicKey, SigningKey};
 
 use support::{dist_into, manifest, server, sha256, stable_dist, text, xtask, COMPONENT};
 use testkit::{assert_success, TempDir};
@@ -27,7 +31,7 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What the host tools (runner and unpacker) are built from.
+/// What the host tool (the runner, with the installer in it) is built from.
 fn host_tool_sources() -> BTreeMap<String, String> {
     fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
         for entry in fs::read_dir(dir).unwrap() {
@@ -44,7 +48,7 @@ fn host_tool_sources() -> BTreeMap<String, String> {
     }
     let root = testkit::project_root();
     let mut sources = BTreeMap::new();
-    for dir in ["runner", "guest/src", "unpack"] {
+    for dir in ["runner", "guest/src", "install/src"] {
         walk(&root.join(dir), &mut sources);
     }
     let lock = root.join("Cargo.lock");
@@ -73,7 +77,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     assert!(a.contains_key("cargo-config.toml") && a.contains_key("install.sh"));
 
     let manifest = manifest(first);
-    assert_eq!(manifest["manifest-version"], "1");
+    assert_eq!(manifest["manifest-version"], "2");
     assert_eq!(manifest["target"], "x86_64-hyperlight-none");
     let sysroot = &manifest["sysroots"][0];
     for key in [
@@ -96,13 +100,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     assert_eq!(sysroot["sha256"], sha256(&bytes));
     let runner = &manifest["runner"];
     assert_eq!(runner["host"], "x86_64-unknown-linux-musl");
-    // The unpacker is a plain static executable, which install.sh runs as it is.
-    let unpacker = &manifest["unpacker"];
-    assert_eq!(unpacker["host"], "x86_64-unknown-linux-musl");
-    let unpacker_bytes = fs::read(first.join(unpacker["url"].as_str().unwrap())).unwrap();
-    assert_eq!(unpacker["size"], unpacker_bytes.len() as u64);
-    assert_eq!(unpacker["sha256"], sha256(&unpacker_bytes));
-    assert!(unpacker_bytes.starts_with(b"\x7fELF"));
+    check_source_archive(first, &manifest["source"], &runner["version"]);
     let sha_line = fs::read_to_string(first.join("manifest.json.sha256")).unwrap();
     assert_eq!(
         sha_line,
@@ -158,6 +156,87 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     }
 }
 
+/// Every file below `dir` by its path relative to `dir`, with its content.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(relative, fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(dir, dir, &mut files);
+    files
+}
+
+/// The source archive a dist in `dir` lists as `entry` is the checkout's source tree: what the
+/// test sysroot was built from and holds besides its libraries.
+fn check_source_archive(dir: &Path, entry: &serde_json::Value, version: &serde_json::Value) {
+    assert_eq!(entry["version"], *version);
+    let url = entry["url"].as_str().unwrap();
+    let bytes = fs::read(dir.join(url)).unwrap();
+    assert_eq!(entry["size"], bytes.len() as u64);
+    assert_eq!(entry["sha256"], sha256(&bytes));
+    let unpacked = TempDir::new("source");
+    let source = hyperlight_install::build::unpack_source(&bytes, unpacked.path()).unwrap();
+    assert_eq!(
+        format!("{}.tar.gz", source.file_name().unwrap().to_string_lossy()),
+        url
+    );
+    let source = tree(&source);
+
+    let mut installed = tree(&testkit::sysroot().join("lib/rustlib/x86_64-hyperlight-none"));
+    installed.retain(|path, _| !path.starts_with("lib/") && path != "rustc-version");
+    assert_eq!(
+        source.keys().collect::<Vec<_>>(),
+        installed.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        source == installed,
+        "the source tree differs from the sysroot's"
+    );
+
+    let root = testkit::project_root();
+    let mut checkout = BTreeMap::from([(
+        "target.json".to_owned(),
+        fs::read(root.join("target-specs/x86_64-hyperlight-none.json")).unwrap(),
+    )]);
+    for (in_tree, in_checkout, parts) in [
+        ("src/hyperlight-rt", "guest", &["Cargo.toml", "src"][..]),
+        (
+            "src/sysroot",
+            "sysroot",
+            &["Cargo.toml", "Cargo.lock", "src"],
+        ),
+    ] {
+        for part in parts {
+            let from = root.join(in_checkout).join(part);
+            let files = if from.is_dir() {
+                tree(&from)
+                    .into_iter()
+                    .map(|(path, bytes)| (format!("{part}/{path}"), bytes))
+                    .collect()
+            } else {
+                BTreeMap::from([(part.to_string(), fs::read(&from).unwrap())])
+            };
+            for (path, bytes) in files {
+                checkout.insert(format!("{in_tree}/{path}"), bytes);
+            }
+        }
+    }
+    let mut without_headers = source;
+    without_headers.retain(|path, _| !path.starts_with("include/"));
+    assert!(
+        without_headers == checkout,
+        "the source tree is not the checkout's"
+    );
+}
+
 #[test]
 fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     let (_dir, nginx) = server();
@@ -177,7 +256,7 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     let output = xtask()
         .arg("dist")
         .arg("--sysroot")
-        .arg(testkit::sysroot_for("nightly"))
+        .arg(testkit::sysroot_for(&testkit::test_nightly()))
         .args(["--no-runner", "--out"])
         .arg(nightly.path())
         .output()
@@ -256,13 +335,20 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     assert!(puts[puts.len() - 2].contains("manifest.json "), "{puts:?}");
 }
 
-/// `cargo xtask publish` of the stable dist to `dest`, which must fail; returns its stderr.
-fn failing_publish(dest: &str) -> String {
-    let output = xtask()
+/// `cargo xtask publish --dir DIR --signing-key KEY --to DEST`.
+fn publish(dir: &Path, key: &Path, dest: &str) -> std::process::Output {
+    xtask()
         .args(["publish", "--to", dest, "--dir"])
-        .arg(stable_dist())
+        .arg(dir)
+        .arg("--signing-key")
+        .arg(key)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`publish`], which must fail; returns its stderr.
+fn failing_publish(dir: &Path, key: &Path, dest: &str) -> String {
+    let output = publish(dir, key, dest);
     assert!(!output.status.success());
     text(&output.stderr)
 }
@@ -270,12 +356,16 @@ fn failing_publish(dest: &str) -> String {
 #[test]
 fn publish_failure_names_the_file_and_the_status() {
     let (_dir, nginx) = server();
-    let stderr = failing_publish(&format!("{}/tar500", nginx.url()));
+    let dist = TempDir::new("dist-fail");
+    let key = key_file(dist.path(), 1);
+    fake_dist(dist.path(), "aaaaaaaaa", "#!/bin/sh\n", &key);
+    let stderr = failing_publish(dist.path(), &key, &format!("{}/tar500", nginx.url()));
     assert!(stderr.contains("PUT http://"), "{stderr}");
     assert!(stderr.contains(".tar.gz failed: HTTP 500"), "{stderr}");
     assert!(!nginx.www().join("manifest.json").exists());
 
-    // A manifest at the destination that does not match its .sha256 is not merged with.
+    // A manifest at the destination that does not match its .sha256, or is unsigned, is not
+    // merged with.
     let broken = nginx.www().join("broken");
     fs::create_dir_all(&broken).unwrap();
     fs::write(broken.join("manifest.json"), "{}\n").unwrap();
@@ -284,7 +374,16 @@ fn publish_failure_names_the_file_and_the_status() {
         format!("{}  manifest.json\n", "0".repeat(64)),
     )
     .unwrap();
-    let stderr = failing_publish(&format!("{}/broken", nginx.url()));
+    let dest = format!("{}/broken", nginx.url());
+    let stderr = failing_publish(dist.path(), &key, &dest);
+    assert!(stderr.contains("cannot be merged with"), "{stderr}");
+    assert!(stderr.contains("it has no manifest.json.sig"), "{stderr}");
+    fs::write(
+        broken.join("manifest.json.sig"),
+        hyperlight_install::signature::sign(b"{}\n", &SigningKey::read(&key).unwrap()),
+    )
+    .unwrap();
+    let stderr = failing_publish(dist.path(), &key, &dest);
     assert!(stderr.contains("cannot be merged with"), "{stderr}");
     assert!(stderr.contains("manifest.json.sha256 says"), "{stderr}");
     assert!(
@@ -293,25 +392,28 @@ fn publish_failure_names_the_file_and_the_status() {
     );
 }
 
-// ---------------------------------------------------------------------------------------------
-// GitHub backend against a stand-in
-
-/// A small fake dist directory: one sysroot (fake bytes) for `commit`, install.sh, manifest.
-fn fake_dist(dir: &Path, commit: &str, install_sh: &str) {
-    let name = format!("rust-std-1.95.0-{commit}-x86_64-hyperlight-none.tar.gz");
-    let data = format!("sysroot {commit}");
-    fs::write(dir.join(&name), &data).unwrap();
-    fs::write(dir.join("install.sh"), install_sh).unwrap();
-    let manifest = serde_json::json!({
-        "manifest-version": "1",
-        "date": "2026-05-19",
-        "target": "x86_64-hyperlight-none",
-        "component": COMPONENT,
-        "sysroots": [{
-            "release": "1.95.0", "commit-hash": commit, "commit-date": "2026-04-14",
+/// A dist directory of fake sysroots (a few bytes each) for `(release, commit-date)` pairs,
+/// with its manifest signed by `key`: what a day's `cargo xtask dist --no-runner` would write,
+/// without a build.
+fn fake_sysroots(dir: &Path, sysroots: &[(&str, &str)], key: &Path) {
+    let mut entries = Vec::new();
+    for (release, date) in sysroots {
+        let commit = sha256(format!("{release} {date}").as_bytes());
+        let name = format!(
+            "rust-std-{release}-{}-x86_64-hyperlight-none.tar.gz",
+            &commit[..9]
+        );
+        let data = format!("sysroot {release} {date}");
+        fs::write(dir.join(&name), &data).unwrap();
+        entries.push(serde_json::json!({
+            "release": release, "commit-hash": commit, "commit-date": date,
             "host": "x86_64-unknown-linux-gnu", "url": name, "sha256": sha256(data.as_bytes()),
             "size": data.len(), "installed-sha256": sha256(b"x"),
-        }],
+        }));
+    }
+    let manifest = serde_json::json!({
+        "manifest-version": "2", "date": "2026-10-29", "target": "x86_64-hyperlight-none",
+        "component": COMPONENT, "sysroots": entries,
     });
     let json = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
     fs::write(dir.join("manifest.json"), &json).unwrap();
@@ -320,6 +422,263 @@ fn fake_dist(dir: &Path, commit: &str, install_sh: &str) {
         format!("{}  manifest.json\n", sha256(json.as_bytes())),
     )
     .unwrap();
+    let sig = hyperlight_install::signature::sign(json.as_bytes(), &SigningKey::read(key).unwrap());
+    fs::write(dir.join("manifest.json.sig"), sig).unwrap();
+}
+
+#[test]
+fn publish_keeps_only_the_newest_nightlies() {
+    let (_dir, nginx) = server();
+    let dest = format!("{}/nightlies", nginx.url());
+    let keys = TempDir::new("nightlies-key");
+    let key = key_file(keys.path(), 7);
+    let publish = |dir: &Path| {
+        let output = xtask()
+            .args(["publish", "--to", &dest, "--keep-nightlies", "1", "--dir"])
+            .arg(dir)
+            .arg("--signing-key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert_success(&output, "cargo xtask publish --keep-nightlies 1");
+        text(&output.stderr)
+    };
+    let day1 = TempDir::new("nightlies-day1");
+    fake_sysroots(
+        day1.path(),
+        &[("1.99.1", "2026-10-13"), ("1.101.0-nightly", "2026-10-27")],
+        &key,
+    );
+    publish(day1.path());
+    // The next day's nightly, with an older one this dist still carries.
+    let day2 = TempDir::new("nightlies-day2");
+    fake_sysroots(
+        day2.path(),
+        &[
+            ("1.101.0-nightly", "2026-10-28"),
+            ("1.100.0-nightly", "2026-10-01"),
+        ],
+        &key,
+    );
+    let stderr = publish(day2.path());
+    assert!(
+        stderr.contains("dropping the sysroot for rustc 1.100.0-nightly"),
+        "{stderr}"
+    );
+
+    let served = nginx.www().join("nightlies");
+    let merged = manifest(&served);
+    let kept: Vec<(&str, &str)> = merged["sysroots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["release"].as_str().unwrap(),
+                s["commit-date"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [("1.101.0-nightly", "2026-10-28"), ("1.99.1", "2026-10-13")]
+    );
+    let url = |dir: &Path, date: &str| -> String {
+        manifest(dir)["sysroots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["commit-date"] == date)
+            .unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (stale, replaced) = (
+        url(day2.path(), "2026-10-01"),
+        url(day1.path(), "2026-10-27"),
+    );
+    let log = nginx.access_log();
+    assert!(!log.contains(&format!("PUT /nightlies/{stale}")), "{log}");
+    assert!(
+        log.contains(&format!("DELETE /nightlies/{replaced}")),
+        "{log}"
+    );
+    assert!(!served.join(&replaced).exists());
+    for sysroot in merged["sysroots"].as_array().unwrap() {
+        assert!(served.join(sysroot["url"].as_str().unwrap()).is_file());
+    }
+}
+
+#[test]
+fn keygen_and_dist_sign_the_manifest() {
+    let dir = TempDir::new("dist-signed");
+    let key = dir.path().join("release.key");
+    let output = xtask()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_success(&output, "cargo xtask keygen");
+    let public: PublicKey = text(&output.stdout).trim().parse().unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.path().join("release.key.pub")).unwrap(),
+        format!("{public}\n")
+    );
+    let mode = fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = xtask()
+        .arg("keygen")
+        .arg("--out")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("already exists"));
+    assert_eq!(SigningKey::read(&key).unwrap().public_key(), public);
+
+    let out = dir.path().join("dist");
+    let flags = ["--no-runner", "--signing-key", key.to_str().unwrap()];
+    let output = dist_into(&out, &flags);
+    assert_success(&output, "cargo xtask dist --signing-key");
+    assert!(
+        !text(&output.stderr).contains("development key"),
+        "{}",
+        text(&output.stderr)
+    );
+    let served: PublicKey = fs::read_to_string(out.join("release-key.pub"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(served, public);
+    let (json, sig) = (
+        fs::read(out.join("manifest.json")).unwrap(),
+        fs::read(out.join("manifest.json.sig")).unwrap(),
+    );
+    verify(&json, &sig, &served, "manifest.json").unwrap();
+
+    // Another key does not take this dist in.
+    let other = key_file(dir.path(), 2);
+    let output = xtask()
+        .arg("dist")
+        .arg("--include")
+        .arg(&out)
+        .args(["--no-runner", "--signing-key"])
+        .arg(&other)
+        .arg("--out")
+        .arg(dir.path().join("merged"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("is not signed by the signing key in use"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("it is signed by key {public}")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn publish_signs_the_merged_manifest_and_refuses_another_key() {
+    let (_dir, nginx) = server();
+    let dists = TempDir::new("dist-keys");
+    let (ours, theirs) = (key_file(dists.path(), 1), key_file(dists.path(), 2));
+    let public = |key: &Path| SigningKey::read(key).unwrap().public_key();
+    let dest = format!("{}/signed", nginx.url());
+    let dist = |commit: &str, key: &Path| {
+        let dir = dists.path().join(commit);
+        fs::create_dir(&dir).unwrap();
+        fake_dist(&dir, commit, "#!/bin/sh\n", key);
+        dir
+    };
+    for commit in ["aaaaaaaaa", "bbbbbbbbb"] {
+        assert_success(&publish(&dist(commit, &ours), &ours, &dest), "publish");
+    }
+    let served = nginx.www().join("signed");
+    let json = fs::read(served.join("manifest.json")).unwrap();
+    let merged = Manifest::parse(&json, "served").unwrap();
+    assert_eq!(merged.sysroots.len(), 2, "{merged:?}");
+    let sig = fs::read(served.join("manifest.json.sig")).unwrap();
+    verify(&json, &sig, &public(&ours), "served").unwrap();
+    let log = nginx.access_log();
+    let puts: Vec<&str> = log.lines().filter(|l| l.starts_with("PUT")).collect();
+    let last: Vec<&str> = puts[puts.len() - 3..]
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        last,
+        [
+            "/signed/manifest.json",
+            "/signed/manifest.json.sha256",
+            "/signed/manifest.json.sig"
+        ]
+    );
+
+    // Another key's release at the destination is not merged with, and nothing is uploaded.
+    let stderr = failing_publish(&dist("ccccccccc", &theirs), &theirs, &dest);
+    assert!(
+        stderr.contains(&format!(
+            "signed by key {}, not by the key publishing ({})",
+            public(&ours),
+            public(&theirs)
+        )),
+        "{stderr}"
+    );
+    // A dist signed by another key than the one publishing is not published at all.
+    let stderr = failing_publish(
+        &dists.path().join("aaaaaaaaa"),
+        &theirs,
+        &format!("{}/fresh", nginx.url()),
+    );
+    assert!(
+        stderr.contains("is not signed by the signing key in use"),
+        "{stderr}"
+    );
+    let log = nginx.access_log();
+    assert!(
+        !log.contains("ccccccccc") && !log.contains("/fresh/"),
+        "{log}"
+    );
+    assert_eq!(fs::read(served.join("manifest.json")).unwrap(), json);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub backend against a stand-in
+
+/// A signing key file `key-SEED` in `dir`, made from a fixed seed.
+fn key_file(dir: &Path, seed: u8) -> PathBuf {
+    let path = dir.join(format!("key-{seed}"));
+    SigningKey::from_seed([seed; 32]).write_new(&path).unwrap();
+    path
+}
+
+/// A small fake dist directory: one sysroot (fake bytes) for `commit`, install.sh, and the
+/// manifest signed with the key in the file `key`.
+fn fake_dist(dir: &Path, commit: &str, install_sh: &str, key: &Path) {
+    let name = format!("rust-std-1.95.0-{commit}-x86_64-hyperlight-none.tar.gz");
+    let data = format!("sysroot {commit}");
+    fs::write(dir.join(&name), &data).unwrap();
+    fs::write(dir.join("install.sh"), install_sh).unwrap();
+    let mut manifest = Manifest::new("2026-05-19".into());
+    manifest.add_sysroot(SysrootEntry {
+        release: "1.95.0".into(),
+        commit_hash: commit.into(),
+        commit_date: "2026-04-14".into(),
+        host: "x86_64-unknown-linux-gnu".into(),
+        url: name,
+        sha256: sha256(data.as_bytes()),
+        size: data.len() as u64,
+        installed_sha256: sha256(b"x"),
+    });
+    manifest
+        .write_dir(dir, &SigningKey::read(key).unwrap())
+        .unwrap();
 }
 
 #[derive(Default)]
@@ -453,11 +812,15 @@ fn serve(stream: TcpStream, base: &str, token: &str, state: &Mutex<FakeGitHub>) 
 fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
     const TOKEN: &str = "test-token";
     let (api, state) = start_fake_github(TOKEN);
+    let keys = TempDir::new("gh-key");
+    let key = key_file(keys.path(), 1);
     let publish = |dir: &Path, token: Option<&str>, extra: &[&str]| {
         let mut command = xtask();
         command
             .args(["publish", "--to", "github:o/r@v1", "--dir"])
             .arg(dir)
+            .arg("--signing-key")
+            .arg(&key)
             .args(extra)
             .env("GITHUB_API_URL", &api);
         if let Some(token) = token {
@@ -466,7 +829,7 @@ fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
         command.output().unwrap()
     };
     let first = TempDir::new("gh-first");
-    fake_dist(first.path(), "aaaaaaaaa", "#!/bin/sh\necho v1\n");
+    fake_dist(first.path(), "aaaaaaaaa", "#!/bin/sh\necho v1\n", &key);
 
     let output = publish(first.path(), None, &[]);
     assert!(!output.status.success());
@@ -495,17 +858,21 @@ fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
             .iter()
             .filter(|r| r.contains("/uploads/"))
             .collect();
-        assert_eq!(uploads.len(), 4, "{uploads:?}");
+        assert_eq!(uploads.len(), 5, "{uploads:?}");
         assert!(uploads[2].ends_with("name=manifest.json"), "{uploads:?}");
         assert!(
             uploads[3].ends_with("name=manifest.json.sha256"),
+            "{uploads:?}"
+        );
+        assert!(
+            uploads[4].ends_with("name=manifest.json.sig"),
             "{uploads:?}"
         );
     }
 
     // A second toolchain joins the first in the release's manifest; install.sh is unchanged.
     let second = TempDir::new("gh-second");
-    fake_dist(second.path(), "bbbbbbbbb", "#!/bin/sh\necho v1\n");
+    fake_dist(second.path(), "bbbbbbbbb", "#!/bin/sh\necho v1\n", &key);
     let output = publish(second.path(), Some(TOKEN), &[]);
     assert_success(&output, "second publish to GitHub");
     assert!(text(&output.stderr).contains("install.sh is already there, unchanged"));
@@ -529,7 +896,7 @@ fn publish_to_github_creates_the_release_merges_and_refuses_to_overwrite() {
 
     // A different file under an existing name is refused, unless --force.
     let third = TempDir::new("gh-third");
-    fake_dist(third.path(), "bbbbbbbbb", "#!/bin/sh\necho v2\n");
+    fake_dist(third.path(), "bbbbbbbbb", "#!/bin/sh\necho v2\n", &key);
     let output = publish(third.path(), Some(TOKEN), &[]);
     assert!(!output.status.success());
     let stderr = text(&output.stderr);

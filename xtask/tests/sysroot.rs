@@ -184,8 +184,10 @@ fn sysroot_build_is_reproducible_and_free_of_build_paths() {
     }
 }
 
+/// The build adds a missing rust-src through rustup; when rustup cannot (a toolchain it does not
+/// know by that name), the error names the command to run.
 #[test]
-fn missing_rust_src_is_one_line_naming_the_fix() {
+fn rust_src_that_rustup_cannot_add_fails_naming_the_command() {
     let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
     let bin = TempDir::new("bin");
     let output = xtask(&toolchain, bin.path())
@@ -193,11 +195,17 @@ fn missing_rust_src_is_one_line_naming_the_fix() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let expected = format!(
-        "error: toolchain `{name}` has no rust-src; run `rustup component add rust-src --toolchain {name}`\n",
-        name = toolchain.name
+    let stderr = text(&output.stderr);
+    let name = &toolchain.name;
+    assert!(
+        stderr.contains(&format!("adding rust-src to toolchain {name}")),
+        "{stderr}"
     );
-    assert_eq!(text(&output.stderr), expected);
+    let expected = format!(
+        "error: `rustup component add rust-src --toolchain {name}` failed (exit status: 1)\n"
+    );
+    assert!(stderr.ends_with(&expected), "{stderr}");
+    assert!(!toolchain.sysroot().join("lib/rustlib/src").exists());
 }
 
 #[test]
@@ -207,7 +215,7 @@ fn install_then_plain_cargo_on_stable() {
 
 #[test]
 fn install_then_plain_cargo_on_nightly() {
-    install_build_and_uninstall("nightly");
+    install_build_and_uninstall(&testkit::test_nightly());
 }
 
 /// The whole life cycle in one toolchain: install, build and check a guest with plain cargo,
@@ -246,7 +254,12 @@ fn install_build_and_uninstall(real_toolchain: &str) {
         .unwrap()
         .count();
     assert_eq!(runtime, runtime_files, "{manifest}");
-    assert_eq!(listed.len(), 8 + headers + runtime, "{manifest}");
+    // And the crate the libraries are built from, so that they can be rebuilt from here.
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
+        let line = format!("file:lib/rustlib/x86_64-hyperlight-none/src/sysroot/{file}");
+        assert!(listed.contains(&line.as_str()), "{line} in {manifest}");
+    }
+    assert_eq!(listed.len(), 11 + headers + runtime, "{manifest}");
     for header in ["stdio.h", "stdlib.h", "picolibc.h", "sys/types.h"] {
         let line = format!("file:lib/rustlib/x86_64-hyperlight-none/include/{header}");
         assert!(listed.contains(&line.as_str()), "{line} in {manifest}");

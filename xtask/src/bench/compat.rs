@@ -7,15 +7,17 @@ use xshell::Shell;
 
 use super::{median, median_time, Report};
 use crate::compat::demo;
-use crate::toolchain::Toolchain;
+use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 
 const RUNS: usize = 3;
 const SPEEDUP_GOAL: f64 = 1.25;
-const NIGHTLY: &str = "nightly";
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Official Hyperlight guests");
-    let stable = Toolchain::resolve(sh, None)?;
+    let stable = Toolchain::resolve(None)?;
+    // cargo-hyperlight builds core and alloc from the nightly's rust-src.
+    let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
+    let nightly = nightly.name.as_str();
     // Set-up, not measured: the tool, the project, and our target installed into a temporary
     // copy of the stable toolchain.
     let toolchain = demo::toolchain_with_sysroot(sh, &stable)?;
@@ -40,7 +42,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
                 sh,
                 &official_dir,
                 &target_dir.join("official"),
-                NIGHTLY,
+                nightly,
             )
             .map(drop)
         })?);
@@ -64,7 +66,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.note(&format!(
         "Median of {RUNS} alternating cold debug builds of the guest `cargo hyperlight new` writes \
          (hyperlight-guest-bin {}, Cargo.lock from tests/official-demo), each in an empty target \
-         directory with the crates already downloaded: `cargo +{NIGHTLY} hyperlight build` \
+         directory with the crates already downloaded: `cargo +{nightly} hyperlight build` \
          (cargo-hyperlight {}, which builds its sysroot each time) against `cargo build` on {} \
          with the target installed and templates/cargo-config.toml. Both compile \
          hyperlight-libc's C code (919 files, one at a time, most of each build) with the same \

@@ -23,7 +23,7 @@ const BUILTIN: &str = "x86_64-unknown-none";
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Distribution");
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let scratch = project_root().join("target/bench/dist");
     if scratch.exists() {
         sh.remove_path(&scratch)?;
@@ -104,13 +104,13 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         run += 1;
         let fake = FakeToolchain::new(&scratch.join(format!("install-{run}")), &toolchain)?;
         let start = Instant::now();
-        fake.install_sh(&nginx.url())?;
+        fake.install_sh(&dist, &nginx.url())?;
         let elapsed = start.elapsed();
         last = Some((fake, elapsed));
         Ok(())
     })?;
     let (fake, _) = last.unwrap();
-    let again = median_time(INSTALL_RUNS, || fake.install_sh(&nginx.url()))?;
+    let again = median_time(INSTALL_RUNS, || fake.install_sh(&dist, &nginx.url()))?;
     report.row(
         "`sh install.sh -y` from a local nginx (sysroot + runner, median)",
         format!("{:.2} s", install.as_secs_f64()),
@@ -188,7 +188,7 @@ fn repack_rust_std(sysroot: &Path, target: &str) -> Result<u64> {
     Ok(tarball.to_tar_gz(&format!("{component}-bench"))?.len() as u64)
 }
 
-/// A scratch sysroot and a `rustc` shim pointing at it, so install.sh never touches a real
+/// A scratch sysroot and a `rustc` shim pointing at it, so the installer never touches a real
 /// toolchain.
 struct FakeToolchain {
     dir: PathBuf,
@@ -216,11 +216,13 @@ impl FakeToolchain {
         })
     }
 
-    fn install_sh(&self, server: &str) -> Result<()> {
+    /// Runs the install.sh that `dist` wrote (the repository's is a template).
+    fn install_sh(&self, dist: &Path, server: &str) -> Result<()> {
         let output = Command::new("sh")
-            .arg(project_root().join("install.sh"))
+            .arg(dist.join("install.sh"))
             .args(["-y", "-q", "--dist-server", server])
             .env("RUSTC", self.dir.join("rustc"))
+            .env("CARGO_HOME", self.dir.join("cargo"))
             .env("CARGO_INSTALL_ROOT", self.dir.join("cargo"))
             .env("TMPDIR", self.dir.join("tmp"))
             .env_remove("HYPERLIGHT_DIST_SERVER")

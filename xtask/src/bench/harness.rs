@@ -16,7 +16,7 @@ const PER_TEST_GOAL: Duration = Duration::from_millis(3);
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("cargo test in micro-VMs");
-    let runner = crate::runner::build_release(sh)?;
+    let runner = crate::runner::build_release(sh, &crate::signing::public_key(None)?)?;
     let tests = build_hundred_tests(sh)?;
 
     for (threads, what) in [

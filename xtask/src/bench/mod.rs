@@ -169,6 +169,9 @@ const SECTIONS: &[(&str, Measure)] = &[
     ("dist", dist::run),
 ];
 
+/// The sections that boot guests, which need KVM.
+const BOOT_GUESTS: &[&str] = &["runner", "harness", "limits"];
+
 /// Measures `only` the named sections (all when empty) and writes BENCHMARKS.md.
 pub fn run(sh: &Shell, only: &[String]) -> Result<()> {
     if let Some(unknown) = only
@@ -181,9 +184,16 @@ pub fn run(sh: &Shell, only: &[String]) -> Result<()> {
             names.join(", ")
         );
     }
+    let selected = |name: &str| only.is_empty() || only.iter().any(|wanted| wanted == name);
+    // Unlike the tests, a benchmark cannot be skipped: its figures would silently go missing.
+    if let Some(booting) = BOOT_GUESTS.iter().find(|name| selected(name)) {
+        if let Some(why) = testkit::kvm_unavailable() {
+            anyhow::bail!("the {booting} benchmarks boot guests, but {why}");
+        }
+    }
     let mut report = Report::default();
     for (name, measure) in SECTIONS {
-        if only.is_empty() || only.iter().any(|wanted| wanted == name) {
+        if selected(name) {
             measure(sh, &mut report)?;
         }
     }

@@ -26,7 +26,9 @@ const THROUGHPUT_GOAL_MIB_S: f64 = 500.0;
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Runner (hyperlight-run)");
     // The binary `cargo xtask install` installs.
-    let runner = crate::runner::build_release(sh)?;
+    // The key `cargo xtask install` builds with, so that both share one build.
+    let trusted = crate::signing::public_key(None)?;
+    let runner = crate::runner::build_release(sh, &trusted)?;
     let hello = build_example(sh, "hello")?;
     let bigout = build_example(sh, "bigout")?;
 
@@ -50,7 +52,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     // In-process: the runner's hidden --repeat boots the guest again and again, in a few
     // processes, since the scheduler's choice of core moves a process's figures; each is
     // followed by the same number of boots of KVM's part alone (runner/examples/kvm_floor.rs).
-    let kvm_floor = crate::runner::build_release_example(sh, "kvm_floor")?;
+    let kvm_floor = crate::runner::build_release_example(sh, "kvm_floor", &trusted)?;
     let count = IN_PROCESS_RUNS.to_string();
     let (mut boots, mut floors) = (Vec::new(), Vec::new());
     for _ in 0..IN_PROCESS_PROCESSES {
@@ -168,7 +170,7 @@ pub(super) fn guest_env<'a>(
     sh: &'a Shell,
     workspace: &Path,
 ) -> Result<(PushDir<'a>, [PushEnv<'a>; 3])> {
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let sysroot_dir = sysroot::default_out(&toolchain);
     if !sysroot::target_dir(&sysroot_dir)
         .join("target.json")

@@ -15,7 +15,7 @@ const RATIO_GOAL: f64 = 1.2;
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Sysroot and guest builds");
-    let toolchain = Toolchain::resolve(sh, None)?;
+    let toolchain = Toolchain::resolve(None)?;
     let scratch = project_root().join("target/bench/sysroot");
     if scratch.exists() {
         sh.remove_path(&scratch)?;
@@ -33,13 +33,15 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         None,
     );
 
-    // Alternate the two builds so that a change in machine load hits both alike.
+    // Alternate the two builds so that a change in machine load hits both alike. Ours runs
+    // every rustc through hyperlight-run, as the guest config's rustc-wrapper does.
+    let wrapper = crate::runner::build_release(sh, &crate::signing::public_key(None)?)?;
     let crate_dir = project_root().join("tests/nostd-alloc");
     let (mut ours, mut builtin) = (Vec::new(), Vec::new());
     for run in 0..COLD_BUILD_RUNS {
         let target_dir = scratch.join(format!("guest-target-{run}"));
         ours.push(median_time(1, || {
-            cold_build(sh, &crate_dir, &target_dir, TARGET, Some(&out))
+            cold_build(sh, &crate_dir, &target_dir, TARGET, Some((&out, &wrapper)))
         })?);
         builtin.push(median_time(1, || {
             cold_build(sh, &crate_dir, &target_dir, "x86_64-unknown-none", None)
@@ -60,7 +62,9 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.note(&format!(
         "Median of {COLD_BUILD_RUNS} alternating cold debug builds, each in an empty target directory; \
          ours against the prebuilt sysroot just built (passed with `--sysroot`, which is what an \
-         installed one amounts to), the baseline against rustup's rust-std for x86_64-unknown-none."
+         installed one amounts to) and with every rustc run through hyperlight-run as the guest \
+         config's rustc-wrapper (the self-healing check), the baseline against rustup's rust-std \
+         for x86_64-unknown-none without a wrapper."
     ));
     sh.remove_path(&scratch)?;
     Ok(())
@@ -71,15 +75,18 @@ fn cold_build(
     crate_dir: &Path,
     target_dir: &Path,
     target: &str,
-    sysroot: Option<&Path>,
+    ours: Option<(&Path, &Path)>,
 ) -> Result<()> {
     let _dir = sh.push_dir(crate_dir);
     let _target_dir = sh.push_env("CARGO_TARGET_DIR", target_dir);
     let mut rustflags = vec!["-Zunstable-options".to_owned()];
-    if let Some(sysroot) = sysroot {
+    let mut wrapper = Path::new("");
+    if let Some((sysroot, runner)) = ours {
         rustflags.push(format!("--sysroot={}", sysroot.display()));
+        wrapper = runner;
     }
     let _flags = sh.push_env("CARGO_ENCODED_RUSTFLAGS", rustflags.join("\x1f"));
+    let _wrapper = sh.push_env("RUSTC_WRAPPER", wrapper);
     let _bootstrap = sh.push_env("RUSTC_BOOTSTRAP", "1");
     cmd!(sh, "cargo build --quiet --target {target}").run()?;
     Ok(())

@@ -144,7 +144,7 @@ fn without_stack_offsets(text: &str) -> String {
     for register in ["(%rsp", "(%rbp"] {
         while let Some(end) = out.find(register) {
             let start = out[..end].rfind([' ', ',']).map_or(0, |i| i + 1);
-            out = format!("{}slot{}", &out[..start], &out[end..].replacen('(', "[", 1));
+            out = format!("{}slot{}", &out[..start], out[end..].replacen('(', "[", 1));
         }
     }
     out.replace('[', "(")

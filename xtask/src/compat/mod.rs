@@ -1,5 +1,6 @@
 //! `cargo xtask compat`: the official Hyperlight demo guest built the official way
-//! (`cargo +nightly hyperlight build`) and with plain cargo against the installed target must
+//! (`cargo +nightly hyperlight build`, on the test nightly of Cargo.toml's
+//! `[workspace.metadata.toolchains]`) and with plain cargo against the installed target must
 //! come out as the same machine code.
 //!
 //! Identical code needs the same compiler: nightly and stable rustc generate different code
@@ -16,19 +17,19 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
 
-use crate::toolchain::Toolchain;
-
-const NIGHTLY: &str = "nightly";
+use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 
 pub fn run(sh: &Shell) -> Result<()> {
-    let nightly = Toolchain::resolve(sh, Some(NIGHTLY))?;
-    let stable = Toolchain::resolve(sh, None)?;
+    // cargo-hyperlight builds core and alloc from rust-src on nightly, and so do we for both.
+    let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
+    let stable = Toolchain::provision(sh, None, &[RUST_SRC], &[], FOR_SYSROOT)?;
+    let nightly_name = nightly.name.as_str();
     let (root, _lock) = demo::scratch_dir("compat")?;
     let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
     let target_dir = |kind: &str| root.join(kind).join("target");
 
     eprintln!(
-        "== the demo guest, built by cargo-hyperlight {} on {NIGHTLY}",
+        "== the demo guest, built by cargo-hyperlight {} on {nightly_name}",
         demo::CARGO_HYPERLIGHT_VERSION
     );
     demo::generate(sh, &demo_dir("cargo-hyperlight"))?;
@@ -36,7 +37,7 @@ pub fn run(sh: &Shell) -> Result<()> {
         sh,
         &demo_dir("cargo-hyperlight"),
         &target_dir("cargo-hyperlight"),
-        NIGHTLY,
+        nightly_name,
     )?;
 
     let mut plain = Vec::new();
@@ -114,11 +115,11 @@ pub fn run(sh: &Shell) -> Result<()> {
     );
     let stack_only = official_code.compare(&nightly_code).map_err(|difference| {
         anyhow::anyhow!(
-            "the machine code differs between the official and our {NIGHTLY} build: {difference}"
+            "the machine code differs between the official and our {nightly_name} build: {difference}"
         )
     })?;
     println!(
-        "  result:   same machine code on {NIGHTLY}: {} functions, {} instructions; {} identical, \
+        "  result:   same machine code on {nightly_name}: {} functions, {} instructions; {} identical, \
          {} identical except for which stack slot holds which local (same instructions and frame \
          size){}",
         official_code.functions(),

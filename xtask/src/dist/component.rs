@@ -15,7 +15,9 @@ use flate2::Compression;
 use super::error::DistError;
 use crate::sysroot::{target_dir, VERSION_FILE};
 use crate::toolchain::{RustcVersion, TARGET};
-use hyperlight_install::manifest::{sha256_hex, RunnerEntry, SysrootEntry};
+use hyperlight_install::manifest::{
+    installed_sha256, sha256_hex, RunnerEntry, SourceEntry, SysrootEntry,
+};
 use hyperlight_install::runner::RUNNER;
 use hyperlight_install::COMPONENT;
 
@@ -90,31 +92,23 @@ pub fn sysroot_package_name(version: &RustcVersion) -> String {
 
 /// Files of `<sysroot>/lib/rustlib/x86_64-hyperlight-none`, as paths relative to `sysroot`.
 pub fn sysroot_files(sysroot: &Path) -> Result<BTreeMap<String, PathBuf>> {
-    fn walk(dir: &Path, sysroot: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<()> {
-        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                walk(&path, sysroot, out)?;
-            } else {
-                let relative = path.strip_prefix(sysroot)?.to_string_lossy().into_owned();
-                out.insert(relative, path);
-            }
-        }
-        Ok(())
-    }
     let mut files = BTreeMap::new();
     walk(&target_dir(sysroot), sysroot, &mut files)?;
     Ok(files)
 }
 
-/// sha256 of what `cd SYSROOT && sha256sum FILE...` prints for the sorted installed files: the
-/// manifest's `installed-sha256`, which install.sh recomputes to tell "already installed".
-pub fn installed_sha256(files: &BTreeMap<String, Vec<u8>>) -> String {
-    let listing: String = files
-        .iter()
-        .map(|(path, data)| format!("{}  {path}\n", sha256_hex(data)))
-        .collect();
-    sha256_hex(listing.as_bytes())
+/// Adds the files below `dir` to `out`, by their paths relative to `root`.
+fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, root, out)?;
+        } else {
+            let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
+            out.insert(relative, path);
+        }
+    }
+    Ok(())
 }
 
 /// Packs the sysroot at `sysroot` (as written by `cargo xtask sysroot`) into `out_dir` as a
@@ -144,7 +138,11 @@ pub fn sysroot_tarball(
         manifest_in.into_bytes(),
         false,
     );
-    let installed = installed_sha256(&payload);
+    let hashes: Vec<(&str, String)> = payload
+        .iter()
+        .map(|(path, data)| (path.as_str(), sha256_hex(data)))
+        .collect();
+    let installed = installed_sha256(hashes.iter().map(|(p, h)| (*p, h.as_str())));
     for (relative, data) in payload {
         tarball.add(&format!("{COMPONENT}/{relative}"), data, false);
     }
@@ -173,6 +171,27 @@ pub fn sysroot_version(sysroot: &Path) -> Result<RustcVersion, DistError> {
     })?;
     RustcVersion::parse(&text).map_err(|_| DistError::NotASysroot {
         dir: sysroot.to_owned(),
+    })
+}
+
+/// Packs the source tree `tree` (see `hyperlight_install::build`) into `out_dir` as
+/// `hyperlight-none-src-<version>.tar.gz`, under a top directory of the same name.
+pub fn source_archive(tree: &Path, version: &str, out_dir: &Path) -> Result<SourceEntry> {
+    let mut files = BTreeMap::new();
+    walk(tree, tree, &mut files)?;
+    let mut tarball = Tarball::default();
+    for (relative, path) in files {
+        tarball.add(&relative, std::fs::read(&path)?, false);
+    }
+    let name = format!("hyperlight-none-src-{version}");
+    let bytes = tarball.to_tar_gz(&name)?;
+    let url = format!("{name}.tar.gz");
+    std::fs::write(out_dir.join(&url), &bytes)?;
+    Ok(SourceEntry {
+        version: version.to_owned(),
+        url,
+        sha256: sha256_hex(&bytes),
+        size: bytes.len() as u64,
     })
 }
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use hyperlight_install::manifest::ManifestError;
+use hyperlight_install::signature::{PublicKey, SignatureError, MANIFEST_SIG};
 
 #[derive(Debug)]
 pub enum DistError {
@@ -59,6 +60,18 @@ pub enum DistError {
     RemoteManifest {
         dest: String,
         reason: String,
+    },
+    /// A dist directory whose manifest the signing key in use did not sign.
+    UnsignedDist {
+        dir: PathBuf,
+        key: PublicKey,
+        reason: String,
+    },
+    /// The manifest at the destination is signed by another key than the one publishing.
+    ForeignRemoteKey {
+        dest: String,
+        signed_by: PublicKey,
+        publishing: PublicKey,
     },
     /// A GitHub release already has a different file of that name.
     AssetExists {
@@ -143,8 +156,26 @@ impl fmt::Display for DistError {
             DistError::RemoteManifest { dest, reason } => write!(
                 f,
                 "the manifest.json already at {dest} cannot be merged with ({reason}); nothing was \
-                 uploaded: if a publish was interrupted, publish that release again, else repair or \
-                 delete manifest.json and manifest.json.sha256 there first"
+                 uploaded: repair or delete manifest.json, manifest.json.sha256 and {MANIFEST_SIG} \
+                 there first (after an interrupted publish, delete them and publish the release again)"
+            ),
+            DistError::UnsignedDist { dir, key, reason } => write!(
+                f,
+                "{}/manifest.json is not signed by the signing key in use, {key} ({reason}); dist, \
+                 --include and publish of one release take one key: make that dist again with it \
+                 (--signing-key FILE or ${})",
+                dir.display(),
+                crate::signing::SIGNING_KEY_ENV
+            ),
+            DistError::ForeignRemoteKey {
+                dest,
+                signed_by,
+                publishing,
+            } => write!(
+                f,
+                "the manifest at {dest} is signed by key {signed_by}, not by the key publishing \
+                 ({publishing}): publish with the key that signed that release (--signing-key), or \
+                 delete manifest.json* there first; nothing was uploaded"
             ),
             DistError::AssetExists { name, tag } => write!(
                 f,
@@ -184,14 +215,58 @@ impl From<ManifestError> for DistError {
     }
 }
 
-/// Reads and verifies `dir/manifest.json`.
+/// What is wrong with a signature, for a maintainer: the fix depends on where the manifest is.
+fn signature_problem(err: &SignatureError) -> String {
+    match err {
+        SignatureError::Missing { .. } => format!("it has no {MANIFEST_SIG}"),
+        SignatureError::Malformed { reason, .. } => {
+            format!("its {MANIFEST_SIG} is malformed: {reason}")
+        }
+        SignatureError::ForeignKey { signed_by, .. } => format!("it is signed by key {signed_by}"),
+        SignatureError::BadSignature { .. } => {
+            format!("it does not match its {MANIFEST_SIG}: it was changed after it was signed")
+        }
+    }
+}
+
+/// The manifest at a publishing destination failed [`hyperlight_install::signature::verify`].
+pub fn remote_signature_error(dest: &str, err: SignatureError) -> DistError {
+    match err {
+        SignatureError::ForeignKey {
+            signed_by, trusted, ..
+        } => DistError::ForeignRemoteKey {
+            dest: dest.to_owned(),
+            signed_by,
+            publishing: trusted,
+        },
+        err => DistError::RemoteManifest {
+            dest: dest.to_owned(),
+            reason: signature_problem(&err),
+        },
+    }
+}
+
+/// Reads and verifies `dir/manifest.json`: signed by `key`, then matching its `.sha256`.
 pub fn read_manifest_dir(
     dir: &std::path::Path,
+    key: &PublicKey,
 ) -> Result<hyperlight_install::manifest::Manifest, DistError> {
     use hyperlight_install::manifest::{Manifest, MANIFEST, MANIFEST_SHA256};
     let path = dir.join(MANIFEST);
     let text =
         std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
+    let sig = std::fs::read(dir.join(MANIFEST_SIG)).ok();
+    hyperlight_install::signature::verify_file(
+        &text,
+        sig.as_deref(),
+        key,
+        &path.display().to_string(),
+    )
+    .map_err(|err| DistError::UnsignedDist {
+        dir: dir.to_owned(),
+        key: *key,
+        reason: signature_problem(&err),
+    })?;
     let sha_path = dir.join(MANIFEST_SHA256);
     let sha =
         std::fs::read(&sha_path).map_err(|_| DistError::MissingArtifact { file: sha_path })?;

@@ -1,0 +1,155 @@
+//! The installer's sysroot build, fed an installed target directory as its source tree (what
+//! the self-healing wrapper does after `rustup update`): it gives byte for byte what
+//! `cargo xtask sysroot` built from the checkout, and leaves the source as it was.
+//!
+//! The toolchain is the developer's pinned one, only read: the build writes into temporary
+//! directories, and the test refuses to run rather than let rustup add rust-src to it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use hyperlight_install::build::{build_sysroot, copy_tree, Progress};
+use hyperlight_install::toolchain::{Selector, Toolchain};
+use testkit::{pinned_toolchain, TempDir, TARGET};
+
+/// Every file below `dir` by its path relative to `dir`, with its content.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let bytes = fs::read(&path).unwrap();
+                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    files
+}
+
+/// Sets the modes of every directory below and including `dir`: read-only while the test
+/// runs, writable again when dropped so the temporary directory can be removed.
+struct ReadOnly(PathBuf);
+
+impl ReadOnly {
+    fn new(dir: &Path) -> ReadOnly {
+        set_dir_modes(dir, 0o555);
+        ReadOnly(dir.to_path_buf())
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        set_dir_modes(&self.0, 0o755);
+    }
+}
+
+fn set_dir_modes(dir: &Path, mode: u32) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_dir_modes(&path, mode);
+        } else {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+        }
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn rebuild_from_an_installed_target_directory_is_identical_and_leaves_it_alone() {
+    let built = testkit::sysroot().join("lib/rustlib").join(TARGET);
+    let toolchain = Toolchain::find(Selector::Rustup(pinned_toolchain())).unwrap();
+    assert!(
+        toolchain.has_rust_src(),
+        "the pinned toolchain has no rust-src (cargo xtask test adds it)"
+    );
+    let dir = TempDir::new("rebuild");
+    let source = dir.path().join("installed").join(TARGET);
+    copy_tree(&built, &source).unwrap();
+    let _read_only = ReadOnly::new(&source);
+    let before = snapshot(&source);
+
+    let (out, work) = (dir.path().join("out"), dir.path().join("work"));
+    let mut steps = Vec::new();
+    let mut cargo_lines = Vec::new();
+    build_sysroot(
+        &source,
+        &toolchain,
+        &out,
+        &work,
+        |progress| match progress {
+            Progress::Step(line) => steps.push(line.to_owned()),
+            Progress::Cargo(line) => cargo_lines.push(line.to_owned()),
+        },
+    )
+    .unwrap();
+
+    assert_eq!(steps, Vec::<String>::new(), "rust-src was there already");
+    assert!(
+        cargo_lines
+            .iter()
+            .any(|line| line.contains("Compiling core")),
+        "cargo's progress reaches the caller: {cargo_lines:?}"
+    );
+    assert!(snapshot(&source) == before, "the source tree changed");
+    let (expected, rebuilt) = (
+        snapshot(&built),
+        snapshot(&out.join("lib/rustlib").join(TARGET)),
+    );
+    assert_eq!(
+        rebuilt.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &expected {
+        assert!(
+            rebuilt[path] == *bytes,
+            "{} differs from the one cargo xtask sysroot built",
+            path.display()
+        );
+    }
+}
+
+/// A build that fails says so with cargo's last lines, and leaves `out` as it was.
+#[test]
+fn a_failed_build_quotes_cargo_and_writes_nothing() {
+    let toolchain = Toolchain::find(Selector::Rustup(pinned_toolchain())).unwrap();
+    assert!(
+        toolchain.has_rust_src(),
+        "the pinned toolchain has no rust-src"
+    );
+    let dir = TempDir::new("broken-spec");
+    let source = dir.path().join("source");
+    let checkout = testkit::project_root().join("sysroot");
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
+        copy_tree(&checkout.join(file), &source.join("src/sysroot").join(file)).unwrap();
+    }
+    // No llvm-target: rustc refuses the spec before building anything.
+    fs::write(source.join("target.json"), "{\"arch\": \"x86_64\"}").unwrap();
+    let out = dir.path().join("out");
+
+    let mut lines = 0;
+    let err = build_sysroot(&source, &toolchain, &out, &dir.path().join("work"), |_| {
+        lines += 1
+    })
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.starts_with(&format!(
+            "building core and alloc for {TARGET} with rustc {} failed",
+            toolchain.version
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("error loading target specification"),
+        "cargo's own words: {message}"
+    );
+    assert!(lines > 0, "cargo's stderr reached the callback");
+    assert!(!out.exists());
+}

@@ -1,0 +1,480 @@
+//! `hyperlight-run target add|remove|list`, rustup-style, and `hyperlight-run init`, the
+//! installer that install.sh downloads, checks and hands over to (with install.sh's flags and
+//! exit codes).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use hyperlight_install::add::{self, Installed, Release};
+use hyperlight_install::error::InstallError;
+use hyperlight_install::manifest::sha256_hex;
+use hyperlight_install::runner::{bin_dir, Removal, RUNNER};
+use hyperlight_install::settings::{self, Settings};
+use hyperlight_install::toolchain::{Selector, Toolchain};
+use hyperlight_install::ui::Ui;
+use hyperlight_install::{transaction, TARGET};
+
+#[derive(Subcommand)]
+pub enum TargetCommand {
+    /// Install the target for a toolchain (default: the one active here).
+    Add {
+        #[command(flatten)]
+        toolchain: ToolchainArg,
+        #[command(flatten)]
+        source: SourceArgs,
+        /// Only messages about problems.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove the target from a toolchain.
+    Remove {
+        #[command(flatten)]
+        toolchain: ToolchainArg,
+    },
+    /// List rustup's toolchains: whether each has the target, and whether it was built by
+    /// that toolchain's exact rustc.
+    List,
+}
+
+#[derive(Args)]
+pub struct ToolchainArg {
+    /// A rustup toolchain (default: the rustc on PATH, or $RUSTC, as selected here:
+    /// rust-toolchain.toml counts).
+    #[arg(long, value_name = "T")]
+    toolchain: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SourceArgs {
+    /// Where manifest.json and the sysroots are (default: $HYPERLIGHT_DIST_SERVER, else the
+    /// server of the last install, else the project's releases).
+    #[arg(long, value_name = "URL")]
+    dist_server: Option<String>,
+    /// Do not build the sysroot locally when the release has none for this rustc (exit 5).
+    #[arg(long)]
+    no_build: bool,
+}
+
+/// install.sh's command line, which it passes on unchanged.
+#[derive(clap::Parser)]
+#[command(
+    name = "install.sh",
+    about = "Install the x86_64-hyperlight-none target (prebuilt core/alloc) and hyperlight-run",
+    after_help = INIT_AFTER_HELP,
+    disable_version_flag = true
+)]
+pub struct InitArgs {
+    /// Do not ask for confirmation.
+    #[arg(short = 'y')]
+    yes: bool,
+    /// Quiet: no progress bars, only warnings and errors.
+    #[arg(short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    toolchain: ToolchainArg,
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Do not install or update hyperlight-run.
+    #[arg(long)]
+    no_runner: bool,
+    /// Remove what this installer installed (the runner too, unless another rustup toolchain
+    /// still has the target).
+    #[arg(long)]
+    uninstall: bool,
+}
+
+const INIT_AFTER_HELP: &str = "\
+Environment:
+  HYPERLIGHT_DIST_SERVER   default for --dist-server
+  RUSTC                    the rustc to install for when --toolchain is not given
+  CARGO_INSTALL_ROOT, CARGO_HOME
+                           hyperlight-run goes to $CARGO_INSTALL_ROOT/bin, else $CARGO_HOME/bin,
+                           else ~/.cargo/bin (as with cargo install)
+
+Exit codes:
+  0  installed, already installed, or uninstalled
+  1  unexpected failure
+  2  bad usage, or confirmation needed without a terminal (pass -y)
+  3  unsupported platform (only x86-64 Linux) or a required command missing
+  4  no usable rustc/toolchain, or its sysroot is not writable
+  5  no prebuilt sysroot for this exact rustc, with --no-build
+  6  download failed (HTTP error, network error, truncated file)
+  7  verification failed (sha256 mismatch, malformed manifest or archive)
+  8  writing into the toolchain or the bin directory failed
+In every failing case the toolchain is left as it was.";
+
+pub fn run(command: TargetCommand) -> i32 {
+    let result = match command {
+        TargetCommand::Add {
+            toolchain,
+            source,
+            quiet,
+        } => target_add(&toolchain, &source, &Ui::new(quiet)),
+        TargetCommand::Remove { toolchain } => target_remove(&toolchain),
+        TargetCommand::List => target_list(),
+    };
+    finish(result)
+}
+
+pub fn init(args: InitArgs) -> i32 {
+    let ui = Ui::new(args.quiet);
+    let result = if args.uninstall {
+        uninstall(&args, &ui)
+    } else {
+        install(&args, &ui)
+    };
+    ui.done();
+    finish(result)
+}
+
+fn finish(result: Result<(), InstallError>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(InstallError::Declined) => {
+            eprintln!("info: nothing installed");
+            0
+        }
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: {err}");
+            err.exit_code()
+        }
+    }
+}
+
+fn target_add(arg: &ToolchainArg, source: &SourceArgs, ui: &Ui) -> Result<(), InstallError> {
+    let toolchain = find_toolchain(arg)?;
+    let server = dist_server(source);
+    warn_if_plain_http(&server, ui)?;
+    let release = Release::fetch(&server, ui)?;
+    let installed = add::add(
+        &add::Options {
+            toolchain: &toolchain,
+            release: &release,
+            no_build: source.no_build,
+        },
+        ui,
+        &|_| Ok(()),
+    )?;
+    ui.done();
+    remember(&server, ui);
+    report(&installed, &toolchain, ui);
+    Ok(())
+}
+
+fn target_remove(arg: &ToolchainArg) -> Result<(), InstallError> {
+    let toolchain = find_toolchain(arg)?;
+    let removed = transaction::uninstall(&toolchain.sysroot)?;
+    let sysroot = toolchain.sysroot.display();
+    if removed {
+        eprintln!("info: removed {TARGET} from {sysroot}");
+    } else {
+        eprintln!("info: {TARGET} is not installed in {sysroot}");
+    }
+    Ok(())
+}
+
+fn target_list() -> Result<(), InstallError> {
+    let Some(home) = hyperlight_install::runner::rustup_home() else {
+        return Err(InstallError::Toolchain(
+            "neither RUSTUP_HOME nor HOME is set: no rustup toolchains to list".to_owned(),
+        ));
+    };
+    let dir = home.join("toolchains");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map_err(|err| InstallError::Toolchain(format!("cannot read {}: {err}", dir.display())))?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let mut out = std::io::stdout().lock();
+    for name in names {
+        let sysroot = dir.join(&name);
+        let status = list_status(&sysroot);
+        let _ = writeln!(out, "{name:width$}  {status}");
+    }
+    Ok(())
+}
+
+/// One toolchain's line in `target list`.
+fn list_status(sysroot: &Path) -> String {
+    let recorded = std::fs::read_to_string(
+        hyperlight_install::toolchain::target_dir(sysroot).join("rustc-version"),
+    );
+    let Ok(recorded) = recorded else {
+        return "not installed".to_owned();
+    };
+    match Toolchain::find(Selector::Rustc(sysroot.join("bin/rustc"))) {
+        Err(err) => format!("installed; its rustc does not run ({err:#})"),
+        Ok(toolchain) if toolchain.version.verbose == recorded => {
+            format!("installed (rustc {})", toolchain.version)
+        }
+        Ok(toolchain) => {
+            let built_by = hyperlight_install::rustc::RustcVersion::parse(&recorded)
+                .map_or_else(|_| "an unknown rustc".to_owned(), |v| format!("rustc {v}"));
+            format!(
+                "installed for {built_by}, not this toolchain's rustc {}: the next guest build \
+                 reinstalls it, or run `hyperlight-run target add --toolchain {}`",
+                toolchain.version,
+                sysroot.file_name().unwrap_or_default().to_string_lossy()
+            )
+        }
+    }
+}
+
+fn install(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
+    let toolchain = find_toolchain(&args.toolchain)?;
+    let server = dist_server(&args.source);
+    warn_if_plain_http(&server, ui)?;
+    let runner_dir = bin_dir()?;
+    let release = Release::fetch(&server, ui)?;
+    let confirm = |plan: &str| confirm(args.yes, plan);
+    let installed = add::add(
+        &add::Options {
+            toolchain: &toolchain,
+            release: &release,
+            no_build: args.source.no_build,
+        },
+        ui,
+        &confirm,
+    )?;
+    ui.done();
+    report(&installed, &toolchain, ui);
+    if !args.no_runner {
+        install_runner(&release, &runner_dir, args.yes, ui)?;
+    }
+    remember(&server, ui);
+    if !args.quiet {
+        print_guest_config(&toolchain, &server, &runner_dir);
+    }
+    Ok(())
+}
+
+/// Puts the release's runner into `bin_dir` unless it is there already: this very binary when
+/// it is the release's (install.sh checked it), else a download.
+fn install_runner(
+    release: &Release,
+    bin_dir: &Path,
+    yes: bool,
+    ui: &Ui,
+) -> Result<(), InstallError> {
+    let Some(entry) = &release.manifest.runner else {
+        ui.warn(&format!(
+            "this release has no {RUNNER}; installed the sysroot only"
+        ));
+        return Ok(());
+    };
+    let dest = bin_dir.join(RUNNER);
+    if std::fs::read(&dest).is_ok_and(|data| sha256_hex(&data) == entry.sha256) {
+        ui.say(&format!("{RUNNER} is up to date in {}", bin_dir.display()));
+        return Ok(());
+    }
+    confirm(
+        yes,
+        &format!("  {RUNNER} {} -> {}", entry.version, dest.display()),
+    )?;
+    let this = std::env::current_exe().ok();
+    let scratch = add::Scratch::new()?;
+    let source = match this
+        .filter(|exe| std::fs::read(exe).is_ok_and(|data| sha256_hex(&data) == entry.sha256))
+    {
+        Some(exe) => exe,
+        None => {
+            ui.say(&format!("downloading {}", entry.url));
+            let data = release.fetch_file(&entry.url)?;
+            let path = scratch.path().join(RUNNER);
+            write_executable(&path, &data)?;
+            path
+        }
+    };
+    hyperlight_install::runner::install(&source, bin_dir).map_err(|err| InstallError::Write {
+        path: dest.clone(),
+        reason: format!("{err:#}"),
+    })?;
+    ui.say(&format!("installed {RUNNER} into {}", bin_dir.display()));
+    Ok(())
+}
+
+fn write_executable(path: &Path, data: &[u8]) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, data)
+        .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)))
+        .map_err(|err| InstallError::Write {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        })
+}
+
+fn uninstall(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
+    let toolchain = find_toolchain(&args.toolchain)?;
+    let sysroot = &toolchain.sysroot;
+    if transaction::uninstall(sysroot)? {
+        ui.say(&format!("removed {TARGET} from {}", sysroot.display()));
+    } else {
+        ui.say(&format!(
+            "{TARGET} is not installed in {}",
+            sysroot.display()
+        ));
+    }
+    if args.no_runner {
+        return Ok(());
+    }
+    match hyperlight_install::runner::uninstall(sysroot)? {
+        Removal::Removed(runner) => ui.say(&format!("removed {}", runner.display())),
+        Removal::Kept { runner, user } => ui.say(&format!(
+            "kept {}: the toolchain at {} still uses it",
+            runner.display(),
+            user.display()
+        )),
+        Removal::NotInstalled => {}
+    }
+    Ok(())
+}
+
+fn find_toolchain(arg: &ToolchainArg) -> Result<Toolchain, InstallError> {
+    let selector = match &arg.toolchain {
+        Some(name) => {
+            if !on_path("rustup") {
+                return Err(InstallError::Toolchain(
+                    "--toolchain needs rustup, which is not on PATH; install rustup \
+                     (https://rustup.rs), or drop --toolchain to use the rustc on PATH"
+                        .to_owned(),
+                ));
+            }
+            Selector::Rustup(name.clone())
+        }
+        None => {
+            let rustc = std::env::var_os("RUSTC")
+                .filter(|r| !r.is_empty())
+                .map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+            if rustc.components().count() == 1 && !on_path(&rustc.to_string_lossy()) {
+                return Err(InstallError::Toolchain(
+                    "no rustc found on PATH; install Rust first (https://rustup.rs), or pass \
+                     --toolchain T"
+                        .to_owned(),
+                ));
+            }
+            Selector::Rustc(rustc)
+        }
+    };
+    let fix = match &selector {
+        Selector::Rustup(name) => format!("install it with: rustup toolchain install {name}"),
+        Selector::Rustc(_) => {
+            "install Rust first (https://rustup.rs), or pass --toolchain T".into()
+        }
+    };
+    Toolchain::find(selector).map_err(|err| InstallError::Toolchain(format!("{err:#}; {fix}")))
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn dist_server(source: &SourceArgs) -> String {
+    source
+        .dist_server
+        .clone()
+        .unwrap_or_else(settings::dist_server)
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn warn_if_plain_http(server: &str, ui: &Ui) -> Result<(), InstallError> {
+    if server.starts_with("https://") {
+        Ok(())
+    } else if server.starts_with("http://") {
+        ui.warn(&format!(
+            "the dist server {server} is not HTTPS: downloads are only as trustworthy as that \
+             connection"
+        ));
+        Ok(())
+    } else {
+        Err(InstallError::Usage(format!(
+            "--dist-server must be an https:// (or http://) URL, not '{server}'"
+        )))
+    }
+}
+
+/// Records the dist server for the self-healing build; failing to is not worth failing for.
+fn remember(server: &str, ui: &Ui) {
+    let mut settings = Settings::load();
+    if settings.dist_server.as_deref() == Some(server) {
+        return;
+    }
+    settings.dist_server = Some(server.to_owned());
+    if let Err(err) = settings.save() {
+        ui.warn(&format!("cannot record the dist server: {err:#}"));
+    }
+}
+
+fn report(installed: &Installed, toolchain: &Toolchain, ui: &Ui) {
+    let version = &toolchain.version.release;
+    match installed {
+        Installed::AlreadyInstalled => ui.say(&format!(
+            "{TARGET} for rustc {version} is already installed in {}",
+            toolchain.sysroot.display()
+        )),
+        Installed::Prebuilt | Installed::BuiltLocally => ui.say(&format!(
+            "installed {TARGET} into {}",
+            toolchain.target_dir().display()
+        )),
+    }
+}
+
+/// Asks on the terminal before installing `plan`; `yes` skips the question.
+fn confirm(yes: bool, plan: &str) -> Result<(), InstallError> {
+    if yes {
+        return Ok(());
+    }
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty");
+    let Ok(mut tty) = tty else {
+        return Err(InstallError::NeedsConfirmation);
+    };
+    let _ = write!(tty, "This will install:\n{plan}\nProceed? [Y/n] ");
+    let mut answer = String::new();
+    let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(&tty), &mut answer);
+    match answer.trim() {
+        "" | "y" | "Y" | "yes" | "Yes" => Ok(()),
+        _ => Err(InstallError::Declined),
+    }
+}
+
+fn print_guest_config(toolchain: &Toolchain, server: &str, bin_dir: &Path) {
+    let release = &toolchain.version.release;
+    eprintln!(
+        "\n{TARGET} is ready for rustc {release}. In a guest project, put this in .cargo/config.toml:\n\n{}\
+         \nand pin the toolchain in rust-toolchain.toml. Then `cargo build` and `cargo run` work as usual.\n\
+         The full template, with the settings for C code in official Hyperlight guests:\n    {server}/cargo-config.toml",
+        guest_config_essentials()
+            .lines()
+            .map(|line| if line.is_empty() { "\n".to_owned() } else { format!("    {line}\n") })
+            .collect::<String>()
+    );
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir == bin_dir));
+    if !on_path {
+        eprintln!(
+            "warning: {} is not on PATH; add it so that cargo finds {RUNNER}",
+            bin_dir.display()
+        );
+    }
+}
+
+/// The guest config's settings every guest needs: the template up to its C-code block, without
+/// comments.
+fn guest_config_essentials() -> String {
+    let template = crate::scaffold::CARGO_CONFIG;
+    let end = template.find("\n# C code").unwrap_or(template.len());
+    let mut text = String::new();
+    for line in template[..end].lines().filter(|l| !l.starts_with('#')) {
+        if !(line.is_empty() && (text.is_empty() || text.ends_with("\n\n"))) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
+}
