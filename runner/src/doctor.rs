@@ -134,47 +134,30 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
     i32::from(report.failed)
 }
 
-/// The `[patch.crates-io]` entries through which guest projects' `hyperlight-rt = "0.1"` reaches
+/// The cargo config through which guest projects' `registry = "hyperlight"` dependencies reach
 /// the runtime installed with the target (see hyperlight_install::runtime).
 fn check_runtime(report: &mut Report, target_dir: &Path, fix: &str) {
     let what = "runtime crates";
-    let cargo_home = match hyperlight_install::runner::cargo_home() {
-        Ok(home) => home,
+    let status = hyperlight_install::runner::cargo_home()
+        .and_then(|cargo_home| runtime::status(&cargo_home, target_dir));
+    let status = match status {
+        Ok(status) => status,
         Err(err) => return report.line(Verdict::Fail, what, &format!("{err:#}")),
     };
-    let config = runtime::config_path(&cargo_home);
-    let patches = match runtime::patches(&cargo_home, target_dir) {
-        Ok(patches) => patches,
-        Err(err) => return report.line(Verdict::Fail, what, &format!("{err:#}")),
-    };
-    let (mut found, mut broken) = (Vec::new(), Vec::new());
-    for patch in &patches {
-        match &patch.path {
-            Some(dir) if dir.is_dir() => found.push(format!("{} at {}", patch.name, dir.display())),
-            Some(dir) => broken.push(format!(
-                "{}'s entry points at {}, which does not exist",
-                patch.name,
-                dir.display()
-            )),
-            None => broken.push(format!("{} has no entry", patch.name)),
-        }
-    }
-    if patches.is_empty() {
-        broken.push(format!("the target in {} ships none", target_dir.display()));
-    }
-    if broken.is_empty() {
+    let registry = runtime::REGISTRY;
+    if status.problems.is_empty() {
         let detail = format!(
-            "[patch.crates-io] in {} points {}",
-            config.display(),
-            found.join(", ")
+            "registry `{registry}` in {} serves {}",
+            status.config.display(),
+            status.served.join(", ")
         );
         report.line(Verdict::Ok, what, &detail);
     } else {
         let detail = format!(
-            "{} ([patch.crates-io] in {}), so guest projects cannot find the runtime; \
-             installing the target writes the entries, so {fix}",
-            broken.join("; "),
-            config.display()
+            "{} (in {}), so guest projects cannot resolve their `registry = \"{registry}\"` \
+             dependencies; installing the target writes these, so {fix}",
+            status.problems.join("; "),
+            status.config.display()
         );
         report.line(Verdict::Fail, what, &detail);
     }

@@ -5,6 +5,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use hyperlight_install::runtime::REGISTRY;
+
 use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
 
 /// The guest configuration every guest project carries (see the README).
@@ -58,9 +60,9 @@ fn write_project(dir: &Path, name: &str, channel: &str) -> Result<(), String> {
             "Cargo.toml",
             format!(
                 "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-                 [dependencies]\n# The guest runtime by its crates.io name; installing the target overrides it with the\n\
-                 # copy it installs ([patch.crates-io] in ~/.cargo/config.toml; see the target's README).\n\
-                 hyperlight-rt = \"{runtime}\"\n\n\
+                 [dependencies]\n# The guest runtime, from the registry that installing the target sets up in\n\
+                 # ~/.cargo/config.toml (see the target's README).\n\
+                 hyperlight-rt = {{ version = \"{runtime}\", registry = \"{REGISTRY}\" }}\n\n\
                  # The target has no unwinding.\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\n"
             ),
         ),
