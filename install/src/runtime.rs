@@ -129,8 +129,11 @@ pub fn unregister_in(cargo_home: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The tables `register` writes for the directory source `sources`: their keys and entries.
-fn tables(sources: &Path) -> [([&'static str; 2], Vec<(&'static str, String)>); 3] {
+/// A table `register` writes: its keys (`<parent>.<name>`) and its entries.
+type OurTable = ([&'static str; 2], Vec<(&'static str, String)>);
+
+/// The tables `register` writes for the directory source `sources`.
+fn tables(sources: &Path) -> [OurTable; 3] {
     [
         (["registries", REGISTRY], vec![("index", INDEX.into())]),
         (
@@ -224,7 +227,7 @@ pub fn status(cargo_home: &Path, target_dir: &Path) -> Result<Status> {
             if dir.join("Cargo.toml").is_file() && dir.join(CHECKSUM_FILE).is_file() {
                 served.push(format!("{name} {version}"));
             } else {
-                problems.push(format!("{} is not a crate of it", dir.display()));
+                problems.push(format!("{} has no {name}-{version}", directory.display()));
             }
         }
     }
@@ -466,7 +469,10 @@ mod tests {
         fs::remove_dir_all(&copy).unwrap();
         assert_eq!(
             super::status(&home, &target).unwrap().problems,
-            [format!("{} is not a crate of it", copy.display())]
+            [format!(
+                "{} has no hyperlight-rt-0.1.0",
+                home.join(SOURCES).display()
+            )]
         );
 
         unregister_in(&home).unwrap();
