@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use hyperlight_install::runtime;
 use object::{Object, ObjectSymbol};
 use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
 
@@ -272,19 +273,18 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     }
     let components = fs::read_to_string(rustlib.join("components")).unwrap();
     assert_eq!(components.lines().filter(|c| *c == COMPONENT).count(), 1);
-    // Guest projects reach the runtime through the cargo home.
-    let runtime = toolchain.cargo_home().join(format!(
-        "hyperlight/src/hyperlight-rt-{}",
-        runtime_version()
-    ));
-    assert_eq!(
-        fs::read_to_string(toolchain.cargo_home().join("config.toml")).unwrap(),
-        format!(
-            "[patch.crates-io]\nhyperlight-rt = {{ path = \"{}\" }}\n",
-            runtime.display()
-        )
-    );
-    assert!(runtime.join("src/lib.rs").is_file());
+    // Guest projects reach the runtime through the registry installing sets up in the cargo
+    // home, whose directory source holds the runtime alone (not the sysroot crate).
+    let sources = runtime::sources_dir(toolchain.cargo_home());
+    let status = runtime::status(toolchain.cargo_home(), &rustlib.join(TARGET)).unwrap();
+    assert_eq!(status.problems, Vec::<String>::new());
+    let runtime_dir = format!("hyperlight-rt-{}", runtime_version());
+    let in_sources: Vec<_> = fs::read_dir(&sources)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(in_sources, [runtime_dir.as_str()]);
+    assert!(sources.join(&runtime_dir).join("src/lib.rs").is_file());
 
     let elf = build_plain(&toolchain);
     check_static_pie_entry(&elf);
