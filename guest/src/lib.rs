@@ -26,6 +26,10 @@
 //! harness (one test per VM, `cargo test`) can define that function instead.
 #![no_std]
 
+/// This runtime's version: `hyperlight-run new` derives the requirement new projects put on the
+/// runtime from it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod abi;
 
 #[cfg(target_os = "none")]

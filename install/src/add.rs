@@ -105,6 +105,8 @@ pub fn add(options: &Options, ui: &Ui, confirm: Confirm) -> Result<Installed, In
             if transaction::installed_sha256(&toolchain.sysroot)?.as_deref()
                 == Some(entry.installed_sha256.as_str())
             {
+                // Reinstalling is the fix doctor names for a lost registration.
+                crate::runtime::register(&destination).map_err(write_error(toolchain))?;
                 return Ok(Installed::AlreadyInstalled);
             }
             confirm(&format!(

@@ -36,7 +36,8 @@ pub const SPEC_FILE: &str = "target.json";
 pub const VERSION_FILE: &str = "rustc-version";
 pub const LIB_DIR: &str = "lib";
 pub const INCLUDE_DIR: &str = "include";
-/// Guest projects depend on the runtime by this path, so it always matches the installed target.
+/// The guest runtime's sources: installing copies them out for guest projects' dependency on
+/// the runtime (`runtime`), so the runtime always matches the installed target.
 pub const RUNTIME_DIR: &str = "src/hyperlight-rt";
 pub const CRATE_DIR: &str = "src/sysroot";
 /// What a source tree consists of, as entries of its top directory.

@@ -8,6 +8,7 @@ pub mod download;
 pub mod error;
 pub mod manifest;
 pub mod runner;
+pub mod runtime;
 pub mod rustc;
 pub mod settings;
 pub mod signature;

@@ -96,6 +96,7 @@ pub fn install(source: &Path, sysroot: &Path) -> Result<Outcome> {
         );
     }
     if trees_equal(&source, &layout.target_dir())? && is_recorded(&layout)? {
+        crate::runtime::register(&layout.target_dir())?;
         return Ok(Outcome::AlreadyInstalled);
     }
 
@@ -112,6 +113,7 @@ pub fn install(source: &Path, sysroot: &Path) -> Result<Outcome> {
     if had_previous {
         remove_tree(&layout.previous())?;
     }
+    crate::runtime::register(&target)?;
     Ok(Outcome::Installed)
 }
 
@@ -147,6 +149,10 @@ pub fn uninstall(sysroot: &Path) -> Result<bool> {
         &layout.components(),
         &render_components(components.iter().filter(|c| *c != COMPONENT)),
     )?;
+    // This sysroot's records no longer name the target, so it is not among these.
+    if crate::runner::toolchains_with_target().is_empty() {
+        crate::runtime::unregister()?;
+    }
     Ok(true)
 }
 
@@ -247,7 +253,7 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     for file in files_under(from)? {
         let dest = to.join(file.strip_prefix(from).unwrap());
         fs::create_dir_all(dest.parent().unwrap())?;
@@ -257,7 +263,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn trees_equal(a: &Path, b: &Path) -> Result<bool> {
+pub(crate) fn trees_equal(a: &Path, b: &Path) -> Result<bool> {
     if !b.exists() {
         return Ok(false);
     }
@@ -279,7 +285,7 @@ fn trees_equal(a: &Path, b: &Path) -> Result<bool> {
     Ok(true)
 }
 
-fn remove_tree(path: &Path) -> Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))
 }
 

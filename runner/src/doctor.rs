@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use hyperlight_install::runtime;
+
 use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
 
 enum Verdict {
@@ -75,6 +77,9 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
                     ),
                 ),
             }
+            if !matches!(found.installed(), Installed::No) {
+                check_runtime(&mut report, &found.target_dir(), &fix);
+            }
         }
     }
 
@@ -127,6 +132,35 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
         report.line(Verdict::Warn, "clang, llvm-ar", &detail);
     }
     i32::from(report.failed)
+}
+
+/// The cargo config through which guest projects' `registry = "hyperlight"` dependencies reach
+/// the runtime installed with the target (see hyperlight_install::runtime).
+fn check_runtime(report: &mut Report, target_dir: &Path, fix: &str) {
+    let what = "runtime crates";
+    let status = hyperlight_install::runner::cargo_home()
+        .and_then(|cargo_home| runtime::status(&cargo_home, target_dir));
+    let status = match status {
+        Ok(status) => status,
+        Err(err) => return report.line(Verdict::Fail, what, &format!("{err:#}")),
+    };
+    let registry = runtime::REGISTRY;
+    if status.problems.is_empty() {
+        let detail = format!(
+            "registry `{registry}` in {} serves {}",
+            status.config.display(),
+            status.served.join(", ")
+        );
+        report.line(Verdict::Ok, what, &detail);
+    } else {
+        let detail = format!(
+            "{} (in {}), so guest projects cannot resolve their `registry = \"{registry}\"` \
+             dependencies; installing the target writes these, so {fix}",
+            status.problems.join("; "),
+            status.config.display()
+        );
+        report.line(Verdict::Fail, what, &detail);
+    }
 }
 
 /// The directory of the nearest Cargo.toml at or above `dir`.

@@ -5,6 +5,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use hyperlight_install::runtime::REGISTRY;
+
 use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
 
 /// The guest configuration every guest project carries (see the README).
@@ -38,7 +40,7 @@ pub fn create(path: &Path, name: Option<&str>) -> Result<String, String> {
 
     // Written beside the destination and renamed into place: no half-made project is left.
     let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
-    let result = write_project(&staging, &name, &channel, &toolchain.runtime_dir())
+    let result = write_project(&staging, &name, &channel)
         .and_then(|()| fs::rename(&staging, path).map_err(|err| err.to_string()));
     if let Err(err) = result {
         let _ = fs::remove_dir_all(&staging);
@@ -51,15 +53,16 @@ pub fn create(path: &Path, name: Option<&str>) -> Result<String, String> {
     ))
 }
 
-fn write_project(dir: &Path, name: &str, channel: &str, runtime: &Path) -> Result<(), String> {
-    let runtime = runtime.to_string_lossy();
+fn write_project(dir: &Path, name: &str, channel: &str) -> Result<(), String> {
+    let runtime = runtime_requirement();
     let files = [
         (
             "Cargo.toml",
             format!(
                 "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-                 [dependencies]\n# The guest runtime, installed with the target into the toolchain.\n\
-                 hyperlight-rt = {{ path = {runtime:?} }}\n\n\
+                 [dependencies]\n# The guest runtime, from the registry that installing the target sets up in\n\
+                 # ~/.cargo/config.toml (see the target's README).\n\
+                 hyperlight-rt = {{ version = \"{runtime}\", registry = \"{REGISTRY}\" }}\n\n\
                  # The target has no unwinding.\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\n"
             ),
         ),
@@ -77,6 +80,16 @@ fn write_project(dir: &Path, name: &str, channel: &str, runtime: &Path) -> Resul
         fs::write(&path, contents).map_err(|err| format!("{}: {err}", path.display()))?;
     }
     Ok(())
+}
+
+/// The requirement new projects put on the runtime: every version cargo considers compatible
+/// with this one (`0.1` for 0.1.x), so any such installed runtime satisfies it.
+fn runtime_requirement() -> String {
+    let mut parts = hyperlight_rt::VERSION.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some(minor)) => format!("0.{minor}"),
+        (major, _) => major.unwrap_or_default().to_owned(),
+    }
 }
 
 fn main_rs(name: &str) -> String {

@@ -5,7 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use testkit::{pinned_toolchain, TempDir, TempToolchain};
+use hyperlight_install::runtime;
+use testkit::{pinned_toolchain, TempDir, TempToolchain, TARGET};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -28,6 +29,7 @@ fn in_home(program: &str, toolchain: &TempToolchain, dir: &Path) -> Command {
     command
         .current_dir(dir)
         .env("RUSTUP_HOME", toolchain.rustup_home())
+        .env("CARGO_HOME", toolchain.cargo_home())
         .env("PATH", path_with_runner())
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("RUSTFLAGS")
@@ -37,9 +39,13 @@ fn in_home(program: &str, toolchain: &TempToolchain, dir: &Path) -> Command {
     command
 }
 
-fn installed_toolchain() -> TempToolchain {
-    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
+/// A temporary toolchain with the target as an install leaves it: its directory in the
+/// sysroot, and the runtime registered in the toolchain's own cargo home.
+fn installed_toolchain(with_rust_src: bool) -> TempToolchain {
+    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), with_rust_src);
     toolchain.add_target_from(testkit::sysroot());
+    let target_dir = toolchain.sysroot().join("lib/rustlib").join(TARGET);
+    runtime::register_in(toolchain.cargo_home(), &target_dir).unwrap();
     toolchain
 }
 
@@ -60,7 +66,7 @@ fn new_project(toolchain: &TempToolchain, parent: &Path, name: &str) -> PathBuf 
 #[test]
 fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
     testkit::require_kvm!();
-    let toolchain = installed_toolchain();
+    let toolchain = installed_toolchain(false);
     let parent = TempDir::new("new");
     let project = new_project(&toolchain, parent.path(), "my-guest");
     for file in [
@@ -131,6 +137,173 @@ fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
     );
 }
 
+/// A project made by `new` names no path of the machine it was made on: copied to another
+/// machine (another HOME, RUSTUP_HOME and CARGO_HOME) that has the target installed, it
+/// builds offline as it is, rust-analyzer resolves the runtime in it, and with KVM it runs and
+/// tests.
+#[test]
+fn a_new_project_works_unchanged_on_another_machine() {
+    let (machine_a, home_a) = (installed_toolchain(false), TempDir::new("home-a"));
+    let parent_a = TempDir::new("new-on-a");
+    let output = in_home(
+        env!("CARGO_BIN_EXE_hyperlight-run"),
+        &machine_a,
+        parent_a.path(),
+    )
+    .env("HOME", home_a.path())
+    .env("RUSTUP_TOOLCHAIN", &machine_a.name)
+    .args(["new", "my-guest"])
+    .output()
+    .unwrap();
+    testkit::assert_success(&output, "hyperlight-run new");
+    let made = parent_a.path().join("my-guest");
+    let (temp, real_home) = (
+        std::env::temp_dir(),
+        PathBuf::from(std::env::var_os("HOME").unwrap()),
+    );
+    let machine_paths = [
+        machine_a.rustup_home(),
+        machine_a.cargo_home(),
+        home_a.path(),
+        parent_a.path(),
+        &temp,
+        &real_home,
+        &testkit::project_root(),
+    ];
+    assert_names_no_path(&made, &machine_paths);
+
+    let (machine_b, home_b) = (installed_toolchain(true), TempDir::new("home-b"));
+    let parent_b = TempDir::new("cloned-on-b");
+    let project = parent_b.path().join("my-guest");
+    testkit::copy_tree(&made, &project);
+    drop((machine_a, home_a, parent_a));
+    let on_b = |program: &str| {
+        let mut command = in_home(program, &machine_b, &project);
+        command
+            .env("HOME", home_b.path())
+            .env("CARGO_NET_OFFLINE", "true");
+        command
+    };
+
+    let build = on_b("cargo").arg("build").output().unwrap();
+    testkit::assert_success(&build, "cargo build on machine B");
+    let compiling = format!(
+        "Compiling hyperlight-rt v{} (registry `{}`)",
+        hyperlight_rt::VERSION,
+        runtime::REGISTRY
+    );
+    assert!(
+        text(&build.stderr).contains(&compiling),
+        "{}",
+        text(&build.stderr)
+    );
+    // From machine B's copy.
+    let metadata = on_b("cargo")
+        .args(["metadata", "--format-version", "1"])
+        .output()
+        .unwrap();
+    testkit::assert_success(&metadata, "cargo metadata on machine B");
+    let installed = runtime::sources_dir(machine_b.cargo_home()).join(format!(
+        "hyperlight-rt-{}/Cargo.toml",
+        hyperlight_rt::VERSION
+    ));
+    let manifest_path = format!("\"manifest_path\":\"{}\"", installed.display());
+    assert!(
+        text(&metadata.stdout).contains(&manifest_path),
+        "{}",
+        text(&metadata.stdout)
+    );
+    // The lock file names the runtime's source by the registry's URL only, so it travels too.
+    let lock = fs::read_to_string(project.join("Cargo.lock")).unwrap();
+    let entry = format!(
+        "[[package]]\nname = \"hyperlight-rt\"\nversion = \"{}\"\nsource = \"{}\"\n\n",
+        hyperlight_rt::VERSION,
+        runtime::INDEX
+    );
+    let machine_b_paths = [
+        machine_b.cargo_home(),
+        machine_b.rustup_home(),
+        home_b.path(),
+    ];
+    assert!(
+        lock.contains(&entry)
+            && !machine_b_paths
+                .iter()
+                .any(|p| lock.contains(p.to_str().unwrap())),
+        "{lock}"
+    );
+
+    // rust-analyzer where rustup's component puts it, run through rustup's proxy as an editor
+    // would.
+    let (analyzer, dest) = (
+        testkit::rust_analyzer(),
+        machine_b.sysroot().join("bin/rust-analyzer"),
+    );
+    fs::hard_link(&analyzer, &dest)
+        .or_else(|_| fs::copy(&analyzer, &dest).map(drop))
+        .unwrap();
+    // Only `main`: its `println!` is the runtime's. Unresolved, it stays a single expression;
+    // resolved, it expands into some twenty, none of unknown type.
+    let stats = on_b("rust-analyzer")
+        .args(["analysis-stats", ".", "--only", "main"])
+        .output()
+        .unwrap();
+    // The statistics go to stderr (stdout has the progress bars).
+    let report = text(&stats.stderr);
+    assert_eq!(stats.status.code(), Some(0), "{report}");
+    // The guest alone is analysed: the runtime comes from a registry, a library to it.
+    assert!(report.contains(" crates: 1, "), "{report}");
+    let count = |line: &str, key: &str| -> usize {
+        let value = line
+            .split(key)
+            .nth(1)
+            .unwrap()
+            .split([',', ' '])
+            .next()
+            .unwrap();
+        value.parse().unwrap()
+    };
+    let exprs = report.lines().find(|l| l.contains(" exprs: ")).unwrap();
+    assert!(
+        count(exprs, " exprs: ") >= 10 && count(exprs, " ??ty: ") == 0,
+        "{exprs}"
+    );
+
+    if !testkit::kvm_or_skip("a_new_project_works_unchanged_on_another_machine (run, test)") {
+        return;
+    }
+    let run = on_b("cargo").args(["run", "--quiet"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "Hello from my-guest!\n");
+    let test = on_b("cargo").args(["test", "--quiet"]).output().unwrap();
+    assert_eq!(test.status.code(), Some(0), "{}", text(&test.stderr));
+    assert!(
+        text(&test.stdout).contains("test result: ok. 1 passed; 0 failed;"),
+        "{}",
+        text(&test.stdout)
+    );
+}
+
+/// Fails naming the file and the path if a file below `dir` contains any of `paths`.
+fn assert_names_no_path(dir: &Path, paths: &[&Path]) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_names_no_path(&path, paths);
+            continue;
+        }
+        let contents = fs::read_to_string(&path).unwrap();
+        for machine_path in paths {
+            let machine_path = machine_path.to_str().unwrap();
+            assert!(
+                !contents.contains(machine_path),
+                "{} names {machine_path}:\n{contents}",
+                path.display()
+            );
+        }
+    }
+}
+
 #[test]
 fn new_refuses_an_existing_directory() {
     let parent = TempDir::new("new-exists");
@@ -174,6 +347,60 @@ fn doctor_names_a_missing_target_and_its_fix() {
         text(&output.stdout).contains(&expected),
         "{}",
         text(&output.stdout)
+    );
+}
+
+/// The runtime's registry in the cargo config: complete, then with its copy of the runtime
+/// gone, then missing.
+#[test]
+fn doctor_checks_the_runtime_registry_and_names_the_fix() {
+    let toolchain = installed_toolchain(false);
+    let dir = TempDir::new("doctor-runtime");
+    let doctor = || -> String {
+        let output = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), &toolchain, dir.path())
+            .args(["doctor", "--toolchain", &toolchain.name])
+            .output()
+            .unwrap();
+        let report = text(&output.stdout);
+        let line = report.lines().find(|l| l.contains("  runtime crates: "));
+        line.unwrap_or_else(|| panic!("{report}")).to_owned()
+    };
+    let config = toolchain.cargo_home().join("config.toml");
+    let sources = runtime::sources_dir(toolchain.cargo_home());
+    let version = hyperlight_rt::VERSION;
+    assert_eq!(
+        doctor(),
+        format!(
+            "ok    runtime crates: registry `hyperlight` in {} serves hyperlight-rt {version}",
+            config.display(),
+        )
+    );
+    let fix = format!(
+        "(in {}), so guest projects cannot resolve their `registry = \"hyperlight\"` \
+         dependencies; installing the target writes these, so install it: `hyperlight-run target \
+         add --toolchain {name}` (a guest build through the guest config's rustc-wrapper does it \
+         too), or `cargo xtask install --toolchain {name}` in a clone of the project",
+        config.display(),
+        name = toolchain.name
+    );
+
+    fs::remove_dir_all(sources.join(format!("hyperlight-rt-{version}"))).unwrap();
+    assert_eq!(
+        doctor(),
+        format!(
+            "FAIL  runtime crates: {} has no hyperlight-rt-{version} {fix}",
+            sources.display()
+        )
+    );
+
+    runtime::unregister_in(toolchain.cargo_home()).unwrap();
+    assert_eq!(
+        doctor(),
+        format!(
+            "FAIL  runtime crates: [registries.hyperlight] is missing; \
+             [source.hyperlight-registry] is missing; [source.hyperlight-installed] is missing \
+             {fix}"
+        )
     );
 }
 

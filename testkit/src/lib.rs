@@ -253,6 +253,7 @@ impl Drop for TempDir {
 /// toolchain has the target, and the tests must not depend on what the developer installed.
 pub struct TempToolchain {
     home: TempDir,
+    cargo_home: TempCargoHome,
     pub name: String,
 }
 
@@ -286,7 +287,11 @@ impl TempToolchain {
             });
         }
         forget_installed_target(&dest.join("lib/rustlib"));
-        TempToolchain { home, name }
+        TempToolchain {
+            home,
+            cargo_home: TempCargoHome::new(),
+            name,
+        }
     }
 
     /// A copy of rustup toolchain `real` without rust-src, which rustup itself can add
@@ -337,7 +342,11 @@ impl TempToolchain {
             }
         }
         forget_installed_target(&rustlib);
-        TempToolchain { home, name }
+        TempToolchain {
+            home,
+            cargo_home: TempCargoHome::new(),
+            name,
+        }
     }
 
     /// Puts the target's directory of `sysroot` into this toolchain, as an install would
@@ -351,6 +360,12 @@ impl TempToolchain {
         self.home.path()
     }
 
+    /// The cargo home that goes with this toolchain: installing registers the guest runtime
+    /// in `$CARGO_HOME/config.toml`, which must not be the developer's.
+    pub fn cargo_home(&self) -> &Path {
+        self.cargo_home.path()
+    }
+
     pub fn sysroot(&self) -> PathBuf {
         self.home.path().join("toolchains").join(&self.name)
     }
@@ -360,6 +375,7 @@ impl TempToolchain {
         let mut command = Command::new(program);
         command
             .env("RUSTUP_HOME", self.home.path())
+            .env("CARGO_HOME", self.cargo_home())
             .env("RUSTUP_TOOLCHAIN", &self.name)
             // cargo test points it at the real toolchain's libraries, which a copied rustc run
             // directly would load, and then report the real toolchain's sysroot.
@@ -370,6 +386,62 @@ impl TempToolchain {
             .env_remove("CARGO_BUILD_TARGET");
         command
     }
+}
+
+/// A cargo home of its own in a temporary directory, for installs (which register the guest
+/// runtime in `$CARGO_HOME/config.toml`) that must not change the developer's. It starts
+/// without a config and shares the developer's download caches and their locks, so cargo
+/// builds in it download nothing new.
+pub struct TempCargoHome(TempDir);
+
+impl TempCargoHome {
+    pub fn new() -> TempCargoHome {
+        let home = TempDir::new("cargo-home");
+        let real = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+        for shared in ["registry", "git", ".package-cache", ".package-cache-mutate"] {
+            if real.join(shared).exists() {
+                std::os::unix::fs::symlink(real.join(shared), home.path().join(shared)).unwrap();
+            }
+        }
+        TempCargoHome(home)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Default for TempCargoHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A rust-analyzer for the pinned toolchain, as rustup's component ships it. It is installed
+/// once into a rustup home of its own under the fixture directory, never into the
+/// developer's toolchains.
+pub fn rust_analyzer() -> PathBuf {
+    let toolchain = pinned_toolchain();
+    let home = fixture_dir().join("rust-analyzer");
+    fs::create_dir_all(&home).unwrap();
+    let lock = File::create(fixture_dir().join("rust-analyzer.lock")).unwrap();
+    lock.lock().unwrap();
+    let host = rustc_field(&toolchain, "host");
+    let binary = home.join(format!("toolchains/{toolchain}-{host}/bin/rust-analyzer"));
+    if !binary.is_file() {
+        let cargo_home = TempCargoHome::new();
+        let output = Command::new("rustup")
+            .args(["toolchain", "install", &toolchain, "--profile", "minimal"])
+            .args(["--component", "rust-analyzer", "--no-self-update"])
+            .env("RUSTUP_HOME", &home)
+            .env("CARGO_HOME", cargo_home.path())
+            .output()
+            .unwrap();
+        assert_success(&output, "rustup toolchain install (for rust-analyzer)");
+    }
+    binary
 }
 
 /// The sysroot of rustup toolchain `toolchain`.
@@ -429,7 +501,8 @@ fn forget_installed_target(rustlib: &Path) {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// Copies the directory tree `from` to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

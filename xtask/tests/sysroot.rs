@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use hyperlight_install::runtime;
 use object::{Object, ObjectSymbol};
 use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
 
@@ -18,6 +19,7 @@ fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
     let mut xtask = Command::new(env!("CARGO_BIN_EXE_xtask"));
     xtask
         .env("RUSTUP_HOME", toolchain.rustup_home())
+        .env("CARGO_HOME", toolchain.cargo_home())
         .env("CARGO_INSTALL_ROOT", bin_dir);
     xtask
 }
@@ -244,7 +246,7 @@ fn install_build_and_uninstall(real_toolchain: &str) {
         .filter(|line| line.contains("/x86_64-hyperlight-none/include/"))
         .count();
     assert!(headers > 100, "{manifest}");
-    // And the guest runtime's sources, which guest projects depend on by path.
+    // And the guest runtime's sources, which installing registers for guest projects.
     let runtime = listed
         .iter()
         .filter(|line| line.contains("/x86_64-hyperlight-none/src/hyperlight-rt/"))
@@ -271,6 +273,18 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     }
     let components = fs::read_to_string(rustlib.join("components")).unwrap();
     assert_eq!(components.lines().filter(|c| *c == COMPONENT).count(), 1);
+    // Guest projects reach the runtime through the registry installing sets up in the cargo
+    // home, whose directory source holds the runtime alone (not the sysroot crate).
+    let sources = runtime::sources_dir(toolchain.cargo_home());
+    let status = runtime::status(toolchain.cargo_home(), &rustlib.join(TARGET)).unwrap();
+    assert_eq!(status.problems, Vec::<String>::new());
+    let runtime_dir = format!("hyperlight-rt-{}", runtime_version());
+    let in_sources: Vec<_> = fs::read_dir(&sources)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(in_sources, [runtime_dir.as_str()]);
+    assert!(sources.join(&runtime_dir).join("src/lib.rs").is_file());
 
     let elf = build_plain(&toolchain);
     check_static_pie_entry(&elf);
@@ -296,10 +310,23 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     assert_success(&output, "cargo xtask uninstall");
     assert!(text(&output.stderr).contains(&format!("removed {TARGET} from {}", sysroot.display())));
     assert!(!bin.path().join("bin/hyperlight-run").exists());
+    // The last toolchain with the target is gone, and with it the runtime's registration.
+    assert!(!toolchain.cargo_home().join("config.toml").exists());
+    assert!(!toolchain.cargo_home().join("hyperlight").exists());
     assert!(
         snapshot(&rustlib) == before,
         "uninstall left the toolchain different from before the install"
     );
+}
+
+/// The guest runtime's version, from guest/Cargo.toml.
+fn runtime_version() -> String {
+    let manifest = fs::read_to_string(project_root().join("guest/Cargo.toml")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
 }
 
 /// `cargo build` and `cargo check` of tests/nostd-alloc set up with nothing but the README's

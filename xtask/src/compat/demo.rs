@@ -175,7 +175,16 @@ pub fn toolchain_with_sysroot(sh: &Shell, real: &Toolchain) -> Result<TempToolch
     let built = sysroot::default_out(real);
     sysroot::build(sh, real, &built)?;
     let toolchain = TempToolchain::copy_of(&real.name, false);
-    hyperlight_install::transaction::install(&built, &toolchain.sysroot())?;
+    // Installing registers the guest runtime in $CARGO_HOME/config.toml: the temporary
+    // toolchain's own cargo home, never the user's. xtask runs no other thread meanwhile.
+    let user_cargo_home = std::env::var_os("CARGO_HOME");
+    std::env::set_var("CARGO_HOME", toolchain.cargo_home());
+    let installed = hyperlight_install::transaction::install(&built, &toolchain.sysroot());
+    match user_cargo_home {
+        Some(home) => std::env::set_var("CARGO_HOME", home),
+        None => std::env::remove_var("CARGO_HOME"),
+    }
+    installed?;
     Ok(toolchain)
 }
 
