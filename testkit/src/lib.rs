@@ -444,6 +444,33 @@ pub fn rust_analyzer() -> PathBuf {
     binary
 }
 
+/// A hello guest in `dir` as a user's project would be: the guest configuration of
+/// templates/cargo-config.toml (rustc-wrapper included), depending on this checkout's runtime.
+pub fn write_hello_guest(dir: &Path) {
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::create_dir_all(dir.join(".cargo")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"guest\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nhyperlight-rt = {{ path = {:?} }}\n\n\
+             [profile.dev]\npanic = \"abort\"\n\n[workspace]\n",
+            project_root().join("guest")
+        ),
+    )
+    .unwrap();
+    fs::copy(
+        project_root().join("examples/hello/src/main.rs"),
+        dir.join("src/main.rs"),
+    )
+    .unwrap();
+    fs::copy(
+        project_root().join("templates/cargo-config.toml"),
+        dir.join(".cargo/config.toml"),
+    )
+    .unwrap();
+}
+
 /// The sysroot of rustup toolchain `toolchain`.
 fn sysroot_of(toolchain: &str) -> PathBuf {
     let output = Command::new("rustc")

@@ -47,7 +47,7 @@ impl Machine {
         let settings = machine.cargo_home().join("hyperlight/settings.toml");
         fs::create_dir_all(settings.parent().unwrap()).unwrap();
         fs::write(settings, format!("dist-server = \"{dist_server}\"\n")).unwrap();
-        write_guest(&machine.project());
+        testkit::write_hello_guest(&machine.project());
         machine
     }
 
@@ -127,33 +127,6 @@ impl Machine {
 fn runner_of(dist: &Path) -> PathBuf {
     let manifest = support::manifest(dist);
     dist.join(manifest["runner"]["url"].as_str().unwrap())
-}
-
-/// A hello guest with the guest config of `hyperlight-run new` projects, depending on the
-/// runtime of this checkout.
-fn write_guest(dir: &Path) {
-    fs::create_dir_all(dir.join("src")).unwrap();
-    fs::create_dir_all(dir.join(".cargo")).unwrap();
-    fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"guest\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nhyperlight-rt = {{ path = {:?} }}\n\n\
-             [profile.dev]\npanic = \"abort\"\n\n[workspace]\n",
-            project_root().join("guest")
-        ),
-    )
-    .unwrap();
-    fs::copy(
-        project_root().join("examples/hello/src/main.rs"),
-        dir.join("src/main.rs"),
-    )
-    .unwrap();
-    fs::copy(
-        project_root().join("templates/cargo-config.toml"),
-        dir.join(".cargo/config.toml"),
-    )
-    .unwrap();
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

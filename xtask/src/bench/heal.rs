@@ -94,26 +94,7 @@ impl Machine {
         let bin = home.join("cargo/bin");
         std::fs::create_dir_all(&bin)?;
         std::fs::copy(runner, bin.join("hyperlight-run"))?;
-        let project = home.join("guest");
-        std::fs::create_dir_all(project.join("src"))?;
-        std::fs::create_dir_all(project.join(".cargo"))?;
-        std::fs::write(
-            project.join("Cargo.toml"),
-            format!(
-                "[package]\nname = \"guest\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-                 [dependencies]\nhyperlight-rt = {{ path = {:?} }}\n\n\
-                 [profile.dev]\npanic = \"abort\"\n\n[workspace]\n",
-                project_root().join("guest")
-            ),
-        )?;
-        std::fs::copy(
-            project_root().join("examples/hello/src/main.rs"),
-            project.join("src/main.rs"),
-        )?;
-        std::fs::copy(
-            project_root().join("templates/cargo-config.toml"),
-            project.join(".cargo/config.toml"),
-        )?;
+        testkit::write_hello_guest(&home.join("guest"));
         Ok(Machine {
             toolchain: testkit::TempToolchain::copy_of(&toolchain.name, true),
             home: home.to_owned(),
