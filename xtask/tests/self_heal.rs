@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use support::{serve_copy, server, stable_dist, text, xtask};
-use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
+use testkit::{assert_success, pinned_toolchain, TempDir, TempToolchain, TARGET};
 
 /// A user's machine around a temporary toolchain: CARGO_HOME with the release's hyperlight-run
 /// on PATH and the dist server a previous install recorded, and a guest project.
