@@ -560,20 +560,72 @@ fn corrupted_tarball_names_file_and_both_hashes() {
 fn manifest_not_matching_its_sha256_is_refused() {
     let (_dir, nginx) = server();
     let served = serve_copy(&nginx, stable_dist(), "badmanifest");
-    let listed = fs::read_to_string(served.join("manifest.json.sha256")).unwrap();
-    let mut json = fs::read(served.join("manifest.json")).unwrap();
-    json.extend_from_slice(b" ");
-    replace_file(&served.join("manifest.json"), &json);
+    // The signature vouches for the manifest; its .sha256 line is another file's.
+    let json = fs::read(served.join("manifest.json")).unwrap();
+    let other = "0".repeat(64);
+    replace_file(
+        &served.join("manifest.json.sha256"),
+        format!("{other}  manifest.json\n").as_bytes(),
+    );
     let url = format!("{}/badmanifest", nginx.url());
     assert_install_fails(
         &["-y", "--dist-server", &url],
         EXIT_VERIFY,
         &[&format!(
-            "error: {url}/manifest.json: sha256 is {}, but its .sha256 file says {}",
+            "error: {url}/manifest.json: sha256 is {}, but its .sha256 file says {other}",
             support::sha256(&json),
-            &listed[..64]
         )],
     );
+}
+
+/// Whoever controls the dist server can replace the manifest and its .sha256 together; the
+/// signature is what stops them.
+#[test]
+fn a_replaced_manifest_without_the_release_signature_is_refused() {
+    let (_dir, nginx) = server();
+    let key = support::release_key().public_key();
+    let other = hyperlight_install::signature::SigningKey::from_seed([7; 32]);
+    // The attacker's manifest: the release's, pointing at a tarball of their choosing.
+    let mut forged = manifest(stable_dist());
+    forged["sysroots"][0]["sha256"] = "0".repeat(64).into();
+    let forged = serde_json::to_string_pretty(&forged).unwrap() + "\n";
+    let cases: [(&str, Option<String>, String); 2] = [
+        (
+            "foreign",
+            Some(hyperlight_install::signature::sign(
+                forged.as_bytes(),
+                &other,
+            )),
+            format!(
+                "is signed by key {}, but this installer trusts only key {key}",
+                other.public_key()
+            ),
+        ),
+        (
+            "unsigned",
+            None,
+            "comes without manifest.json.sig: the release is unsigned".to_owned(),
+        ),
+    ];
+    for (name, sig, said) in cases {
+        let served = serve_copy(&nginx, stable_dist(), name);
+        replace_file(&served.join("manifest.json"), forged.as_bytes());
+        replace_file(
+            &served.join("manifest.json.sha256"),
+            format!("{}  manifest.json\n", support::sha256(forged.as_bytes())).as_bytes(),
+        );
+        match sig {
+            Some(sig) => replace_file(&served.join("manifest.json.sig"), sig.as_bytes()),
+            None => fs::remove_file(served.join("manifest.json.sig")).unwrap(),
+        }
+        let url = format!("{}/{name}", nginx.url());
+        assert_install_fails(&["-y", "--dist-server", &url], EXIT_VERIFY, &[&said]);
+        let requests = nginx.access_log();
+        assert!(
+            !requests.contains(&format!("GET /{name}/rust-std-")),
+            "{name}: a tarball was downloaded: {requests}"
+        );
+    }
 }
 
 #[test]
@@ -582,11 +634,7 @@ fn malformed_manifest_is_refused() {
     let served = serve_copy(&nginx, stable_dist(), "malformed");
     let json = fs::read(served.join("manifest.json")).unwrap();
     let cut = &json[..json.len() / 2];
-    replace_file(&served.join("manifest.json"), cut);
-    replace_file(
-        &served.join("manifest.json.sha256"),
-        format!("{}  manifest.json\n", support::sha256(cut)).as_bytes(),
-    );
+    support::replace_manifest(&served, cut);
     let url = format!("{}/malformed", nginx.url());
     assert_install_fails(
         &["-y", "--dist-server", &url],

@@ -78,11 +78,7 @@ fn serve_with_sysroot(nginx: &Nginx, name: &str, tarball: &[u8]) -> PathBuf {
     entry["size"] = (tarball.len() as u64).into();
     entry["installed-sha256"] = installed_listing(tarball).into();
     let text = serde_json::to_string_pretty(&manifest).unwrap() + "\n";
-    replace_file(&served.join("manifest.json"), text.as_bytes());
-    replace_file(
-        &served.join("manifest.json.sha256"),
-        format!("{}  manifest.json\n", sha256(text.as_bytes())).as_bytes(),
-    );
+    support::replace_manifest(&served, text.as_bytes());
     served
 }
 

@@ -10,9 +10,7 @@ mod support;
 
 use hyperlight_install::manifest::Manifest;
 use serde_json::Value;
-use support::{
-    assert_failure, replace_file, serve_copy, server, sha256, stable_dist, text, Sandbox,
-};
+use support::{assert_failure, serve_copy, server, stable_dist, text, Sandbox};
 use testkit::{assert_success, pinned_toolchain, TARGET};
 
 const EXIT_VERIFY: i32 = 7;
@@ -125,11 +123,7 @@ fn install_sh_installs_from_exactly_the_manifests_the_parser_accepts() {
             "{label}: the parser says {parsed:?}"
         );
         let served = serve_copy(&nginx, stable_dist(), label);
-        replace_file(&served.join("manifest.json"), &manifest);
-        replace_file(
-            &served.join("manifest.json.sha256"),
-            format!("{}  manifest.json\n", sha256(&manifest)).as_bytes(),
-        );
+        support::replace_manifest(&served, &manifest);
         let url = format!("{}/{label}", nginx.url());
         let args = ["-y", "-q", "--no-runner", "--dist-server", &url];
         match refusal {

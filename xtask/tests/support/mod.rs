@@ -107,6 +107,27 @@ pub fn replace_file(path: &Path, contents: &[u8]) {
     fs::rename(&tmp, path).unwrap();
 }
 
+/// The key `cargo xtask dist` signs test releases with (no `--signing-key`): the development
+/// key, which the dist's hyperlight-run trusts.
+pub fn release_key() -> hyperlight_install::signature::SigningKey {
+    hyperlight_install::signature::SigningKey::read(
+        &project_root().join("target/dist-key/development.key"),
+    )
+    .unwrap()
+}
+
+/// Serves `manifest` in `served` as the release's own would be: with a matching `.sha256` and
+/// signed by the release key, so that only what is inside it can make an installer refuse it.
+pub fn replace_manifest(served: &Path, manifest: &[u8]) {
+    replace_file(&served.join("manifest.json"), manifest);
+    replace_file(
+        &served.join("manifest.json.sha256"),
+        format!("{}  manifest.json\n", sha256(manifest)).as_bytes(),
+    );
+    let sig = hyperlight_install::signature::sign(manifest, &release_key());
+    replace_file(&served.join("manifest.json.sig"), sig.as_bytes());
+}
+
 /// The dist's installer binary, `hyperlight-run-<version>-x86_64-unknown-linux-musl`.
 pub fn runner_file(dir: &Path) -> String {
     manifest(dir)["runner"]["url"].as_str().unwrap().to_owned()
