@@ -336,7 +336,13 @@ fn uninstall(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
         return Ok(());
     }
     match hyperlight_install::runner::uninstall(sysroot)? {
-        Removal::Removed(runner) => ui.say(&format!("removed {}", runner.display())),
+        Removal::Removed(runner) => {
+            ui.say(&format!("removed {}", runner.display()));
+            // No toolchain has the target any more: nothing will install from the server.
+            if let Ok(path) = settings::path() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         Removal::Kept { runner, user } => ui.say(&format!(
             "kept {}: the toolchain at {} still uses it",
             runner.display(),

@@ -61,7 +61,7 @@ enum Command {
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
     },
-    /// Write a release to DIR: sysroot tarballs, the runner, the unpacker, install.sh and
+    /// Write a release to DIR: sysroot tarballs, the source archive, the runner, install.sh and
     /// manifest.json.
     Dist {
         /// Toolchain to build a sysroot with; repeat for several (default: the pinned one).
@@ -70,11 +70,11 @@ enum Command {
         /// Pack this sysroot, already built by `cargo xtask sysroot`, instead of building one.
         #[arg(long = "sysroot", value_name = "DIR")]
         sysroots: Vec<PathBuf>,
-        /// Add the sysroots (and, with --no-runner, the runner and unpacker) of another dist
+        /// Add the sysroots (and, with --no-runner, the runner) of another dist
         /// directory.
         #[arg(long = "include", value_name = "DIR")]
         includes: Vec<PathBuf>,
-        /// Do not build the host tools (the hyperlight-run tarball and hyperlight-unpack).
+        /// Do not build the runner (hyperlight-run, the release's installer too).
         #[arg(long)]
         no_runner: bool,
         /// Output directory (default: dist/).
@@ -260,7 +260,7 @@ fn provision_dist(sh: &Shell, options: &dist::DistOptions) -> Result<()> {
         Toolchain::provision(sh, name, &[RUST_SRC], &[], FOR_SYSROOT)?;
     }
     if !options.no_runner {
-        let why = "needed to build the static hyperlight-run and hyperlight-unpack";
+        let why = "needed to build the static hyperlight-run";
         Toolchain::provision(sh, None, &[], &[dist::RUNNER_HOST], why)?;
     }
     Ok(())
