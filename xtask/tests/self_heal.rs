@@ -31,19 +31,6 @@ impl Machine {
         fs::create_dir_all(&bin).unwrap();
         let runner = runner_of(stable_dist());
         fs::copy(&runner, bin.join("hyperlight-run")).unwrap();
-        // Building core and alloc resolves the standard library's crates.io dependencies: from
-        // the developer's registry cache, as the builds are offline.
-        let real_home = PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo");
-        let real_home = std::env::var_os("CARGO_HOME").map_or(real_home, PathBuf::from);
-        for shared in ["registry", "git"] {
-            if real_home.join(shared).exists() {
-                std::os::unix::fs::symlink(
-                    real_home.join(shared),
-                    machine.cargo_home().join(shared),
-                )
-                .unwrap();
-            }
-        }
         let settings = machine.cargo_home().join("hyperlight/settings.toml");
         fs::create_dir_all(settings.parent().unwrap()).unwrap();
         fs::write(settings, format!("dist-server = \"{dist_server}\"\n")).unwrap();
@@ -51,8 +38,10 @@ impl Machine {
         machine
     }
 
+    /// The toolchain's own temporary cargo home, which shares the developer's download caches:
+    /// building core and alloc resolves the standard library's crates.io dependencies offline.
     fn cargo_home(&self) -> PathBuf {
-        self.home.path().join("cargo")
+        self.toolchain.cargo_home().to_owned()
     }
 
     fn project(&self) -> PathBuf {
@@ -72,7 +61,6 @@ impl Machine {
         command
             .current_dir(self.project())
             .env("PATH", std::env::join_paths(dirs).unwrap())
-            .env("CARGO_HOME", self.cargo_home())
             .env("TMPDIR", self.home.path())
             .env("CARGO_NET_OFFLINE", "true")
             .env_remove("RUSTC_WRAPPER")

@@ -91,18 +91,24 @@ struct Machine {
 
 impl Machine {
     fn new(home: &Path, toolchain: &Toolchain, runner: &Path) -> Result<Machine> {
-        let bin = home.join("cargo/bin");
+        let machine = Machine {
+            toolchain: testkit::TempToolchain::copy_of(&toolchain.name, true),
+            home: home.to_owned(),
+        };
+        let bin = machine.cargo_home().join("bin");
         std::fs::create_dir_all(&bin)?;
         std::fs::copy(runner, bin.join("hyperlight-run"))?;
         testkit::write_hello_guest(&home.join("guest"));
-        Ok(Machine {
-            toolchain: testkit::TempToolchain::copy_of(&toolchain.name, true),
-            home: home.to_owned(),
-        })
+        Ok(machine)
+    }
+
+    /// The toolchain's own temporary cargo home (it shares the developer's download caches).
+    fn cargo_home(&self) -> &Path {
+        self.toolchain.cargo_home()
     }
 
     fn set_dist_server(&self, server: &str) -> Result<()> {
-        let settings = self.home.join("cargo/hyperlight/settings.toml");
+        let settings = self.cargo_home().join("hyperlight/settings.toml");
         std::fs::create_dir_all(settings.parent().unwrap())?;
         std::fs::write(settings, format!("dist-server = \"{server}\"\n"))?;
         Ok(())
@@ -114,7 +120,7 @@ impl Machine {
             std::fs::remove_dir_all(&target)?;
         }
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![self.home.join("cargo/bin")];
+        let mut dirs = vec![self.cargo_home().join("bin")];
         dirs.extend(std::env::split_paths(&path));
         let output = self
             .toolchain
@@ -122,7 +128,6 @@ impl Machine {
             .arg("build")
             .current_dir(self.home.join("guest"))
             .env("PATH", std::env::join_paths(dirs)?)
-            .env("CARGO_HOME", self.home.join("cargo"))
             .env("TMPDIR", &self.home)
             .env("CARGO_NET_OFFLINE", "true")
             .env_remove("RUSTC_WRAPPER")
