@@ -299,15 +299,23 @@ fn install_runner(
     Ok(())
 }
 
-/// Whether `hyperlight-run` can be put into `dir` (created if missing, as `cargo install` does).
+/// Whether `hyperlight-run` can be put into `dir`, which the install creates if missing (as
+/// `cargo install` does): probed in its nearest existing ancestor, so that a failing install
+/// creates nothing.
 fn check_writable_dir(dir: &Path) -> Result<(), InstallError> {
-    let probe = dir.join(format!(".{RUNNER}.write-test-{}", std::process::id()));
-    std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::File::create(&probe))
+    let existing = dir
+        .ancestors()
+        .find(|ancestor| ancestor.exists())
+        .unwrap_or(Path::new("/"));
+    let probe = existing.join(format!(".{RUNNER}.write-test-{}", std::process::id()));
+    std::fs::File::create(&probe)
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|err| InstallError::Write {
             path: dir.to_owned(),
-            reason: format!("{err}; set CARGO_INSTALL_ROOT or CARGO_HOME to a writable directory, or pass --no-runner"),
+            reason: format!(
+                "{err}; set CARGO_INSTALL_ROOT or CARGO_HOME to a writable directory, or pass \
+                 --no-runner"
+            ),
         })
 }
 
