@@ -270,18 +270,13 @@ fn no_sysroot(release: &Release, toolchain: &Toolchain) -> InstallError {
 
 fn check_writable(toolchain: &Toolchain) -> Result<(), InstallError> {
     let rustlib = toolchain.sysroot.join("lib/rustlib");
-    let probe = rustlib.join(format!(".{TARGET}.write-test-{}", std::process::id()));
-    match fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(err) => Err(InstallError::Toolchain(format!(
+    crate::probe_writable(&rustlib).map_err(|err| {
+        InstallError::Toolchain(format!(
             "cannot write to {} ({err}); rustup toolchains live in your home directory; for a \
              system-wide rustc, run this as its owner (e.g. with sudo)",
             rustlib.display()
-        ))),
-    }
+        ))
+    })
 }
 
 fn write_error(toolchain: &Toolchain) -> impl Fn(anyhow::Error) -> InstallError + '_ {

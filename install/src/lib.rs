@@ -22,6 +22,18 @@ pub const TARGET: &str = "x86_64-hyperlight-none";
 /// Its rust-installer component, as the install records and the manifest name it.
 pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
 
+/// Whether files can be created in `dir`, or, when it does not exist yet, in its nearest
+/// existing ancestor (where creating it would start). The probe file is removed at once, so an
+/// install refused here has changed nothing.
+pub fn probe_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    let existing = dir
+        .ancestors()
+        .find(|ancestor| ancestor.exists())
+        .unwrap_or(std::path::Path::new("/"));
+    let probe = existing.join(format!(".hyperlight-write-test-{}", std::process::id()));
+    std::fs::File::create(&probe).and_then(|_| std::fs::remove_file(&probe))
+}
+
 /// Bytes as lowercase hex digits, as sha256sum and the signature file write them.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

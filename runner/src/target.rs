@@ -300,23 +300,15 @@ fn install_runner(
 }
 
 /// Whether `hyperlight-run` can be put into `dir`, which the install creates if missing (as
-/// `cargo install` does): probed in its nearest existing ancestor, so that a failing install
-/// creates nothing.
+/// `cargo install` does).
 fn check_writable_dir(dir: &Path) -> Result<(), InstallError> {
-    let existing = dir
-        .ancestors()
-        .find(|ancestor| ancestor.exists())
-        .unwrap_or(Path::new("/"));
-    let probe = existing.join(format!(".{RUNNER}.write-test-{}", std::process::id()));
-    std::fs::File::create(&probe)
-        .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|err| InstallError::Write {
-            path: dir.to_owned(),
-            reason: format!(
-                "{err}; set CARGO_INSTALL_ROOT or CARGO_HOME to a writable directory, or pass \
-                 --no-runner"
-            ),
-        })
+    hyperlight_install::probe_writable(dir).map_err(|err| InstallError::Write {
+        path: dir.to_owned(),
+        reason: format!(
+            "{err}; set CARGO_INSTALL_ROOT or CARGO_HOME to a writable directory, or pass \
+             --no-runner"
+        ),
+    })
 }
 
 fn write_executable(path: &Path, data: &[u8]) -> Result<(), InstallError> {
