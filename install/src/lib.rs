@@ -2,8 +2,10 @@
 //! the release's install.sh (which hands over to `hyperlight-run`), the self-healing build
 //! wrapper and `cargo xtask install` all install through this crate.
 
+#[cfg(feature = "download")]
 pub mod add;
 pub mod build;
+#[cfg(feature = "download")]
 pub mod download;
 pub mod error;
 pub mod manifest;
@@ -14,6 +16,7 @@ pub mod settings;
 pub mod signature;
 pub mod toolchain;
 pub mod transaction;
+#[cfg(feature = "download")]
 pub mod ui;
 pub mod unpack;
 
