@@ -49,6 +49,9 @@ enum Command {
         /// Install into this sysroot instead of the toolchain's own.
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
+        /// Install the sysroot only, leaving hyperlight-run as it is.
+        #[arg(long)]
+        no_runner: bool,
         #[command(flatten)]
         key: signing::KeyArg,
     },
@@ -159,6 +162,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Install {
             toolchain,
             prefix,
+            no_runner,
             key,
         } => {
             let toolchain =
@@ -166,8 +170,13 @@ fn run(cli: Cli) -> Result<()> {
             let built = sysroot::default_out(&toolchain);
             sysroot::build(&sh, &toolchain, &built)?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            let trusted = signing::public_key(key.signing_key.as_deref())?;
-            let runner = runner::build_release(&sh, &trusted)?;
+            // Built before anything is installed, so a failing build leaves the toolchain as it was.
+            let runner = if no_runner {
+                None
+            } else {
+                let trusted = signing::public_key(key.signing_key.as_deref())?;
+                Some(runner::build_release(&sh, &trusted)?)
+            };
             match transaction::install(&built, &sysroot)? {
                 transaction::Outcome::Installed => {
                     eprintln!("installed {TARGET} into {}", sysroot.display())
@@ -176,8 +185,10 @@ fn run(cli: Cli) -> Result<()> {
                     eprintln!("{TARGET} is already installed in {}", sysroot.display())
                 }
             }
-            let runner = installed_runner::install(&runner, &installed_runner::bin_dir()?)?;
-            eprintln!("installed {}", runner.display());
+            if let Some(runner) = runner {
+                let runner = installed_runner::install(&runner, &installed_runner::bin_dir()?)?;
+                eprintln!("installed {}", runner.display());
+            }
             Ok(())
         }
         Command::Uninstall { toolchain, prefix } => {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use hyperlight_install::signature::{PublicKey, DIST_PUBLIC_KEY_ENV};
 use xshell::{cmd, Shell};
 
-use crate::toolchain::{project_root, Toolchain};
+use crate::toolchain::{project_root, target_root, Toolchain};
 
 /// Builds the runner with the pinned toolchain (release profile), statically linked
 /// (`crt-static`), and returns the binary's path. A dynamically linked runner spends a few
@@ -45,9 +45,5 @@ fn build_release_artifact(
     .env(DIST_PUBLIC_KEY_ENV, trusted.to_string())
     .run()
     .with_context(|| format!("building {artifact} of hyperlight-run failed"))?;
-    Ok(project_root()
-        .join("target")
-        .join(&host)
-        .join("release")
-        .join(artifact))
+    Ok(target_root(sh).join(&host).join("release").join(artifact))
 }

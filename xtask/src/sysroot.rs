@@ -11,7 +11,7 @@ use hyperlight_install::build::{
 use xshell::Shell;
 
 use crate::c_headers;
-use crate::toolchain::{project_root, Toolchain, TARGET};
+use crate::toolchain::{project_root, target_root, Toolchain, TARGET};
 
 pub use hyperlight_install::build::VERSION_FILE;
 pub use hyperlight_install::toolchain::target_dir;
@@ -25,13 +25,6 @@ const CRATES: &[(&str, &str, &[&str])] = &[
 
 pub fn default_out(toolchain: &Toolchain) -> PathBuf {
     project_root().join("target/sysroot").join(&toolchain.name)
-}
-
-/// The target directory, honouring CARGO_TARGET_DIR like cargo does (a fresh one means a build
-/// from scratch).
-fn target_root(sh: &Shell) -> PathBuf {
-    sh.var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| project_root().join("target"), PathBuf::from)
 }
 
 /// The checkout's source tree in `target/sysroot-src`, kept from being rewritten by another

@@ -129,6 +129,13 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The target directory, honouring CARGO_TARGET_DIR like cargo does (a fresh one means a build
+/// from scratch).
+pub fn target_root(sh: &Shell) -> PathBuf {
+    sh.var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| project_root().join("target"), PathBuf::from)
+}
+
 /// Whether rustup installs `name` from its channels (`stable`, `nightly-2026-10-29`,
 /// `1.99.1`, ...), so that it can add components, as opposed to a linked custom toolchain.
 fn is_distributed(name: &str) -> bool {

@@ -11,6 +11,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+mod support;
+
 use object::{Object, ObjectSection, ObjectSymbol};
 use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
 
@@ -21,16 +23,15 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_it() {
     let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
-    let bin = TempDir::new("official-bin");
     let install = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["install", "--prefix"])
+        .args(["install", "--no-runner", "--prefix"])
         .arg(toolchain.sysroot())
-        .env("CARGO_INSTALL_ROOT", bin.path())
+        .env("CARGO_HOME", toolchain.cargo_home())
         .output()
         .unwrap();
     assert_success(
         &install,
-        "cargo xtask install --prefix <temporary toolchain>",
+        "cargo xtask install --no-runner --prefix <temporary toolchain>",
     );
     let include = toolchain
         .sysroot()
@@ -87,8 +88,10 @@ fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_
         .join("debug/official-demo");
     check_official_guest(&elf);
 
-    let runner = bin.path().join("bin/hyperlight-run");
-    let run = Command::new(&runner).arg(&elf).output().unwrap();
+    let run = Command::new(support::release_runner())
+        .arg(&elf)
+        .output()
+        .unwrap();
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(126), "{stderr}");
     assert!(

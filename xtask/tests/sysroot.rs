@@ -211,32 +211,54 @@ fn rust_src_that_rustup_cannot_add_fails_naming_the_command() {
 
 #[test]
 fn install_then_plain_cargo_on_stable() {
-    install_build_and_uninstall(&pinned_toolchain());
+    install_build_and_uninstall(&pinned_toolchain(), Runner::Install);
 }
 
 #[test]
 fn install_then_plain_cargo_on_nightly() {
-    install_build_and_uninstall(&testkit::test_nightly());
+    install_build_and_uninstall(&testkit::test_nightly(), Runner::Leave);
+}
+
+/// Whether `cargo xtask install` also builds and installs hyperlight-run, or is given
+/// `--no-runner`.
+#[derive(PartialEq)]
+enum Runner {
+    Install,
+    Leave,
 }
 
 /// The whole life cycle in one toolchain: install, build and check a guest with plain cargo,
 /// install again (a no-op), uninstall back to the exact previous tree.
-fn install_build_and_uninstall(real_toolchain: &str) {
+fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
     let toolchain = TempToolchain::copy_of(real_toolchain, true);
     let sysroot = toolchain.sysroot();
     let rustlib = sysroot.join("lib/rustlib");
     let before = snapshot(&rustlib);
     let bin = TempDir::new("bin");
+    // The runner's dependencies come from the temporary cargo home's registry, a path cargo
+    // has not built them from before: a target directory of its own keeps the workspace's
+    // builds from being invalidated by this one.
+    let target = TempDir::new("install-target");
+    let install = || {
+        let mut install = xtask(&toolchain, bin.path());
+        install
+            .args(["install", "--toolchain", &toolchain.name])
+            .env("CARGO_TARGET_DIR", target.path());
+        if runner == Runner::Leave {
+            install.arg("--no-runner");
+        }
+        install.output().unwrap()
+    };
 
-    let output = xtask(&toolchain, bin.path())
-        .args(["install", "--toolchain", &toolchain.name])
-        .output()
-        .unwrap();
+    let output = install();
     assert_success(&output, "cargo xtask install");
     assert!(
         text(&output.stderr).contains(&format!("installed {TARGET} into {}", sysroot.display()))
     );
-    assert!(bin.path().join("bin/hyperlight-run").is_file());
+    assert_eq!(
+        bin.path().join("bin/hyperlight-run").is_file(),
+        runner == Runner::Install
+    );
     let manifest = fs::read_to_string(rustlib.join(format!("manifest-{COMPONENT}"))).unwrap();
     let listed: Vec<&str> = manifest.lines().collect();
     // target.json, rustc-version, an .rlib and an .rmeta for each of three crates, the C
@@ -289,10 +311,7 @@ fn install_build_and_uninstall(real_toolchain: &str) {
     let elf = build_plain(&toolchain);
     check_static_pie_entry(&elf);
 
-    let again = xtask(&toolchain, bin.path())
-        .args(["install", "--toolchain", &toolchain.name])
-        .output()
-        .unwrap();
+    let again = install();
     assert_success(&again, "second cargo xtask install");
     assert!(text(&again.stderr).contains(&format!(
         "{TARGET} is already installed in {}",
@@ -309,7 +328,12 @@ fn install_build_and_uninstall(real_toolchain: &str) {
         .unwrap();
     assert_success(&output, "cargo xtask uninstall");
     assert!(text(&output.stderr).contains(&format!("removed {TARGET} from {}", sysroot.display())));
-    assert!(!bin.path().join("bin/hyperlight-run").exists());
+    let runner_path = bin.path().join("bin/hyperlight-run");
+    assert_eq!(
+        text(&output.stderr).contains(&format!("removed {}", runner_path.display())),
+        runner == Runner::Install
+    );
+    assert!(!runner_path.exists());
     // The last toolchain with the target is gone, and with it the runtime's registration.
     assert!(!toolchain.cargo_home().join("config.toml").exists());
     assert!(!toolchain.cargo_home().join("hyperlight").exists());

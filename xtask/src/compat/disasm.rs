@@ -78,16 +78,6 @@ impl Code {
             .map(|(name, _)| name.clone())
             .collect())
     }
-
-    /// How many of this build's functions have an identical twin in `other`, of how many.
-    pub fn functions_equal_to(&self, other: &Code) -> (usize, usize) {
-        let mut same = 0;
-        for (name, bodies) in &self.by_name {
-            let theirs = other.by_name.get(name).map(Vec::as_slice).unwrap_or(&[]);
-            same += bodies.iter().filter(|body| theirs.contains(body)).count();
-        }
-        (same, self.functions())
-    }
 }
 
 /// The first difference in name order after `view` rewrote each instruction, described for a

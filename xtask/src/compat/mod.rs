@@ -5,9 +5,8 @@
 //!
 //! Identical code needs the same compiler: nightly and stable rustc generate different code
 //! for the same source. So the machine code is compared between cargo-hyperlight on nightly
-//! and plain cargo on that same nightly, and the stable build (the one users get) is checked
-//! to build, link and carry the same guest; how much of its code equals the nightly one's is
-//! reported for information.
+//! and plain cargo on that same nightly; that the stable build (the one users get) builds,
+//! links and carries the same guest is a test (`xtask/tests/official.rs`).
 
 pub mod demo;
 mod disasm;
@@ -20,9 +19,8 @@ use xshell::Shell;
 use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 
 pub fn run(sh: &Shell) -> Result<()> {
-    // cargo-hyperlight builds core and alloc from rust-src on nightly, and so do we for both.
+    // cargo-hyperlight builds core and alloc from rust-src on nightly, and so do we.
     let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
-    let stable = Toolchain::provision(sh, None, &[RUST_SRC], &[], FOR_SYSROOT)?;
     let nightly_name = nightly.name.as_str();
     let (root, _lock) = demo::scratch_dir("compat")?;
     let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
@@ -40,36 +38,24 @@ pub fn run(sh: &Shell) -> Result<()> {
         nightly_name,
     )?;
 
-    let mut plain = Vec::new();
-    for toolchain in [&nightly, &stable] {
-        let kind = format!("plain-{}", toolchain.name);
-        eprintln!(
-            "== the demo guest, built by plain cargo on {} ({}) with the installed target",
-            toolchain.name, toolchain.version.release
-        );
-        let temp = demo::toolchain_with_sysroot(sh, toolchain)?;
-        demo::generate(sh, &demo_dir(&kind))?;
-        plain.push(demo::build_plain(
-            sh,
-            &demo_dir(&kind),
-            &target_dir(&kind),
-            &temp,
-        )?);
-    }
-    let (ours_nightly, ours_stable) = (&plain[0], &plain[1]);
+    eprintln!(
+        "== the demo guest, built by plain cargo on {nightly_name} ({}) with the installed target",
+        nightly.version.release
+    );
+    let kind = format!("plain-{nightly_name}");
+    let temp = demo::toolchain_with_sysroot(sh, &nightly)?;
+    demo::generate(sh, &demo_dir(&kind))?;
+    let ours = demo::build_plain(sh, &demo_dir(&kind), &target_dir(&kind), &temp)?;
 
     let official_code = disasm::Code::of(sh, &official)?;
-    let nightly_code = disasm::Code::of(sh, ours_nightly)?;
-    let stable_code = disasm::Code::of(sh, ours_stable)?;
+    let ours_code = disasm::Code::of(sh, &ours)?;
     let version = guest_version(&official)?;
-    for elf in [ours_nightly, ours_stable] {
-        let ours = guest_version(elf)?;
-        if ours != version {
-            bail!(
-                "{} carries hyperlight version {ours:?}, cargo-hyperlight's build {version:?}",
-                elf.display()
-            );
-        }
+    let ours_version = guest_version(&ours)?;
+    if ours_version != version {
+        bail!(
+            "{} carries hyperlight version {ours_version:?}, cargo-hyperlight's build {version:?}",
+            ours.display()
+        );
     }
 
     println!("compared (debug profile, hyperlight-guest-bin {version}):");
@@ -88,22 +74,11 @@ pub fn run(sh: &Shell) -> Result<()> {
     println!(
         "  ours:     {}",
         describe(
-            ours_nightly,
-            &nightly_code,
+            &ours,
+            &ours_code,
             &format!(
                 "plain cargo + {} with the installed target",
                 nightly.version.release
-            )
-        )
-    );
-    println!(
-        "  stable:   {}",
-        describe(
-            ours_stable,
-            &stable_code,
-            &format!(
-                "plain cargo + {} with the installed target",
-                stable.version.release
             )
         )
     );
@@ -113,7 +88,7 @@ pub fn run(sh: &Shell) -> Result<()> {
          (they move with the length of embedded source paths)",
         official_code.sections.join(", ")
     );
-    let stack_only = official_code.compare(&nightly_code).map_err(|difference| {
+    let stack_only = official_code.compare(&ours_code).map_err(|difference| {
         anyhow::anyhow!(
             "the machine code differs between the official and our {nightly_name} build: {difference}"
         )
@@ -131,13 +106,6 @@ pub fn run(sh: &Shell) -> Result<()> {
         } else {
             format!(": {}", stack_only.join(", "))
         }
-    );
-    let (same, total) = stable_code.functions_equal_to(&nightly_code);
-    println!(
-        "  stable:   builds and links with plain cargo, same guest version note; {same} of {total} \
-         functions are instruction-for-instruction the nightly ones (the rest differ because \
-         rustc {} and {} generate different code, not because of the build)",
-        stable.version.release, nightly.version.release
     );
     Ok(())
 }

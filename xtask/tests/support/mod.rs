@@ -133,6 +133,21 @@ pub fn runner_file(dir: &Path) -> String {
     manifest(dir)["runner"]["url"].as_str().unwrap().to_owned()
 }
 
+/// The release's `hyperlight-run` (the stable dist's), as an executable file.
+pub fn release_runner() -> &'static Path {
+    static RUNNER: OnceLock<PathBuf> = OnceLock::new();
+    RUNNER.get_or_init(|| {
+        let bin = fixture_dir().join("release-runner/hyperlight-run");
+        fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        // Renamed into place: another test process may be running the previous copy.
+        let copy = bin.with_extension(std::process::id().to_string());
+        fs::copy(stable_dist().join(runner_file(stable_dist())), &copy).unwrap();
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::rename(&copy, &bin).unwrap();
+        bin
+    })
+}
+
 /// A temporary toolchain plus the directories an install uses besides it.
 pub struct Sandbox {
     pub toolchain: TempToolchain,
@@ -221,16 +236,9 @@ impl Sandbox {
         self.install_sh(args).output().unwrap()
     }
 
-    /// The release's `hyperlight-run` (the stable dist's), run directly with this sandbox's
-    /// environment.
+    /// The release's `hyperlight-run`, run directly with this sandbox's environment.
     pub fn hyperlight_run(&self, args: &[&str]) -> Command {
-        let bin = self.dir.path().join("release-runner/hyperlight-run");
-        if !bin.exists() {
-            fs::create_dir_all(bin.parent().unwrap()).unwrap();
-            fs::copy(stable_dist().join(runner_file(stable_dist())), &bin).unwrap();
-            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let mut command = Command::new(bin);
+        let mut command = Command::new(release_runner());
         self.env(&mut command);
         command.args(args);
         command
