@@ -153,3 +153,38 @@ fn a_failed_build_quotes_cargo_and_writes_nothing() {
     assert!(lines > 0, "cargo's stderr reached the callback");
     assert!(!out.exists());
 }
+
+/// A rustc rustup does not manage, without the standard library's sources: the build stops
+/// before doing anything, with one line saying what is missing and where it was looked for.
+#[test]
+fn a_plain_rustc_without_rust_src_is_told_what_is_missing() {
+    let dir = TempDir::new("plain-rustc");
+    // What such a toolchain is to the installer: its rustc's version and sysroot, here a sysroot
+    // outside any rustup home, with lib/rustlib but no lib/rustlib/src.
+    let sysroot = dir.path().join("rust");
+    fs::create_dir_all(sysroot.join("lib/rustlib")).unwrap();
+    let pinned = Toolchain::find(Selector::Rustup(pinned_toolchain())).unwrap();
+    let toolchain = Toolchain {
+        selector: Selector::Rustc(sysroot.join("bin/rustc")),
+        version: pinned.version,
+        sysroot: sysroot.clone(),
+    };
+    assert_eq!(toolchain.rustup_name(), None);
+    let out = dir.path().join("out");
+    let source = testkit::sysroot().join("lib/rustlib").join(TARGET);
+    let mut progress = Vec::new();
+    let err = build_sysroot(&source, &toolchain, &out, &dir.path().join("work"), |p| {
+        progress.push(format!("{p:?}"))
+    })
+    .unwrap_err();
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "building core and alloc needs the standard library's sources, which {} lacks ({}/lib/rustlib/src/rust does not exist) and which only rustup can add here",
+            sysroot.display(),
+            sysroot.display()
+        )
+    );
+    assert_eq!(progress, Vec::<String>::new());
+    assert!(!out.exists() && !dir.path().join("work").exists());
+}
