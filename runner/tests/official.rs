@@ -2,7 +2,7 @@
 //! exit code 126 and names the host version they need, instead of booting them.
 //!
 //! The guest here is the hello example with that note added (a crafted ELF, so the test needs
-//! no official guest build); xtask/tests/official.rs runs the real demo guest.
+//! no official guest build); xtask/tests/sysroot.rs builds the real demo guest.
 
 mod common;
 

@@ -446,7 +446,7 @@ pub fn rust_analyzer() -> PathBuf {
 
 /// A hello guest in `dir` as a user's project would be: the guest configuration of
 /// templates/cargo-config.toml (rustc-wrapper included), depending on this checkout's runtime.
-pub fn write_hello_guest(dir: &Path) {
+fn write_hello_guest(dir: &Path) {
     fs::create_dir_all(dir.join("src")).unwrap();
     fs::create_dir_all(dir.join(".cargo")).unwrap();
     fs::write(
@@ -469,6 +469,74 @@ pub fn write_hello_guest(dir: &Path) {
         dir.join(".cargo/config.toml"),
     )
     .unwrap();
+}
+
+/// A user's machine around a temporary copy of a toolchain (with rust-src): its cargo home's
+/// `bin` holds a given `hyperlight-run` and comes first on PATH, its settings name the dist
+/// server of a previous install, and it has the hello guest project.
+pub struct UserMachine {
+    pub toolchain: TempToolchain,
+    home: TempDir,
+}
+
+impl UserMachine {
+    pub fn new(real_toolchain: &str, runner: &Path, dist_server: &str) -> UserMachine {
+        let machine = UserMachine {
+            toolchain: TempToolchain::copy_of(real_toolchain, true),
+            home: TempDir::new("user-machine"),
+        };
+        let bin = machine.cargo_home().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::copy(runner, bin.join("hyperlight-run")).unwrap();
+        machine.set_dist_server(dist_server);
+        write_hello_guest(&machine.project());
+        machine
+    }
+
+    /// The toolchain's own temporary cargo home, which shares the developer's download caches:
+    /// building core and alloc resolves the standard library's crates.io dependencies offline.
+    pub fn cargo_home(&self) -> &Path {
+        self.toolchain.cargo_home()
+    }
+
+    pub fn project(&self) -> PathBuf {
+        self.home.path().join("guest")
+    }
+
+    /// Where the target is installed in the toolchain.
+    pub fn target_dir(&self) -> PathBuf {
+        self.toolchain.sysroot().join("lib/rustlib").join(TARGET)
+    }
+
+    pub fn set_dist_server(&self, server: &str) {
+        let settings = self.cargo_home().join("hyperlight/settings.toml");
+        fs::create_dir_all(settings.parent().unwrap()).unwrap();
+        fs::write(settings, format!("dist-server = \"{server}\"\n")).unwrap();
+    }
+
+    /// `program` in the guest project, with this machine's environment.
+    pub fn command(&self, program: &str) -> Command {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let mut dirs = vec![self.cargo_home().join("bin")];
+        dirs.extend(std::env::split_paths(&path));
+        let mut command = self.toolchain.command(program);
+        command
+            .current_dir(self.project())
+            .env("PATH", std::env::join_paths(dirs).unwrap())
+            .env("TMPDIR", self.home.path())
+            .env("CARGO_NET_OFFLINE", "true")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("RUSTC_BOOTSTRAP")
+            .env_remove("HYPERLIGHT_DIST_SERVER")
+            .env_remove("CARGO_INSTALL_ROOT");
+        command
+    }
+
+    /// `rustc -vV` of the machine's toolchain.
+    pub fn rustc_version(&self) -> String {
+        let output = self.command("rustc").arg("-vV").output().unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
 }
 
 /// The sysroot of rustup toolchain `toolchain`.

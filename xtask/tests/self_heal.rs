@@ -9,112 +9,50 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use support::{serve_copy, server, stable_dist, text, xtask};
-use testkit::{assert_success, pinned_toolchain, TempDir, TempToolchain, TARGET};
+use testkit::{assert_success, pinned_toolchain, TempDir, UserMachine, TARGET};
 
-/// A user's machine around a temporary toolchain: CARGO_HOME with the release's hyperlight-run
-/// on PATH and the dist server a previous install recorded, and a guest project.
-struct Machine {
-    toolchain: TempToolchain,
-    home: TempDir,
+/// A user's machine whose runner is the release's and whose last install was from `dist_server`.
+fn machine(dist_server: &str) -> UserMachine {
+    UserMachine::new(&pinned_toolchain(), support::release_runner(), dist_server)
 }
 
-impl Machine {
-    fn new(dist_server: &str) -> Machine {
-        let machine = Machine {
-            toolchain: TempToolchain::copy_of(&pinned_toolchain(), true),
-            home: TempDir::new("heal-home"),
-        };
-        let bin = machine.cargo_home().join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        let runner = runner_of(stable_dist());
-        fs::copy(&runner, bin.join("hyperlight-run")).unwrap();
-        let settings = machine.cargo_home().join("hyperlight/settings.toml");
-        fs::create_dir_all(settings.parent().unwrap()).unwrap();
-        fs::write(settings, format!("dist-server = \"{dist_server}\"\n")).unwrap();
-        testkit::write_hello_guest(&machine.project());
-        machine
-    }
-
-    /// The toolchain's own temporary cargo home, which shares the developer's download caches:
-    /// building core and alloc resolves the standard library's crates.io dependencies offline.
-    fn cargo_home(&self) -> PathBuf {
-        self.toolchain.cargo_home().to_owned()
-    }
-
-    fn project(&self) -> PathBuf {
-        self.home.path().join("guest")
-    }
-
-    fn target_dir(&self) -> PathBuf {
-        self.toolchain.sysroot().join("lib/rustlib").join(TARGET)
-    }
-
-    /// `program` in the guest project, with this machine's environment.
-    fn command(&self, program: &str) -> Command {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![self.cargo_home().join("bin")];
-        dirs.extend(std::env::split_paths(&path));
-        let mut command = self.toolchain.command(program);
-        command
-            .current_dir(self.project())
-            .env("PATH", std::env::join_paths(dirs).unwrap())
-            .env("TMPDIR", self.home.path())
-            .env("CARGO_NET_OFFLINE", "true")
-            .env_remove("RUSTC_WRAPPER")
-            .env_remove("RUSTC_BOOTSTRAP")
-            .env_remove("HYPERLIGHT_DIST_SERVER")
-            .env_remove("CARGO_INSTALL_ROOT");
-        command
-    }
-
-    fn cargo_build(&self) -> Output {
-        self.command("cargo").arg("build").output().unwrap()
-    }
-
-    fn rustc_version(&self) -> String {
-        let output = self.command("rustc").arg("-vV").output().unwrap();
-        text(&output.stdout)
-    }
-
-    /// The target as `rustup update` leaves it: the directory and records of an install made
-    /// for another rustc (the test nightly's sysroot stands in for the old compiler's).
-    fn leave_an_install_for_another_rustc(&self) {
-        self.toolchain
-            .add_target_from(&testkit::sysroot_for(&testkit::test_nightly()));
-        let rustlib = self.toolchain.sysroot().join("lib/rustlib");
-        let mut records = String::new();
-        for file in files_under(&self.target_dir()) {
-            let relative = file.strip_prefix(self.toolchain.sysroot()).unwrap();
-            records.push_str(&format!("file:{}\n", relative.display()));
-        }
-        fs::write(
-            rustlib.join("manifest-rust-std-x86_64-hyperlight-none"),
-            records,
-        )
-        .unwrap();
-        let mut components = fs::read_to_string(rustlib.join("components")).unwrap();
-        components.push_str("rust-std-x86_64-hyperlight-none\n");
-        let path = rustlib.join("components");
-        fs::remove_file(&path).unwrap();
-        fs::write(path, components).unwrap();
-    }
-
-    /// Asserts the target now fits this toolchain's rustc exactly.
-    fn assert_target_fits(&self) {
-        assert_eq!(
-            fs::read_to_string(self.target_dir().join("rustc-version")).unwrap(),
-            self.rustc_version()
-        );
-    }
+fn cargo_build(machine: &UserMachine) -> Output {
+    machine.command("cargo").arg("build").output().unwrap()
 }
 
-/// The release's hyperlight-run in a dist directory.
-fn runner_of(dist: &Path) -> PathBuf {
-    let manifest = support::manifest(dist);
-    dist.join(manifest["runner"]["url"].as_str().unwrap())
+/// The target as `rustup update` leaves it: the directory and records of an install made
+/// for another rustc (the test nightly's sysroot stands in for the old compiler's).
+fn leave_an_install_for_another_rustc(machine: &UserMachine) {
+    machine
+        .toolchain
+        .add_target_from(&testkit::sysroot_for(&testkit::test_nightly()));
+    let rustlib = machine.toolchain.sysroot().join("lib/rustlib");
+    let mut records = String::new();
+    for file in files_under(&machine.target_dir()) {
+        let relative = file.strip_prefix(machine.toolchain.sysroot()).unwrap();
+        records.push_str(&format!("file:{}\n", relative.display()));
+    }
+    fs::write(
+        rustlib.join("manifest-rust-std-x86_64-hyperlight-none"),
+        records,
+    )
+    .unwrap();
+    let mut components = fs::read_to_string(rustlib.join("components")).unwrap();
+    components.push_str("rust-std-x86_64-hyperlight-none\n");
+    let path = rustlib.join("components");
+    fs::remove_file(&path).unwrap();
+    fs::write(path, components).unwrap();
+}
+
+/// Asserts the target now fits this toolchain's rustc exactly.
+fn assert_target_fits(machine: &UserMachine) {
+    assert_eq!(
+        fs::read_to_string(machine.target_dir().join("rustc-version")).unwrap(),
+        machine.rustc_version()
+    );
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {
@@ -132,7 +70,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Boots the built hello guest, where KVM is available.
-fn run_hello(machine: &Machine, test: &str) {
+fn run_hello(machine: &UserMachine, test: &str) {
     if testkit::kvm_or_skip(&format!("{test}: booting the guest")) {
         let output = machine.command("cargo").arg("run").output().unwrap();
         assert_success(&output, "cargo run");
@@ -145,10 +83,10 @@ fn a_toolchain_that_never_had_the_target_gets_it_on_first_build() {
     let (_dir, nginx) = server();
     serve_copy(&nginx, stable_dist(), "release");
     let server_url = format!("{}/release", nginx.url());
-    let machine = Machine::new(&server_url);
+    let machine = machine(&server_url);
     assert!(!machine.target_dir().exists());
 
-    let output = machine.cargo_build();
+    let output = cargo_build(&machine);
     assert_success(&output, "cargo build");
     let stderr = text(&output.stderr);
     let installed = format!(
@@ -162,7 +100,7 @@ fn a_toolchain_that_never_had_the_target_gets_it_on_first_build() {
         )),
         "{stderr}"
     );
-    machine.assert_target_fits();
+    assert_target_fits(&machine);
 
     // Nothing to do the next time: no notice, no request.
     let requests = nginx.access_log().lines().count();
@@ -171,7 +109,7 @@ fn a_toolchain_that_never_had_the_target_gets_it_on_first_build() {
         fs::read_to_string(machine.project().join("src/main.rs")).unwrap() + "\n",
     )
     .unwrap();
-    let again = machine.cargo_build();
+    let again = cargo_build(&machine);
     assert_success(&again, "second cargo build");
     assert!(
         !text(&again.stderr).contains("hyperlight-run:"),
@@ -190,8 +128,8 @@ fn after_rustup_update_plain_cargo_build_reinstalls_the_target() {
     let (_dir, nginx) = server();
     serve_copy(&nginx, stable_dist(), "release");
     let server_url = format!("{}/release", nginx.url());
-    let machine = Machine::new(&server_url);
-    machine.leave_an_install_for_another_rustc();
+    let machine = machine(&server_url);
+    leave_an_install_for_another_rustc(&machine);
 
     // Without the wrapper the stale libraries are what rustc finds.
     let stale = machine
@@ -207,7 +145,7 @@ fn after_rustup_update_plain_cargo_build_reinstalls_the_target() {
         text(&stale.stderr)
     );
 
-    let output = machine.cargo_build();
+    let output = cargo_build(&machine);
     assert_success(&output, "cargo build after the update");
     let stderr = text(&output.stderr);
     let nightly = testkit::rustc_field(&testkit::test_nightly(), "release");
@@ -216,7 +154,7 @@ fn after_rustup_update_plain_cargo_build_reinstalls_the_target() {
             && stderr.contains(&format!("prebuilt from {server_url}")),
         "{stderr}"
     );
-    machine.assert_target_fits();
+    assert_target_fits(&machine);
     run_hello(
         &machine,
         "after_rustup_update_plain_cargo_build_reinstalls_the_target",
@@ -230,16 +168,16 @@ fn offline_after_an_update_the_target_is_rebuilt_from_the_sources_left_behind() 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
-    let machine = Machine::new(&unreachable);
-    machine.leave_an_install_for_another_rustc();
-    let output = machine.cargo_build();
+    let machine = machine(&unreachable);
+    leave_an_install_for_another_rustc(&machine);
+    let output = cargo_build(&machine);
     assert_success(&output, "cargo build with the dist server unreachable");
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains(&format!("as {unreachable} could not be reached")),
         "{stderr}"
     );
-    machine.assert_target_fits();
+    assert_target_fits(&machine);
     // The local build is the release's build: the same bytes as the prebuilt libraries.
     let prebuilt = testkit::sysroot()
         .join("lib/rustlib")
@@ -270,7 +208,7 @@ fn an_installer_facing_a_release_without_this_rustc_builds_the_sysroot() {
     assert_success(&output, "cargo xtask dist (nightly only)");
     serve_copy(&nginx, nightly_dist.path(), "release");
     let server_url = format!("{}/release", nginx.url());
-    let machine = Machine::new(&server_url);
+    let machine = machine(&server_url);
     let install_sh = nightly_dist.path().join("install.sh");
 
     let refused = machine
@@ -296,8 +234,8 @@ fn an_installer_facing_a_release_without_this_rustc_builds_the_sysroot() {
             && stderr.contains("building it on this machine"),
         "{stderr}"
     );
-    machine.assert_target_fits();
-    let build = machine.cargo_build();
+    assert_target_fits(&machine);
+    let build = cargo_build(&machine);
     assert_success(&build, "cargo build");
     assert!(!text(&build.stderr).contains("hyperlight-run:"));
     run_hello(

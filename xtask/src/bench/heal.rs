@@ -4,15 +4,20 @@
 //! with the target already in place. Runs on a temporary copy of the pinned toolchain.
 
 use std::path::Path;
+use std::process::Command;
 
 use anyhow::{bail, Result};
+use testkit::UserMachine;
 use xshell::Shell;
 
-use super::{median_time, Report};
+use super::{median, median_time, time_process, Report};
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain, TARGET};
 
 const RUNS: usize = 3;
+const CALL_RUNS: usize = 200;
+/// What a build that needs nothing may pay per rustc call for the self-healing check.
+const CALL_GOAL_MS: f64 = 1.0;
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Builds after a toolchain update");
@@ -30,16 +35,16 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     )?;
     let runner = dist.join(&manifest.runner.expect("dist builds the runner").url);
 
-    let machine = Machine::new(&scratch.join("machine"), &toolchain, &runner)?;
-    let target_dir = machine.toolchain.sysroot().join("lib/rustlib").join(TARGET);
+    let machine = UserMachine::new(&toolchain.name, &runner, &nginx.url());
+    let target_dir = machine.target_dir();
     let installed = built.join("lib/rustlib").join(TARGET);
     // The same cold build, three ways: target in place; missing, fetched from nginx; stale,
     // rebuilt from the sources left behind with the dist server unreachable.
     let case = |server: &str, before: &dyn Fn() -> Result<()>| {
-        machine.set_dist_server(server)?;
+        machine.set_dist_server(server);
         median_time(RUNS, || {
             before()?;
-            machine.cold_build()
+            cold_build(&machine)
         })
     };
     let in_place = case(&nginx.url(), &|| copy_target(&installed, &target_dir))?;
@@ -79,69 +84,55 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          reinstalled before each one as described.",
         toolchain.name
     ));
+
+    // What every rustc call of a build that needs nothing pays for the wrapper.
+    copy_target(&installed, &target_dir)?;
+    let rustc = machine.toolchain.sysroot().join("bin/rustc");
+    let wrapper = machine.cargo_home().join("bin/hyperlight-run");
+    for (what, args) in [
+        ("`rustc -vV`, the target checked", &["-vV"][..]),
+        (
+            "any other rustc call (`rustc --version`), exec'd",
+            &["--version"][..],
+        ),
+    ] {
+        let (mut direct, mut wrapped) = (Vec::new(), Vec::new());
+        for _ in 0..CALL_RUNS {
+            direct.push(time_process(Command::new(&rustc).args(args))?);
+            wrapped.push(time_process(Command::new(&wrapper).arg(&rustc).args(args))?);
+        }
+        let (direct, wrapped) = (median(direct), median(wrapped));
+        let overhead_ms = (wrapped.as_secs_f64() - direct.as_secs_f64()) * 1e3;
+        report.row(
+            &format!("wrapper cost per rustc call, target in place: {what}"),
+            format!(
+                "{overhead_ms:+.2} ms ({:.2} ms through hyperlight-run / {:.2} ms direct)",
+                wrapped.as_secs_f64() * 1e3,
+                direct.as_secs_f64() * 1e3
+            ),
+            &format!("≤ {CALL_GOAL_MS} ms"),
+            Some(overhead_ms <= CALL_GOAL_MS),
+        );
+    }
+    report.note(&format!(
+        "Per call: median of {CALL_RUNS} alternating runs of the toolchain's own rustc, directly \
+         and through hyperlight-run as cargo runs its rustc-wrapper, whole process."
+    ));
     sh.remove_path(&scratch)?;
     Ok(())
 }
 
-/// A temporary toolchain copy, CARGO_HOME with the release's runner, and a hello guest.
-struct Machine {
-    toolchain: testkit::TempToolchain,
-    home: std::path::PathBuf,
-}
-
-impl Machine {
-    fn new(home: &Path, toolchain: &Toolchain, runner: &Path) -> Result<Machine> {
-        let machine = Machine {
-            toolchain: testkit::TempToolchain::copy_of(&toolchain.name, true),
-            home: home.to_owned(),
-        };
-        let bin = machine.cargo_home().join("bin");
-        std::fs::create_dir_all(&bin)?;
-        std::fs::copy(runner, bin.join("hyperlight-run"))?;
-        testkit::write_hello_guest(&home.join("guest"));
-        Ok(machine)
+/// A cold `cargo build` of the machine's guest.
+fn cold_build(machine: &UserMachine) -> Result<()> {
+    remove(&machine.project().join("target"))?;
+    let output = machine.command("cargo").arg("build").output()?;
+    if !output.status.success() {
+        bail!(
+            "cargo build of the guest failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
-
-    /// The toolchain's own temporary cargo home (it shares the developer's download caches).
-    fn cargo_home(&self) -> &Path {
-        self.toolchain.cargo_home()
-    }
-
-    fn set_dist_server(&self, server: &str) -> Result<()> {
-        let settings = self.cargo_home().join("hyperlight/settings.toml");
-        std::fs::create_dir_all(settings.parent().unwrap())?;
-        std::fs::write(settings, format!("dist-server = \"{server}\"\n"))?;
-        Ok(())
-    }
-
-    fn cold_build(&self) -> Result<()> {
-        let target = self.home.join("guest/target");
-        if target.exists() {
-            std::fs::remove_dir_all(&target)?;
-        }
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![self.cargo_home().join("bin")];
-        dirs.extend(std::env::split_paths(&path));
-        let output = self
-            .toolchain
-            .command("cargo")
-            .arg("build")
-            .current_dir(self.home.join("guest"))
-            .env("PATH", std::env::join_paths(dirs)?)
-            .env("TMPDIR", &self.home)
-            .env("CARGO_NET_OFFLINE", "true")
-            .env_remove("RUSTC_WRAPPER")
-            .env_remove("RUSTC_BOOTSTRAP")
-            .env_remove("HYPERLIGHT_DIST_SERVER")
-            .output()?;
-        if !output.status.success() {
-            bail!(
-                "cargo build of the guest failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 fn remove(dir: &Path) -> Result<()> {

@@ -6,7 +6,7 @@
 //! Identical code needs the same compiler: nightly and stable rustc generate different code
 //! for the same source. So the machine code is compared between cargo-hyperlight on nightly
 //! and plain cargo on that same nightly; that the stable build (the one users get) builds,
-//! links and carries the same guest is a test (`xtask/tests/official.rs`).
+//! links and carries the same guest is a test (`xtask/tests/sysroot.rs`).
 
 pub mod demo;
 mod disasm;
