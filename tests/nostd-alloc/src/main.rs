@@ -22,15 +22,21 @@ unsafe impl Sync for Arena {}
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let base = self.memory.get() as usize;
-        let mut start = 0;
-        let claimed = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
-            start = (base + used).next_multiple_of(layout.align()) - base;
-            let end = start.checked_add(layout.size())?;
-            (end <= 1 << 20).then_some(end)
-        });
-        match claimed {
-            Ok(_) => (base + start) as *mut u8,
-            Err(_) => core::ptr::null_mut(),
+        let mut used = self.used.load(Ordering::Relaxed);
+        loop {
+            let start = (base + used).next_multiple_of(layout.align()) - base;
+            let end = match start.checked_add(layout.size()) {
+                Some(end) if end <= 1 << 20 => end,
+                _ => return core::ptr::null_mut(),
+            };
+            // A compare-exchange loop, which every toolchain since 1.95 has under one name.
+            match self
+                .used
+                .compare_exchange_weak(used, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return (base + start) as *mut u8,
+                Err(now) => used = now,
+            }
         }
     }
 
@@ -38,7 +44,10 @@ unsafe impl GlobalAlloc for Arena {
 }
 
 #[global_allocator]
-static ARENA: Arena = Arena { memory: UnsafeCell::new([0; 1 << 20]), used: AtomicUsize::new(0) };
+static ARENA: Arena = Arena {
+    memory: UnsafeCell::new([0; 1 << 20]),
+    used: AtomicUsize::new(0),
+};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
@@ -50,7 +59,9 @@ fn word_counts(words: usize) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     let vocabulary: Vec<String> = (0..17).map(|i| format!("word{i}")).collect();
     for i in 0..words {
-        *counts.entry(vocabulary[i * 7 % vocabulary.len()].clone()).or_insert(0) += 1;
+        *counts
+            .entry(vocabulary[i * 7 % vocabulary.len()].clone())
+            .or_insert(0) += 1;
     }
     counts
 }
