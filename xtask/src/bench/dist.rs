@@ -110,8 +110,11 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.note(&format!(
         "Median of {INSTALL_RUNS} installs into fresh scratch sysroots (a `rustc` shim answering \
          `--print sysroot`), downloading {:.1} MB over loopback, verifying every sha256, \
-         unpacking and swapping in.",
-        mb(ours.size)
+         unpacking and swapping in. A second run downloads only the manifest and its signature, \
+         and hashes the installed files ({:.1} MB) to compare them with the manifest's \
+         installed-sha256, about half of its time.",
+        mb(ours.size),
+        mb(ours_unpacked)
     ));
     Ok(())
 }
