@@ -1,5 +1,5 @@
-//! Set-up commands provision the toolchain they build with: `cargo xtask sysroot` on a rustup
-//! toolchain without rust-src adds it through rustup and says so. The toolchain is a temporary
+//! Set-up commands provision the toolchain they build with: `cargo xtask install` into a rustup
+//! toolchain without rust-src adds it through rustup, says so, and installs. The toolchain is a temporary
 //! copy of the pinned one in its own RUSTUP_HOME, so rustup adds rust-src to the copy only.
 
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ fn records(name: &str) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 #[test]
-fn sysroot_adds_missing_rust_src_and_says_so() {
+fn install_adds_missing_rust_src_and_says_so() {
     let real = pinned_toolchain();
     let before = records(&real);
     let toolchain = TempToolchain::rustup_copy_without_rust_src(&real);
@@ -37,13 +37,13 @@ fn sysroot_adds_missing_rust_src_and_says_so() {
     assert!(!rust_src.exists());
     let scratch = TempDir::new("provision");
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["sysroot", "--toolchain", &toolchain.name, "--out"])
-        .arg(scratch.path().join("sysroot"))
+        .args(["install", "--no-runner", "--toolchain", &toolchain.name])
         .env("RUSTUP_HOME", toolchain.rustup_home())
+        .env("CARGO_HOME", toolchain.cargo_home())
         .env("CARGO_TARGET_DIR", scratch.path().join("target"))
         .output()
         .unwrap();
-    assert_success(&output, "cargo xtask sysroot");
+    assert_success(&output, "cargo xtask install");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let said = format!(
         "info: adding rust-src to toolchain {} (needed to build core and alloc)\n",
@@ -52,9 +52,9 @@ fn sysroot_adds_missing_rust_src_and_says_so() {
     assert!(stderr.starts_with(&said), "{stderr}");
     assert_eq!(stderr.matches("info: adding").count(), 1, "{stderr}");
     assert!(rust_src.is_file(), "rust-src is in the copy");
-    let libs = scratch
-        .path()
-        .join("sysroot/lib/rustlib")
+    let libs = toolchain
+        .sysroot()
+        .join("lib/rustlib")
         .join(TARGET)
         .join("lib");
     assert!(
@@ -63,7 +63,7 @@ fn sysroot_adds_missing_rust_src_and_says_so() {
             .file_name()
             .to_string_lossy()
             .starts_with("libcore-")),
-        "the sysroot was built"
+        "the sysroot was built and installed into the copy"
     );
     assert!(
         records(&real) == before,
