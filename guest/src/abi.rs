@@ -35,9 +35,15 @@ pub mod port {
     pub const WRITE: u16 = 0x11;
     /// Reads clock `rdi` (see [`super::clock`]) into `rax` as nanoseconds.
     pub const CLOCK: u16 = 0x12;
+    /// Fills `rsi` bytes at guest address `rdi` with bytes from the host's random source, at
+    /// most [`super::MAX_RANDOM_BYTES`] per call. Returns the number of bytes written in `rax`.
+    pub const RANDOM: u16 = 0x13;
     /// Used only by the runner's own exception stubs to report a CPU exception.
     pub const EXCEPTION: u16 = 0x1f;
 }
+
+/// The most bytes one [`port::RANDOM`] call fills.
+pub const MAX_RANDOM_BYTES: u64 = 0x1000;
 
 /// Stream numbers for [`port::WRITE`].
 pub mod stream {

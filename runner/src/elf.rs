@@ -69,6 +69,22 @@ pub fn align_up(value: u64) -> u64 {
     value.div_ceil(PAGE) * PAGE
 }
 
+/// The PT_TLS segment: the initial contents of the guest's thread-local storage (its one
+/// thread's). Guests built with std for x86_64-hyperlight-hermit have one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsTemplate {
+    /// Link-time address of the initialised part (.tdata), inside a loaded segment.
+    pub vaddr: u64,
+    pub file_size: u64,
+    /// The whole block: .tdata and the zeroed .tbss after it.
+    pub mem_size: u64,
+    /// A power of two, at most a page.
+    pub align: u64,
+}
+
+/// More thread-local storage than any guest needs; a bound on what the loader sets aside.
+const MAX_TLS_SIZE: u64 = 1 << 20;
+
 /// A validated guest image: what to copy where, and which words to relocate.
 pub struct Image<'data> {
     data: &'data [u8],
@@ -82,6 +98,7 @@ pub struct Image<'data> {
     pub span: u64,
     /// Whether the file carries a `.note.hyperlight-version` (an official Hyperlight guest).
     pub hyperlight_version_note: Option<String>,
+    pub tls: Option<TlsTemplate>,
 }
 
 impl<'data> Image<'data> {
@@ -113,6 +130,7 @@ impl<'data> Image<'data> {
         let mut segments = Vec::new();
         let mut dynamic = None;
         let mut relro = None;
+        let mut tls = None;
         for ph in program_headers {
             match ph.p_type(endian) {
                 elf::PT_LOAD => {
@@ -133,11 +151,7 @@ impl<'data> Image<'data> {
                 elf::PT_INTERP => {
                     return reject("dynamically linked (has an interpreter); guests must be static")
                 }
-                elf::PT_TLS => {
-                    return reject(
-                        "uses thread-local storage (PT_TLS), which guests do not support",
-                    )
-                }
+                elf::PT_TLS => tls = Some(tls_template(ph)?),
                 _ => {}
             }
         }
@@ -170,6 +184,17 @@ impl<'data> Image<'data> {
             None => Vec::new(),
         };
         let hyperlight_version_note = hyperlight_note(program_headers, data);
+        if let Some(tls) = &tls {
+            let loaded = segments.iter().any(|segment| {
+                segment.vaddr <= tls.vaddr && tls.vaddr + tls.file_size <= segment.end()
+            });
+            if !loaded {
+                return reject(format!(
+                    "thread-local data at {:#x} is outside the loaded segments",
+                    tls.vaddr
+                ));
+            }
+        }
 
         Ok(Image {
             data,
@@ -179,6 +204,7 @@ impl<'data> Image<'data> {
             relro,
             span,
             hyperlight_version_note,
+            tls,
         })
     }
 
@@ -304,6 +330,35 @@ fn load_segment(ph: &ProgramHeader64<LE>, data: &[u8]) -> Result<Segment, ElfErr
             execute: flags & elf::PF_X != 0,
         },
     })
+}
+
+fn tls_template(ph: &ProgramHeader64<LE>) -> Result<TlsTemplate, ElfError> {
+    let endian = LE;
+    let template = TlsTemplate {
+        vaddr: ph.p_vaddr(endian),
+        file_size: ph.p_filesz(endian),
+        mem_size: ph.p_memsz(endian),
+        align: ph.p_align(endian).max(1),
+    };
+    if template.mem_size > MAX_TLS_SIZE || template.file_size > template.mem_size {
+        return reject(format!(
+            "thread-local storage of {} bytes ({} initialised); at most {MAX_TLS_SIZE} are supported",
+            template.mem_size, template.file_size
+        ));
+    }
+    if !template.align.is_power_of_two() || template.align > PAGE {
+        return reject(format!(
+            "thread-local storage aligned to {}; at most a page is supported",
+            template.align
+        ));
+    }
+    if template.vaddr > MAX_ADDRESS {
+        return reject(format!(
+            "thread-local data at {:#x} is out of range",
+            template.vaddr
+        ));
+    }
+    Ok(template)
 }
 
 /// The file bytes backing link-time range `[vaddr, vaddr + len)`, if one segment holds them.

@@ -6,7 +6,7 @@
 use std::io;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use hyperlight_rt::abi::{clock, port, stream};
+use hyperlight_rt::abi::{clock, port, stream, MAX_RANDOM_BYTES};
 use kvm_bindings::kvm_regs;
 
 use crate::layout::is_stub_address;
@@ -38,7 +38,7 @@ pub enum Action {
 }
 
 pub struct Context<'a> {
-    pub memory: &'a GuestMemory,
+    pub memory: &'a mut GuestMemory,
     pub output: &'a mut dyn Output,
     pub started: Instant,
 }
@@ -58,6 +58,7 @@ pub fn handle(port: u16, regs: &mut kvm_regs, context: &mut Context<'_>) -> Acti
                 regs.rdi
             )),
         },
+        port::RANDOM => random(regs, context.memory),
         port::EXCEPTION => exception(regs, context.memory),
         other => Action::Invalid(format!(
             "unknown hypercall port {other:#x} at rip {:#x}",
@@ -99,6 +100,26 @@ fn write(regs: &mut kvm_regs, context: &mut Context<'_>) -> Action {
     };
     regs.rax = len;
     after_output(context.output.write(stream, bytes), Action::Resume)
+}
+
+fn random(regs: &mut kvm_regs, memory: &mut GuestMemory) -> Action {
+    let (addr, len) = (regs.rdi, regs.rsi);
+    if len > MAX_RANDOM_BYTES {
+        return Action::Invalid(format!(
+            "random hypercall for {len} bytes (at most {MAX_RANDOM_BYTES} per call)"
+        ));
+    }
+    let buffer = match memory.slice_mut(addr, len) {
+        Some(buffer) if addr >= crate::elf::PAGE || len == 0 => buffer,
+        _ => {
+            return Action::Invalid(format!(
+                "random hypercall with a buffer outside guest memory (address {addr:#x}, length {len:#x})"
+            ))
+        }
+    };
+    crate::getrandom(buffer);
+    regs.rax = len;
+    Action::Resume
 }
 
 /// Guest bytes a hypercall may read: inside guest memory and not in the null page.

@@ -19,6 +19,7 @@
 //! 0x0020_0000  guest image (PT_LOAD)         user, per segment: R / RX / RW (RELRO: R)
 //!    ...       guard page (unmapped)
 //!    ...       stack (--stack)               user, RW, NX
+//!    ...       thread-local storage (PT_TLS) user, RW, NX (only if the image has it)
 //!    ...       heap, up to --memory          user, RW, NX
 //! ```
 
@@ -26,7 +27,7 @@ use hyperlight_rt::abi::{
     port, BOOT_INFO_ADDR, BOOT_INFO_END, IMAGE_BASE, STDOUT_BUFFER_ADDR, STDOUT_BUFFER_SIZE,
 };
 
-use crate::elf::{align_up, Image, PAGE};
+use crate::elf::{align_up, Image, TlsTemplate, PAGE};
 use crate::memory::GuestMemory;
 
 pub const GDT_ADDR: u64 = 0x1000;
@@ -65,7 +66,29 @@ pub struct MemoryMap {
     pub stack_guard: u64,
     pub stack_bottom: u64,
     pub stack_top: u64,
+    pub tls: Option<TlsBlock>,
     pub heap_start: u64,
+}
+
+/// The guest's thread-local storage, laid out as the x86-64 ELF TLS ABI's variant II: the
+/// block ends at the thread pointer (FS base), where a word holds the thread pointer itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsBlock {
+    pub start: u64,
+    pub thread_pointer: u64,
+    /// Page-aligned end of the block and the thread-pointer word.
+    pub end: u64,
+}
+
+impl TlsBlock {
+    fn new(template: &TlsTemplate, start: u64) -> TlsBlock {
+        let thread_pointer = start + template.mem_size.next_multiple_of(template.align);
+        TlsBlock {
+            start: thread_pointer - template.mem_size,
+            thread_pointer,
+            end: align_up(thread_pointer + 8),
+        }
+    }
 }
 
 impl MemoryMap {
@@ -79,10 +102,14 @@ impl MemoryMap {
         let stack_top = stack_bottom
             .checked_add(align_up(stack_size))
             .ok_or("stack too large")?;
-        if stack_top > memory_size {
+        let tls = image
+            .tls
+            .map(|template| TlsBlock::new(&template, stack_top));
+        let heap_start = tls.map_or(stack_top, |tls| tls.end);
+        if heap_start > memory_size {
             return Err(format!(
                 "the guest needs at least {} of memory (image {} + stack {}), but --memory is {}",
-                human(stack_top),
+                human(heap_start),
                 human(image.span),
                 human(align_up(stack_size)),
                 human(memory_size)
@@ -95,7 +122,8 @@ impl MemoryMap {
             stack_guard,
             stack_bottom,
             stack_top,
-            heap_start: stack_top,
+            tls,
+            heap_start,
         })
     }
 
@@ -312,6 +340,10 @@ pub fn build(memory: &mut GuestMemory, map: &MemoryMap, image: &Image<'_>) -> Re
         }
     }
     tables.map(map.stack_bottom, map.stack_top, Protection::USER_DATA)?;
+    if let Some(block) = map.tls {
+        let first = crate::elf::align_down(block.start);
+        tables.map(first, block.end, Protection::USER_DATA)?;
+    }
     if map.heap_start < map.memory_size {
         tables.map(
             map.heap_start,
@@ -319,7 +351,33 @@ pub fn build(memory: &mut GuestMemory, map: &MemoryMap, image: &Image<'_>) -> Re
             Protection::USER_DATA,
         )?;
     }
+    if let (Some(block), Some(template)) = (map.tls, image.tls) {
+        write_tls(memory, map, &block, &template)?;
+    }
     Ok(())
+}
+
+/// Fills the TLS block from the loaded (already relocated) template and stores the thread
+/// pointer at the thread pointer; the rest of the block (.tbss) is still zero.
+fn write_tls(
+    memory: &mut GuestMemory,
+    map: &MemoryMap,
+    block: &TlsBlock,
+    template: &TlsTemplate,
+) -> Result<(), String> {
+    let initialised = memory
+        .slice(
+            map.load_bias.wrapping_add(template.vaddr),
+            template.file_size,
+        )
+        .ok_or("thread-local data outside guest memory")?
+        .to_vec();
+    memory
+        .write(block.start, &initialised)
+        .ok_or("thread-local storage outside guest memory")?;
+    memory
+        .write_u64(block.thread_pointer, block.thread_pointer)
+        .ok_or_else(|| "thread pointer outside guest memory".to_owned())
 }
 
 fn write_gdt_and_tss(memory: &mut GuestMemory) {

@@ -280,6 +280,7 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// Fills `buffer` from the host's random source.
 fn getrandom(buffer: &mut [u8]) {
     let mut filled = 0;
     while filled < buffer.len() {

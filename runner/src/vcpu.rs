@@ -172,7 +172,11 @@ impl Vm {
         sregs.ss = data;
         sregs.ds = data;
         sregs.es = data;
-        sregs.fs = data;
+        // The thread pointer of a guest with thread-local storage (0 without).
+        sregs.fs = kvm_segment {
+            base: map.tls.map_or(0, |tls| tls.thread_pointer),
+            ..data
+        };
         sregs.gs = data;
         sregs.tr = kvm_segment {
             base: layout::TSS_ADDR,
@@ -247,7 +251,7 @@ impl Vm {
                 Err(abnormal) => return Stop::Crashed(self.crash(abnormal)),
             };
             let mut context = Context {
-                memory: &self.memory,
+                memory: &mut self.memory,
                 output: &mut *output,
                 started,
             };

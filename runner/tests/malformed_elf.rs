@@ -319,11 +319,30 @@ fn absurd_header_counts_and_sizes() {
 }
 
 #[test]
-fn interpreter_and_tls_are_refused() {
+fn an_interpreter_and_absurd_thread_local_storage_are_refused() {
     let mut guest = Guest::load();
     let note = guest.headers(object::elf::PT_GNU_STACK)[0];
     guest.put_u32(note, object::elf::PT_INTERP);
     assert_rejected("interp", &guest.bytes, &[], "dynamically linked");
+    // Thread-local storage is loaded (std guests have it), within bounds.
     guest.put_u32(note, object::elf::PT_TLS);
-    assert_rejected("tls", &guest.bytes, &[], "thread-local storage");
+    guest.put_u64(note + 40, 1 << 30); // p_memsz
+    assert_rejected("tls-size", &guest.bytes, &[], "thread-local storage of");
+    guest.put_u64(note + 40, 64);
+    guest.put_u64(note + 48, 3); // p_align
+    assert_rejected(
+        "tls-align",
+        &guest.bytes,
+        &[],
+        "thread-local storage aligned to 3",
+    );
+    guest.put_u64(note + 48, 8);
+    guest.put_u64(note + 16, 1 << 40); // p_vaddr
+    guest.put_u64(note + 32, 16); // p_filesz
+    assert_rejected(
+        "tls-outside",
+        &guest.bytes,
+        &[],
+        "outside the loaded segments",
+    );
 }
