@@ -3,24 +3,8 @@
 
 use core::fmt;
 
-use crate::abi::GuestSlice;
+use crate::boot::{bytes, slices};
 use crate::start::boot_info;
-
-fn slices(addr: u64, count: u64) -> &'static [GuestSlice] {
-    if count == 0 {
-        return &[];
-    }
-    // SAFETY: the runner writes `count` slices at `addr` in the read-only boot area.
-    unsafe { core::slice::from_raw_parts(addr as *const GuestSlice, count as usize) }
-}
-
-fn bytes(slice: &GuestSlice) -> &'static [u8] {
-    if slice.len == 0 {
-        return &[];
-    }
-    // SAFETY: the runner places every string inside the read-only boot area.
-    unsafe { core::slice::from_raw_parts(slice.addr as *const u8, slice.len as usize) }
-}
 
 /// The arguments as raw bytes; the first is the program name.
 pub fn args_os() -> impl ExactSizeIterator<Item = &'static [u8]> + Clone {

@@ -21,13 +21,15 @@ struct FreeBlock {
     next: *mut FreeBlock,
 }
 
-struct Heap(UnsafeCell<State>);
+pub(crate) struct Heap(UnsafeCell<State>);
 
 // SAFETY: one vCPU, no threads, and no allocation from exception context.
 unsafe impl Sync for Heap {}
 
-#[global_allocator]
-static HEAP: Heap = Heap(UnsafeCell::new(State {
+/// The allocator of no_std guests; on x86_64-hyperlight-hermit, std's allocator reaches it
+/// through `sys_malloc` and friends.
+#[cfg_attr(target_os = "none", global_allocator)]
+pub(crate) static HEAP: Heap = Heap(UnsafeCell::new(State {
     next: 0,
     end: 0,
     free: [ptr::null_mut(); CLASS_COUNT],

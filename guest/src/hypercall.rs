@@ -54,3 +54,14 @@ pub fn clock(id: u64) -> u64 {
     // SAFETY: no pointers involved.
     unsafe { call::<{ port::CLOCK }>(id, 0, 0) }
 }
+
+/// Fills `buffer` from the host's random source (one call per [`crate::abi::MAX_RANDOM_BYTES`]).
+#[cfg(target_os = "hermit")]
+pub fn random(buffer: &mut [u8]) {
+    for chunk in buffer.chunks_mut(crate::abi::MAX_RANDOM_BYTES as usize) {
+        // SAFETY: the chunk is writable guest memory the runner fills.
+        unsafe {
+            call::<{ port::RANDOM }>(chunk.as_mut_ptr() as u64, chunk.len() as u64, 0);
+        }
+    }
+}

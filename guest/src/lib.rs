@@ -21,6 +21,9 @@
 //! allocator over the heap the runner hands over (so `alloc` just works), [`time`] and
 //! [`random::seed`]. The guest ABI is documented in docs/abi.md and defined in [`abi`].
 //!
+//! Built for `x86_64-hyperlight-hermit` instead, the crate is the Hermit ABI std programs for
+//! that target are linked with (see the `hermit` module); guests do not depend on it there.
+//!
 //! Start-up is split so other entry styles can reuse it: `entrypoint` sets up the runtime and
 //! calls the Rust function `__hyperlight_main() -> i32`, which [`main!`] defines; a test
 //! harness (one test per VM, `cargo test`) can define that function instead.
@@ -32,9 +35,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub mod abi;
 
-#[cfg(target_os = "none")]
+#[cfg(any(target_os = "none", target_os = "hermit"))]
+mod boot;
+#[cfg(any(target_os = "none", target_os = "hermit"))]
 mod heap;
-#[cfg(target_os = "none")]
+#[cfg(target_os = "hermit")]
+mod hermit;
+#[cfg(any(target_os = "none", target_os = "hermit"))]
 pub mod hypercall;
 #[cfg(target_os = "none")]
 pub mod io;
