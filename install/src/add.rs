@@ -15,7 +15,7 @@ use crate::toolchain::Toolchain;
 use crate::transaction::{self, Outcome};
 use crate::ui::Ui;
 use crate::unpack::{unpack_tar_gz, Limits};
-use crate::{COMPONENT, TARGET};
+use crate::{Target, COMPONENT, TARGET};
 
 pub struct Options<'a> {
     pub toolchain: &'a Toolchain,
@@ -102,7 +102,7 @@ pub fn add(options: &Options, ui: &Ui, confirm: Confirm) -> Result<Installed, In
     let destination = toolchain.target_dir();
     match release.sysroot_for(toolchain) {
         Some(entry) => {
-            if transaction::installed_sha256(&toolchain.sysroot)?.as_deref()
+            if transaction::installed_sha256(&toolchain.sysroot, Target::None)?.as_deref()
                 == Some(entry.installed_sha256.as_str())
             {
                 // Reinstalling is the fix doctor names for a lost registration.
@@ -154,7 +154,9 @@ fn install_prebuilt(
     let tarball = release.fetch_file(&entry.url)?;
     let scratch = Scratch::new()?;
     let payload = unpack_component(&tarball, &entry.url, scratch.path())?;
-    match transaction::install(&payload, &toolchain.sysroot).map_err(write_error(toolchain))? {
+    match transaction::install(&payload, &toolchain.sysroot, Target::None)
+        .map_err(write_error(toolchain))?
+    {
         Outcome::AlreadyInstalled => Ok(Installed::AlreadyInstalled),
         Outcome::Installed => Ok(Installed::Prebuilt),
     }
@@ -180,6 +182,7 @@ pub fn build_and_install(
     crate::build::build_sysroot(
         &source,
         toolchain,
+        Target::None,
         &out,
         &scratch.path().join("work"),
         |progress| match progress {
@@ -187,7 +190,9 @@ pub fn build_and_install(
             crate::build::Progress::Cargo(line) => ui.progress(line),
         },
     )?;
-    match transaction::install(&out, &toolchain.sysroot).map_err(write_error(toolchain))? {
+    match transaction::install(&out, &toolchain.sysroot, Target::None)
+        .map_err(write_error(toolchain))?
+    {
         Outcome::AlreadyInstalled => Ok(Installed::AlreadyInstalled),
         Outcome::Installed => Ok(Installed::BuiltLocally),
     }

@@ -1,13 +1,14 @@
-//! Building the target's sysroot (core, alloc and compiler_builtins) for one toolchain from a
-//! source tree: what `cargo xtask sysroot` runs, and what an installer runs when a release has
-//! no prebuilt sysroot for the user's rustc.
+//! Building a target's sysroot (core, alloc and compiler_builtins for x86_64-hyperlight-none;
+//! std, test, their dependencies and the Hermit ABI object for x86_64-hyperlight-hermit) for
+//! one toolchain from a source tree: what `cargo xtask sysroot` runs, and what an installer
+//! runs when a release has no prebuilt sysroot for the user's rustc.
 //!
 //! A source tree is laid out like the installed target directory without its compiled parts:
 //!
 //! ```text
 //! target.json      the target spec
-//! include/         C headers for guests with C code
-//! src/hyperlight-rt/   the guest runtime's sources
+//! include/         C headers for guests with C code (x86_64-hyperlight-none)
+//! src/hyperlight-rt/   the guest runtime's sources (for x86_64-hyperlight-hermit, its Hermit ABI)
 //! src/sysroot/     Cargo.toml, Cargo.lock, src/lib.rs: the empty crate built with -Zbuild-std
 //! ```
 //!
@@ -27,9 +28,9 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::toolchain::{target_dir, Toolchain};
+use crate::toolchain::Toolchain;
 use crate::unpack::{unpack_tar_gz, Limits};
-use crate::TARGET;
+use crate::Target;
 
 pub const SPEC_FILE: &str = "target.json";
 /// The file recording the `rustc -vV` that built the libraries.
@@ -43,8 +44,16 @@ pub const CRATE_DIR: &str = "src/sysroot";
 /// What a source tree consists of, as entries of its top directory.
 pub const SOURCE_PARTS: &[&str] = &[SPEC_FILE, INCLUDE_DIR, "src"];
 
-/// The standard library crates a guest links against; everything else in the build is dropped.
-const SYSROOT_CRATES: &[&str] = &["core", "alloc", "compiler_builtins"];
+/// The standard library crates a no_std guest links against; everything else in the build is
+/// dropped.
+const NO_STD_CRATES: &[&str] = &["core", "alloc", "compiler_builtins"];
+/// The crates a std guest's `cargo build` and `cargo test` need at least.
+const STD_CRATES: &[&str] = &["core", "alloc", "std", "panic_abort", "test"];
+/// The (empty) crate the build compiles, whose own library is not part of the sysroot.
+const SYSROOT_CRATE: &str = "hyperlight_sysroot";
+/// The Hermit ABI object x86_64-hyperlight-hermit's spec links into every program
+/// (`post-link-objects`).
+pub const ABI_OBJECT: &str = "hyperlight-hermit.o";
 /// How many of cargo's last stderr lines a failed build's error quotes.
 const ERROR_TAIL: usize = 30;
 
@@ -58,38 +67,56 @@ pub enum Progress<'a> {
     Cargo(&'a str),
 }
 
-/// Builds the sysroot for `toolchain` from the source tree `source` into
-/// `<out>/lib/rustlib/x86_64-hyperlight-none`, which it replaces. `source` is only read (it may
-/// be an installed target directory, even `out`'s own); `work` holds the build, one at a time
-/// (the next build for the same toolchain reuses it and is then quick). Adds rust-src through
-/// rustup first if the toolchain lacks it. Two builds with the same toolchain give
-/// byte-identical files, wherever `source`, `out` and `work` are.
+/// Builds `target`'s sysroot for `toolchain` from the source tree `source` into
+/// `<out>/lib/rustlib/<target>`, which it replaces. `source` is only read (it may be an
+/// installed target directory, even `out`'s own); `work` holds the build, one at a time (the
+/// next build for the same toolchain reuses it and is then quick). Adds rust-src through rustup
+/// first if the toolchain lacks it. Two builds with the same toolchain give byte-identical
+/// files, wherever `source`, `out` and `work` are.
 pub fn build_sysroot(
     source: &Path,
     toolchain: &Toolchain,
+    target: Target,
     out: &Path,
     work: &Path,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<()> {
-    check_source_tree(source)?;
+    check_source_tree(source, target)?;
     toolchain.ensure_rust_src(|message| progress(Progress::Step(message)))?;
 
-    // A copy, so that the source never gets a target/ directory or a rewritten Cargo.lock.
-    let crate_dir = work.join("crate");
-    remove_dir(&crate_dir)?;
-    copy_tree(&source.join(CRATE_DIR), &crate_dir)?;
     let spec_dir = work.join("spec");
     copy_file(
         &source.join(SPEC_FILE),
-        &spec_dir.join(format!("{TARGET}.json")),
+        &spec_dir.join(format!("{target}.json")),
     )?;
-    let libraries = run_cargo(toolchain, &crate_dir, &spec_dir, work, &mut progress)?;
+    let build = Build {
+        toolchain,
+        target,
+        spec_dir: &spec_dir,
+        work,
+    };
+    // A copy, so that the source never gets a target/ directory or a rewritten Cargo.lock.
+    let crate_dir = build.copy_crate(source, CRATE_DIR, "crate")?;
+    let messages = build.cargo(
+        &crate_dir,
+        &["build"],
+        &[
+            format!("-Zbuild-std={}", build_std_crates(target)).as_str(),
+            "-Zbuild-std-features=compiler-builtins-mem",
+        ],
+        &[],
+        &mut progress,
+    )?;
+    let libraries = built_libraries(&messages, target)?;
 
     // Staged first: `out` is left as it was if anything fails, and may hold `source` itself.
-    let staged = work.join("staged");
-    remove_dir(&staged)?;
+    let staged_root = work.join("staged");
+    remove_dir(&staged_root)?;
+    let staged = target.dir(&staged_root);
     for part in SOURCE_PARTS {
-        copy_tree(&source.join(part), &staged.join(part))?;
+        if source.join(part).exists() {
+            copy_tree(&source.join(part), &staged.join(part))?;
+        }
     }
     for library in &libraries {
         copy_file(
@@ -97,16 +124,27 @@ pub fn build_sysroot(
             &staged.join(LIB_DIR).join(library.file_name().unwrap()),
         )?;
     }
-    fs::write(staged.join(VERSION_FILE), &toolchain.version.verbose)?;
-    let target = target_dir(out);
-    remove_dir(&target)?;
-    fs::create_dir_all(target.parent().unwrap())?;
-    // A rename where `work` and `out` share a file system, else a copy.
-    if fs::rename(&staged, &target).is_err() {
-        copy_tree(&staged, &target)?;
-        fs::remove_dir_all(&staged)?;
+    if target == Target::Hermit {
+        build.hermit_abi_object(source, &staged_root, &mut progress)?;
     }
-    Ok(())
+    fs::write(staged.join(VERSION_FILE), &toolchain.version.verbose)?;
+    let destination = target.dir(out);
+    remove_dir(&destination)?;
+    fs::create_dir_all(destination.parent().unwrap())?;
+    // A rename where `work` and `out` share a file system, else a copy.
+    if fs::rename(&staged, &destination).is_err() {
+        copy_tree(&staged, &destination)?;
+    }
+    remove_dir(&staged_root)
+}
+
+/// The crates `-Zbuild-std` builds for `target`.
+fn build_std_crates(target: Target) -> &'static str {
+    match target {
+        Target::None => "core,alloc",
+        // `test` for libtest, so that `cargo test` works as on any std target.
+        Target::Hermit => "std,panic_abort,test",
+    }
 }
 
 /// Unpacks a source archive (`hyperlight-none-src-<version>.tar.gz` of a release: one top
@@ -121,20 +159,20 @@ pub fn unpack_source(archive: &[u8], dest: &Path) -> Result<PathBuf> {
             entries.len()
         );
     };
-    check_source_tree(&top.path())?;
+    check_source_tree(&top.path(), Target::None)?;
     Ok(top.path())
 }
 
 /// Refuses a directory that is not a source tree, e.g. a target directory installed by a
 /// release from before source trees.
-fn check_source_tree(dir: &Path) -> Result<()> {
+fn check_source_tree(dir: &Path, target: Target) -> Result<()> {
     for required in [
         Path::new(SPEC_FILE),
         &Path::new(CRATE_DIR).join("Cargo.toml"),
     ] {
         if !dir.join(required).is_file() {
             bail!(
-                "{} is not a source tree of {TARGET}: it has no {}",
+                "{} is not a source tree of {target}: it has no {}",
                 dir.display(),
                 required.display()
             );
@@ -143,106 +181,148 @@ fn check_source_tree(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `cargo build -Zbuild-std` in `crate_dir`; returns the .rlib and .rmeta of each of
-/// `SYSROOT_CRATES`.
-fn run_cargo(
-    toolchain: &Toolchain,
-    crate_dir: &Path,
-    spec_dir: &Path,
-    work: &Path,
-    progress: &mut impl FnMut(Progress<'_>),
-) -> Result<Vec<PathBuf>> {
-    let cargo = toolchain.cargo();
-    let mut command = Command::new(&cargo);
-    command
-        .current_dir(crate_dir)
-        .args([
-            "build",
-            "--release",
-            "--message-format=json-render-diagnostics",
-        ])
-        .args([
-            "-Zbuild-std=core,alloc",
-            "-Zbuild-std-features=compiler-builtins-mem",
-        ])
-        .args(["--target", TARGET])
-        // The toolchain's own compiler, whatever rustup would select here.
-        .env("RUSTC", toolchain.rustc())
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("RUST_TARGET_PATH", spec_dir)
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            rustflags(toolchain, crate_dir).join("\x1f"),
-        )
-        .env("CARGO_TARGET_DIR", work.join("target"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for inherited in [
-        "RUSTUP_TOOLCHAIN",
-        "RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-    ] {
-        command.env_remove(inherited);
-    }
-    let mut child = command.spawn().with_context(|| {
-        if cargo.is_absolute() {
-            format!("cannot run {}", cargo.display())
-        } else {
-            // `Toolchain::cargo` fell back to PATH.
-            format!(
-                "cannot run cargo: {} has no bin/cargo and PATH has none",
-                toolchain.sysroot.display()
-            )
-        }
-    })?;
-
-    let mut stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut tail = VecDeque::with_capacity(ERROR_TAIL);
-    // stdout (the JSON messages) is drained beside stderr so that neither pipe fills up.
-    let messages = std::thread::scope(|scope| {
-        let reader = scope.spawn(move || {
-            let mut text = String::new();
-            stdout.read_to_string(&mut text).map(|_| text)
-        });
-        for line in BufReader::new(stderr).split(b'\n') {
-            let line = String::from_utf8_lossy(&line?).into_owned();
-            progress(Progress::Cargo(&line));
-            if tail.len() == ERROR_TAIL {
-                tail.pop_front();
-            }
-            tail.push_back(line);
-        }
-        reader.join().expect("reading cargo's stdout panicked")
-    })?;
-    let status = child.wait()?;
-    if !status.success() {
-        let tail: Vec<String> = tail.into();
-        bail!(
-            "building core and alloc for {TARGET} with rustc {} failed ({status}); cargo's last words:\n{}",
-            toolchain.version,
-            tail.join("\n")
-        );
-    }
-    let libraries = built_libraries(&messages);
-    if libraries.len() != SYSROOT_CRATES.len() * 2 {
-        bail!("cargo built {libraries:?}, expected an .rlib and an .rmeta for each of {SYSROOT_CRATES:?}");
-    }
-    Ok(libraries)
+/// One sysroot build: the toolchain, the target and where its spec and work files are.
+struct Build<'a> {
+    toolchain: &'a Toolchain,
+    target: Target,
+    spec_dir: &'a Path,
+    work: &'a Path,
 }
 
-/// The files of `SYSROOT_CRATES` that cargo's JSON messages name: exactly this build's, never
-/// those an earlier build with another rustc left in the same target directory.
-fn built_libraries(messages: &str) -> Vec<PathBuf> {
+impl Build<'_> {
+    /// Copies the source tree's crate `dir` to a fresh `work/<name>`.
+    fn copy_crate(&self, source: &Path, dir: &str, name: &str) -> Result<PathBuf> {
+        let copy = self.work.join(name);
+        remove_dir(&copy)?;
+        copy_tree(&source.join(dir), &copy)?;
+        Ok(copy)
+    }
+
+    /// Runs `cargo <command> --release --target <target> <options> [-- <rustc_args>]` in
+    /// `crate_dir` with the toolchain's own compiler; returns cargo's JSON messages.
+    fn cargo(
+        &self,
+        crate_dir: &Path,
+        command: &[&str],
+        options: &[&str],
+        extra_rustflags: &[String],
+        progress: &mut impl FnMut(Progress<'_>),
+    ) -> Result<String> {
+        let (toolchain, target) = (self.toolchain, self.target);
+        let cargo = toolchain.cargo();
+        let mut flags = rustflags(toolchain, crate_dir);
+        flags.extend_from_slice(extra_rustflags);
+        let mut child = Command::new(&cargo);
+        child
+            .current_dir(crate_dir)
+            .args(command)
+            .args(["--release", "--message-format=json-render-diagnostics"])
+            .args(["--target", target.name()])
+            .args(options)
+            // The toolchain's own compiler, whatever rustup would select here.
+            .env("RUSTC", toolchain.rustc())
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("RUST_TARGET_PATH", self.spec_dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"))
+            .env("CARGO_TARGET_DIR", self.work.join("target"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for inherited in [
+            "RUSTUP_TOOLCHAIN",
+            "RUSTFLAGS",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_BUILD_TARGET",
+        ] {
+            child.env_remove(inherited);
+        }
+        let mut child = child.spawn().with_context(|| {
+            if cargo.is_absolute() {
+                format!("cannot run {}", cargo.display())
+            } else {
+                // `Toolchain::cargo` fell back to PATH.
+                format!(
+                    "cannot run cargo: {} has no bin/cargo and PATH has none",
+                    toolchain.sysroot.display()
+                )
+            }
+        })?;
+
+        let mut stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut tail = VecDeque::with_capacity(ERROR_TAIL);
+        // stdout (the JSON messages) is drained beside stderr so that neither pipe fills up.
+        let messages = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut text = String::new();
+                stdout.read_to_string(&mut text).map(|_| text)
+            });
+            for line in BufReader::new(stderr).split(b'\n') {
+                let line = String::from_utf8_lossy(&line?).into_owned();
+                progress(Progress::Cargo(&line));
+                if tail.len() == ERROR_TAIL {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            reader.join().expect("reading cargo's stdout panicked")
+        })?;
+        let status = child.wait()?;
+        if !status.success() {
+            let tail: Vec<String> = tail.into();
+            bail!(
+                "building {} for {target} with rustc {} failed ({status}); cargo's last words:\n{}",
+                target.libraries(),
+                toolchain.version,
+                tail.join("\n")
+            );
+        }
+        Ok(messages)
+    }
+
+    /// Compiles the runtime's Hermit ABI (see the runtime's `hermit` module) against the std
+    /// just built, in `staged_root`, into the object the target spec links into every program.
+    fn hermit_abi_object(
+        &self,
+        source: &Path,
+        staged_root: &Path,
+        progress: &mut impl FnMut(Progress<'_>),
+    ) -> Result<()> {
+        let crate_dir = self.copy_crate(source, RUNTIME_DIR, "runtime")?;
+        let object = self.target.dir(staged_root).join(LIB_DIR).join(ABI_OBJECT);
+        // An rlib's object holds the crate's own code only (core's comes from the program's
+        // libcore); a staticlib's would bring a second panic handler.
+        let emit = format!("--emit=obj={}", object.display());
+        self.cargo(
+            &crate_dir,
+            &["rustc", "--lib"],
+            &["--config=profile.release.codegen-units=1", "--", &emit],
+            &[format!("--sysroot={}", staged_root.display())],
+            progress,
+        )?;
+        if !object.is_file() {
+            bail!("rustc did not write {}", object.display());
+        }
+        Ok(())
+    }
+}
+
+/// The libraries of `target`'s sysroot that cargo's JSON messages name: exactly this build's,
+/// never those an earlier build with another rustc left in the same target directory. x86_64-
+/// hyperlight-none keeps `NO_STD_CRATES`; x86_64-hyperlight-hermit everything -Zbuild-std built.
+fn built_libraries(messages: &str, target: Target) -> Result<Vec<PathBuf>> {
     let mut libraries = Vec::new();
+    let mut names = Vec::new();
     for line in messages.lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
         let name = message["target"]["name"].as_str().unwrap_or_default();
-        if message["reason"] != "compiler-artifact" || !SYSROOT_CRATES.contains(&name) {
+        let wanted = match target {
+            Target::None => NO_STD_CRATES.contains(&name),
+            Target::Hermit => name != SYSROOT_CRATE,
+        };
+        if message["reason"] != "compiler-artifact" || !wanted {
             continue;
         }
         for file in message["filenames"].as_array().into_iter().flatten() {
@@ -252,10 +332,23 @@ fn built_libraries(messages: &str) -> Vec<PathBuf> {
                 .is_some_and(|ext| ext == "rlib" || ext == "rmeta")
             {
                 libraries.push(path);
+                names.push(name.to_owned());
             }
         }
     }
-    libraries
+    let required = match target {
+        Target::None => NO_STD_CRATES,
+        Target::Hermit => STD_CRATES,
+    };
+    for crate_name in required {
+        if names.iter().filter(|name| name == crate_name).count() != 2 {
+            bail!("cargo built {libraries:?}, expected an .rlib and an .rmeta for each of {required:?}");
+        }
+    }
+    if target == Target::None && libraries.len() != NO_STD_CRATES.len() * 2 {
+        bail!("cargo built {libraries:?}, expected an .rlib and an .rmeta for each of {NO_STD_CRATES:?}");
+    }
+    Ok(libraries)
 }
 
 /// Remaps every build-machine path, so that two builds anywhere give byte-identical libraries.
@@ -379,11 +472,11 @@ mod tests {
             version: RustcVersion::parse(verbose).unwrap(),
             sysroot: "/nonexistent".into(),
         };
-        let err = build_sysroot(&old, &toolchain, &old, &old, |_| {}).unwrap_err();
+        let err = build_sysroot(&old, &toolchain, Target::None, &old, &old, |_| {}).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "{} is not a source tree of {TARGET}: it has no src/sysroot/Cargo.toml",
+                "{} is not a source tree of x86_64-hyperlight-none: it has no src/sysroot/Cargo.toml",
                 old.display()
             )
         );

@@ -14,16 +14,20 @@ pub mod runtime;
 pub mod rustc;
 pub mod settings;
 pub mod signature;
+pub mod target;
 pub mod toolchain;
 pub mod transaction;
 #[cfg(feature = "download")]
 pub mod ui;
 pub mod unpack;
 
-/// The target this project distributes.
-pub const TARGET: &str = "x86_64-hyperlight-none";
+pub use target::Target;
+
+/// The target releases distribute (x86_64-hyperlight-hermit is built and installed from a
+/// checkout so far).
+pub const TARGET: &str = Target::None.name();
 /// Its rust-installer component, as the install records and the manifest name it.
-pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+pub const COMPONENT: &str = Target::None.component();
 
 /// Whether files can be created in `dir`, or, when it does not exist yet, in its nearest
 /// existing ancestor (where creating it would start). The probe file is removed at once, so an

@@ -116,7 +116,7 @@ impl Toolchain {
 
 /// `<sysroot>/lib/rustlib/x86_64-hyperlight-none`, the directory this project owns in a sysroot.
 pub fn target_dir(sysroot: &Path) -> PathBuf {
-    sysroot.join("lib/rustlib").join(crate::TARGET)
+    crate::Target::None.dir(sysroot)
 }
 
 impl std::fmt::Display for Selector {

@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::{COMPONENT, TARGET};
+use crate::Target;
 
 /// The paths one installation touches inside a sysroot.
 pub struct Layout {
     rustlib: PathBuf,
+    target: Target,
 }
 
 /// What `install` did, for the message the user sees.
@@ -29,23 +30,25 @@ pub enum Outcome {
 }
 
 impl Layout {
-    pub fn new(sysroot: &Path) -> Layout {
+    pub fn new(sysroot: &Path, target: Target) -> Layout {
         Layout {
             rustlib: sysroot.join("lib/rustlib"),
+            target,
         }
     }
 
     pub fn target_dir(&self) -> PathBuf {
-        self.rustlib.join(TARGET)
+        self.rustlib.join(self.target.name())
     }
     fn staged(&self) -> PathBuf {
-        self.rustlib.join(format!(".{TARGET}.new"))
+        self.rustlib.join(format!(".{}.new", self.target))
     }
     fn previous(&self) -> PathBuf {
-        self.rustlib.join(format!(".{TARGET}.old"))
+        self.rustlib.join(format!(".{}.old", self.target))
     }
     fn manifest(&self) -> PathBuf {
-        self.rustlib.join(format!("manifest-{COMPONENT}"))
+        self.rustlib
+            .join(format!("manifest-{}", self.target.component()))
     }
     fn components(&self) -> PathBuf {
         self.rustlib.join("components")
@@ -83,20 +86,20 @@ impl Layout {
     }
 }
 
-/// Installs the tree `source/lib/rustlib/x86_64-hyperlight-none` into `sysroot`.
-pub fn install(source: &Path, sysroot: &Path) -> Result<Outcome> {
-    let layout = Layout::new(sysroot);
+/// Installs the tree `source/lib/rustlib/<target>` into `sysroot`.
+pub fn install(source: &Path, sysroot: &Path, target: Target) -> Result<Outcome> {
+    let layout = Layout::new(sysroot, target);
     let _lock = layout.lock()?;
     layout.recover()?;
-    let source = Layout::new(source).target_dir();
+    let source = target.dir(source);
     if !source.join("target.json").is_file() {
         bail!(
-            "{} holds no built sysroot; run `cargo xtask sysroot` first",
+            "{} holds no built sysroot; run `cargo xtask sysroot --target {target}` first",
             source.display()
         );
     }
     if trees_equal(&source, &layout.target_dir())? && is_recorded(&layout)? {
-        crate::runtime::register(&layout.target_dir())?;
+        register_runtime(&layout)?;
         return Ok(Outcome::AlreadyInstalled);
     }
 
@@ -113,14 +116,23 @@ pub fn install(source: &Path, sysroot: &Path) -> Result<Outcome> {
     if had_previous {
         remove_tree(&layout.previous())?;
     }
-    crate::runtime::register(&target)?;
+    register_runtime(&layout)?;
     Ok(Outcome::Installed)
+}
+
+/// Guest projects of x86_64-hyperlight-none depend on the runtime the target carries; std
+/// guests do not.
+fn register_runtime(layout: &Layout) -> Result<()> {
+    if layout.target == Target::None {
+        crate::runtime::register(&layout.target_dir())?;
+    }
+    Ok(())
 }
 
 /// Removes exactly the files the install records list, then the records. Returns whether the
 /// component was installed at all.
-pub fn uninstall(sysroot: &Path) -> Result<bool> {
-    let layout = Layout::new(sysroot);
+pub fn uninstall(sysroot: &Path, target: Target) -> Result<bool> {
+    let layout = Layout::new(sysroot, target);
     if !layout.rustlib.exists() {
         return Ok(false);
     }
@@ -147,10 +159,10 @@ pub fn uninstall(sysroot: &Path) -> Result<bool> {
     let components = read_components(&layout)?;
     write_atomically(
         &layout.components(),
-        &render_components(components.iter().filter(|c| *c != COMPONENT)),
+        &render_components(components.iter().filter(|c| *c != target.component())),
     )?;
     // This sysroot's records no longer name the target, so it is not among these.
-    if crate::runner::toolchains_with_target().is_empty() {
+    if target == Target::None && crate::runner::toolchains_with_target().is_empty() {
         crate::runtime::unregister()?;
     }
     Ok(true)
@@ -158,8 +170,8 @@ pub fn uninstall(sysroot: &Path) -> Result<bool> {
 
 /// The `installed-sha256` of the target as installed in `sysroot` (see the manifest), `None`
 /// when it is not installed: lets an installer tell "already installed" without a download.
-pub fn installed_sha256(sysroot: &Path) -> Result<Option<String>> {
-    let layout = Layout::new(sysroot);
+pub fn installed_sha256(sysroot: &Path, target: Target) -> Result<Option<String>> {
+    let layout = Layout::new(sysroot, target);
     if !layout.target_dir().is_dir() {
         return Ok(None);
     }
@@ -184,7 +196,9 @@ pub fn installed_sha256(sysroot: &Path) -> Result<Option<String>> {
 
 fn is_recorded(layout: &Layout) -> Result<bool> {
     let listed = fs::read_to_string(layout.manifest()).ok();
-    Ok(read_components(layout)?.iter().any(|c| c == COMPONENT)
+    Ok(read_components(layout)?
+        .iter()
+        .any(|c| c == layout.target.component())
         && listed.as_deref()
             == Some(render_manifest(&layout.target_dir(), &layout.rustlib)?.as_str()))
 }
@@ -195,8 +209,9 @@ fn write_records(layout: &Layout) -> Result<()> {
         &render_manifest(&layout.target_dir(), &layout.rustlib)?,
     )?;
     let mut components = read_components(layout)?;
-    if !components.iter().any(|c| c == COMPONENT) {
-        components.push(COMPONENT.to_owned());
+    let component = layout.target.component();
+    if !components.iter().any(|c| c == component) {
+        components.push(component.to_owned());
     }
     write_atomically(&layout.components(), &render_components(components.iter()))
 }

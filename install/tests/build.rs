@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use hyperlight_install::build::{build_sysroot, copy_tree, Progress};
 use hyperlight_install::toolchain::{Selector, Toolchain};
+use hyperlight_install::Target;
 use testkit::{pinned_toolchain, TempDir, TARGET};
 
 /// Every file below `dir` by its path relative to `dir`, with its content.
@@ -81,6 +82,7 @@ fn rebuild_from_an_installed_target_directory_is_identical_and_leaves_it_alone()
     build_sysroot(
         &source,
         &toolchain,
+        Target::None,
         &out,
         &work,
         |progress| match progress {
@@ -134,9 +136,14 @@ fn a_failed_build_quotes_cargo_and_writes_nothing() {
     let out = dir.path().join("out");
 
     let mut lines = 0;
-    let err = build_sysroot(&source, &toolchain, &out, &dir.path().join("work"), |_| {
-        lines += 1
-    })
+    let err = build_sysroot(
+        &source,
+        &toolchain,
+        Target::None,
+        &out,
+        &dir.path().join("work"),
+        |_| lines += 1,
+    )
     .unwrap_err();
     let message = format!("{err:#}");
     assert!(
@@ -173,9 +180,14 @@ fn a_plain_rustc_without_rust_src_is_told_what_is_missing() {
     let out = dir.path().join("out");
     let source = testkit::sysroot().join("lib/rustlib").join(TARGET);
     let mut progress = Vec::new();
-    let err = build_sysroot(&source, &toolchain, &out, &dir.path().join("work"), |p| {
-        progress.push(format!("{p:?}"))
-    })
+    let err = build_sysroot(
+        &source,
+        &toolchain,
+        Target::None,
+        &out,
+        &dir.path().join("work"),
+        |p| progress.push(format!("{p:?}")),
+    )
     .unwrap_err();
     assert_eq!(
         format!("{err:#}"),

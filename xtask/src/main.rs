@@ -18,13 +18,15 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use hyperlight_install::runner::Removal;
-use hyperlight_install::{runner as installed_runner, transaction};
+use hyperlight_install::{runner as installed_runner, transaction, Target};
 use xshell::Shell;
 
-use crate::toolchain::{Toolchain, FOR_SYSROOT, RUST_SRC, TARGET};
+use crate::toolchain::{Toolchain, FOR_SYSROOT, RUST_SRC};
 
 #[derive(Parser)]
-#[command(about = "Build, install and ship the x86_64-hyperlight-none target")]
+#[command(
+    about = "Build, install and ship the x86_64-hyperlight-none and x86_64-hyperlight-hermit targets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,11 +34,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Build core, alloc and compiler_builtins for x86_64-hyperlight-none.
+    /// Build a target's sysroot: core, alloc and compiler_builtins for x86_64-hyperlight-none;
+    /// std, test and the Hermit ABI for x86_64-hyperlight-hermit.
     Sysroot {
         /// Toolchain whose rust-src and rustc build the sysroot (default: the pinned one).
         #[arg(long)]
         toolchain: Option<String>,
+        /// The target to build it for.
+        #[arg(long, default_value = Target::None.name())]
+        target: Target,
         /// Sysroot directory to write (default: target/sysroot/<TOOLCHAIN>).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -46,6 +52,9 @@ enum Command {
         /// Toolchain to install into (default: the pinned one).
         #[arg(long)]
         toolchain: Option<String>,
+        /// The targets to install; repeat for several (default: x86_64-hyperlight-none).
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<Target>,
         /// Install into this sysroot instead of the toolchain's own.
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
@@ -57,9 +66,12 @@ enum Command {
     },
     /// Remove exactly what `install` put into a toolchain, and the runner when no toolchain needs it.
     Uninstall {
-        /// Toolchain to remove the target from (default: the pinned one).
+        /// Toolchain to remove the targets from (default: the pinned one).
         #[arg(long)]
         toolchain: Option<String>,
+        /// The targets to remove; repeat for several (default: every one installed).
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<Target>,
         /// Remove from this sysroot instead of the toolchain's own.
         #[arg(long, value_name = "SYSROOT")]
         prefix: Option<PathBuf>,
@@ -153,22 +165,34 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let sh = Shell::new()?;
     match cli.command {
-        Command::Sysroot { toolchain, out } => {
+        Command::Sysroot {
+            toolchain,
+            target,
+            out,
+        } => {
             let toolchain =
                 Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
             let out = out.unwrap_or_else(|| sysroot::default_out(&toolchain));
-            sysroot::build(&sh, &toolchain, &out)
+            sysroot::build(&sh, &toolchain, target, &out)
         }
         Command::Install {
             toolchain,
+            mut targets,
             prefix,
             no_runner,
             key,
         } => {
             let toolchain =
                 Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
+            if targets.is_empty() {
+                targets.push(Target::None);
+            }
+            targets.sort();
+            targets.dedup();
             let built = sysroot::default_out(&toolchain);
-            sysroot::build(&sh, &toolchain, &built)?;
+            for &target in &targets {
+                sysroot::build(&sh, &toolchain, target, &built)?;
+            }
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
             // Built before anything is installed, so a failing build leaves the toolchain as it was.
             let runner = if no_runner {
@@ -177,12 +201,14 @@ fn run(cli: Cli) -> Result<()> {
                 let trusted = signing::public_key(key.signing_key.as_deref())?;
                 Some(runner::build_release(&sh, &trusted)?)
             };
-            match transaction::install(&built, &sysroot)? {
-                transaction::Outcome::Installed => {
-                    eprintln!("installed {TARGET} into {}", sysroot.display())
-                }
-                transaction::Outcome::AlreadyInstalled => {
-                    eprintln!("{TARGET} is already installed in {}", sysroot.display())
+            for &target in &targets {
+                match transaction::install(&built, &sysroot, target)? {
+                    transaction::Outcome::Installed => {
+                        eprintln!("installed {target} into {}", sysroot.display())
+                    }
+                    transaction::Outcome::AlreadyInstalled => {
+                        eprintln!("{target} is already installed in {}", sysroot.display())
+                    }
                 }
             }
             if let Some(runner) = runner {
@@ -191,13 +217,21 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Uninstall { toolchain, prefix } => {
+        Command::Uninstall {
+            toolchain,
+            targets,
+            prefix,
+        } => {
             let toolchain = Toolchain::resolve(toolchain.as_deref())?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            if transaction::uninstall(&sysroot)? {
-                eprintln!("removed {TARGET} from {}", sysroot.display());
-            } else {
-                eprintln!("{TARGET} is not installed in {}", sysroot.display());
+            let named = !targets.is_empty();
+            let targets = if named { targets } else { Target::ALL.to_vec() };
+            for target in targets {
+                if transaction::uninstall(&sysroot, target)? {
+                    eprintln!("removed {target} from {}", sysroot.display());
+                } else if named || target == Target::None {
+                    eprintln!("{target} is not installed in {}", sysroot.display());
+                }
             }
             match installed_runner::uninstall(&sysroot)? {
                 Removal::Removed(runner) => eprintln!("removed {}", runner.display()),

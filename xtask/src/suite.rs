@@ -53,7 +53,7 @@ pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
         .context("running cargo test")?;
     let skipped = testkit::skipped_tests().context("reading the skipped tests")?;
     if !skipped.is_empty() {
-        println!("skipped (no KVM): {} tests", skipped.len());
+        println!("skipped: {} tests", skipped.len());
         for test in &skipped {
             println!("{test}");
         }

@@ -8,10 +8,11 @@ use anyhow::{Context, Result};
 use hyperlight_install::build::{
     build_sysroot, copy_tree, Progress, CRATE_DIR, INCLUDE_DIR, RUNTIME_DIR, SPEC_FILE,
 };
+use hyperlight_install::Target;
 use xshell::Shell;
 
 use crate::c_headers;
-use crate::toolchain::{project_root, target_root, Toolchain, TARGET};
+use crate::toolchain::{project_root, target_root, Toolchain};
 
 pub use hyperlight_install::build::VERSION_FILE;
 pub use hyperlight_install::toolchain::target_dir;
@@ -27,7 +28,7 @@ pub fn default_out(toolchain: &Toolchain) -> PathBuf {
     project_root().join("target/sysroot").join(&toolchain.name)
 }
 
-/// The checkout's source tree in `target/sysroot-src`, kept from being rewritten by another
+/// The checkout's source tree of a target in `target/sysroot-src/<target>`, kept from being rewritten by another
 /// xtask (a build for another toolchain, a dist) until dropped.
 pub struct SourceTree {
     pub dir: PathBuf,
@@ -36,17 +37,18 @@ pub struct SourceTree {
     _lock: File,
 }
 
-/// Assembles the checkout's source tree; `toolchain`'s cargo fetches the C headers.
-pub fn source_tree(sh: &Shell, toolchain: &Toolchain) -> Result<SourceTree> {
+/// Assembles the checkout's source tree of `target`; `toolchain`'s cargo fetches the C headers
+/// (x86_64-hyperlight-none's: C code in std guests is not supported yet).
+pub fn source_tree(sh: &Shell, toolchain: &Toolchain, target: Target) -> Result<SourceTree> {
     let root = target_root(sh);
     sh.create_dir(&root)?;
     let lock = File::create(root.join("sysroot-src.lock"))?;
     lock.lock().context("locking the sysroot source tree")?;
-    let dir = root.join("sysroot-src");
+    let dir = root.join("sysroot-src").join(target.name());
     if dir.exists() {
         sh.remove_path(&dir)?;
     }
-    let spec = Path::new("target-specs").join(format!("{TARGET}.json"));
+    let spec = Path::new("target-specs").join(format!("{target}.json"));
     copy_tree(&project_root().join(spec), &dir.join(SPEC_FILE))?;
     for (tree_dir, checkout_dir, entries) in CRATES {
         for entry in *entries {
@@ -54,7 +56,10 @@ pub fn source_tree(sh: &Shell, toolchain: &Toolchain) -> Result<SourceTree> {
             copy_tree(&from, &dir.join(tree_dir).join(entry))?;
         }
     }
-    let headers = c_headers::write(sh, toolchain, &dir.join(INCLUDE_DIR))?;
+    let headers = match target {
+        Target::None => c_headers::write(sh, toolchain, &dir.join(INCLUDE_DIR))?,
+        Target::Hermit => 0,
+    };
     Ok(SourceTree {
         dir,
         headers,
@@ -62,16 +67,22 @@ pub fn source_tree(sh: &Shell, toolchain: &Toolchain) -> Result<SourceTree> {
     })
 }
 
-pub fn build(sh: &Shell, toolchain: &Toolchain, out: &Path) -> Result<()> {
-    let source = source_tree(sh, toolchain)?;
-    let work = target_root(sh).join("sysroot-build").join(&toolchain.name);
+pub fn build(sh: &Shell, toolchain: &Toolchain, target: Target, out: &Path) -> Result<()> {
+    let source = source_tree(sh, toolchain, target)?;
+    let work = target_root(sh)
+        .join("sysroot-build")
+        .join(target.name())
+        .join(&toolchain.name);
     eprintln!(
-        "building core, alloc and compiler_builtins for {TARGET} with {} ({})",
-        toolchain.name, toolchain.version.release
+        "building {} for {target} with {} ({})",
+        target.libraries(),
+        toolchain.name,
+        toolchain.version.release
     );
     build_sysroot(
         &source.dir,
         toolchain,
+        target,
         out,
         &work,
         |progress| match progress {
@@ -79,7 +90,7 @@ pub fn build(sh: &Shell, toolchain: &Toolchain, out: &Path) -> Result<()> {
         },
     )?;
     eprintln!(
-        "sysroot for {} ({}) written to {} ({} C headers in {INCLUDE_DIR}/)",
+        "{target} sysroot for {} ({}) written to {} ({} C headers in {INCLUDE_DIR}/)",
         toolchain.name,
         toolchain.version.release,
         out.display(),

@@ -2,6 +2,7 @@
 //! for `x86_64-unknown-none` (same toolchain, re-packed the same way at the same gzip level),
 //! and how long `install.sh` takes to install from a local nginx.
 
+use hyperlight_install::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,7 +30,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         sh.remove_path(&scratch)?;
     }
     let built = sysroot::default_out(&toolchain);
-    sysroot::build(sh, &toolchain, &built)?;
+    sysroot::build(sh, &toolchain, Target::None, &built)?;
 
     // Size: our component against rustup's rust-std for x86_64-unknown-none, packed alike.
     let sizes = scratch.join("sizes");

@@ -3,6 +3,7 @@
 //! locally from the sources the previous install left behind), against the same cold build
 //! with the target already in place. Runs on a temporary copy of the pinned toolchain.
 
+use hyperlight_install::Target;
 use std::path::Path;
 use std::process::Command;
 
@@ -27,7 +28,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         sh.remove_path(&scratch)?;
     }
     let built = sysroot::default_out(&toolchain);
-    sysroot::build(sh, &toolchain, &built)?;
+    sysroot::build(sh, &toolchain, Target::None, &built)?;
     let (dist, nginx) = super::dist::serve_dist(sh, &built, &scratch)?;
     let manifest = hyperlight_install::manifest::Manifest::parse(
         &std::fs::read(dist.join(hyperlight_install::manifest::MANIFEST))?,

@@ -1,6 +1,7 @@
 //! The runner's figures: whole-process start-up against `/bin/true`, in-process
 //! boot-to-exit, and guest stdout throughput.
 
+use hyperlight_install::Target;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -176,7 +177,7 @@ pub(super) fn guest_env<'a>(
         .join("target.json")
         .is_file()
     {
-        sysroot::build(sh, &toolchain, &sysroot_dir)?;
+        sysroot::build(sh, &toolchain, Target::None, &sysroot_dir)?;
     }
     let rustflags = [
         format!("--sysroot={}", sysroot_dir.display()),

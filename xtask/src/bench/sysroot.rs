@@ -1,6 +1,7 @@
 //! The foundation's figures: how long a sysroot takes to build, and whether a guest builds as
 //! fast against it as the same crate does for rustup's prebuilt `x86_64-unknown-none`.
 
+use hyperlight_install::Target;
 use std::path::Path;
 
 use anyhow::Result;
@@ -24,7 +25,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     let out = scratch.join("sysroot");
     let build_time = {
         let _target = sh.push_env("CARGO_TARGET_DIR", scratch.join("sysroot-target"));
-        median_time(1, || sysroot::build(sh, &toolchain, &out))?
+        median_time(1, || sysroot::build(sh, &toolchain, Target::None, &out))?
     };
     report.row(
         &format!("`cargo xtask sysroot` from scratch ({})", toolchain.name),

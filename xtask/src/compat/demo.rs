@@ -173,13 +173,17 @@ pub fn build_plain(
 /// never modified.
 pub fn toolchain_with_sysroot(sh: &Shell, real: &Toolchain) -> Result<TempToolchain> {
     let built = sysroot::default_out(real);
-    sysroot::build(sh, real, &built)?;
+    sysroot::build(sh, real, hyperlight_install::Target::None, &built)?;
     let toolchain = TempToolchain::copy_of(&real.name, false);
     // Installing registers the guest runtime in $CARGO_HOME/config.toml: the temporary
     // toolchain's own cargo home, never the user's. xtask runs no other thread meanwhile.
     let user_cargo_home = std::env::var_os("CARGO_HOME");
     std::env::set_var("CARGO_HOME", toolchain.cargo_home());
-    let installed = hyperlight_install::transaction::install(&built, &toolchain.sysroot());
+    let installed = hyperlight_install::transaction::install(
+        &built,
+        &toolchain.sysroot(),
+        hyperlight_install::Target::None,
+    );
     match user_cargo_home {
         Some(home) => std::env::set_var("CARGO_HOME", home),
         None => std::env::remove_var("CARGO_HOME"),

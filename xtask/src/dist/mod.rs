@@ -12,6 +12,7 @@
 pub mod component;
 pub mod error;
 
+use hyperlight_install::Target;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -71,7 +72,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     for name in &options.toolchains {
         let toolchain = Toolchain::resolve(Some(name))?;
         let dir = sysroot::default_out(&toolchain);
-        sysroot::build(sh, &toolchain, &dir)?;
+        sysroot::build(sh, &toolchain, Target::None, &dir)?;
         options.sysroots.push(dir);
     }
     for dir in &options.sysroots {
@@ -89,7 +90,7 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     }
     let version = package_version(sh, RUNNER_PACKAGE)?;
     // Ours, after the includes: theirs may be of an older checkout and its file is not copied.
-    let tree = sysroot::source_tree(sh, &Toolchain::resolve(None)?)?;
+    let tree = sysroot::source_tree(sh, &Toolchain::resolve(None)?, Target::None)?;
     let source = source_archive(&tree.dir, &version, &out)?;
     drop(tree);
     eprintln!("  {} ({} bytes)", source.url, source.size);

@@ -1,0 +1,90 @@
+//! The targets this project distributes, and what differs between them.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A target this project distributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// `#![no_std]` guests on the `hyperlight-rt` runtime.
+    None,
+    /// std guests: std's Hermit platform over the Hermit ABI the runtime implements.
+    Hermit,
+}
+
+impl Target {
+    pub const ALL: [Target; 2] = [Target::None, Target::Hermit];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Target::None => "x86_64-hyperlight-none",
+            Target::Hermit => "x86_64-hyperlight-hermit",
+        }
+    }
+
+    /// Its rust-installer component, as the install records and the manifest name it.
+    pub const fn component(self) -> &'static str {
+        match self {
+            Target::None => "rust-std-x86_64-hyperlight-none",
+            Target::Hermit => "rust-std-x86_64-hyperlight-hermit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|target| target.name() == name)
+    }
+
+    /// Its directory in a sysroot: `lib/rustlib/<name>`.
+    pub fn dir(self, sysroot: &Path) -> PathBuf {
+        sysroot.join("lib/rustlib").join(self.name())
+    }
+
+    /// What the sysroot holds, for messages: "core, alloc and compiler_builtins".
+    pub const fn libraries(self) -> &'static str {
+        match self {
+            Target::None => "core, alloc and compiler_builtins",
+            Target::Hermit => "std, test and their dependencies",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Target, String> {
+        Target::from_name(name).ok_or_else(|| {
+            let known: Vec<_> = Target::ALL.iter().map(|t| t.name()).collect();
+            format!(
+                "unknown target `{name}`; this project distributes {}",
+                known.join(" and ")
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_known_ones() {
+        for target in Target::ALL {
+            assert_eq!(target.name().parse::<Target>(), Ok(target));
+            assert_eq!(target.component(), format!("rust-std-{target}"));
+        }
+        assert_eq!(
+            "x86_64-unknown-hermit".parse::<Target>(),
+            Err(
+                "unknown target `x86_64-unknown-hermit`; this project distributes \
+                 x86_64-hyperlight-none and x86_64-hyperlight-hermit"
+                    .to_owned()
+            )
+        );
+    }
+}
