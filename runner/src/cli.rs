@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use hyperlight_install::Target;
 use hyperlight_run::{Config, HostStdio, Outcome};
 
 /// The environment variable that overrides the KVM device (tests point it at a missing path).
@@ -29,7 +30,9 @@ Exit status:
 Every error message starts with `hyperlight-run: error:`.
 
 Also:
-  hyperlight-run new <PATH> [--name NAME]   create a guest crate (exit 1 if PATH exists)
+  hyperlight-run new <PATH> [--name NAME] [--std]
+                                            create a guest crate, with --std a std guest for
+                                            x86_64-hyperlight-hermit (exit 1 if PATH exists)
   hyperlight-run doctor [--toolchain T]     check KVM, the installed target, the guest
                                             project's config, clang and llvm-ar
                                             (exit 0 only if ready)
@@ -37,7 +40,8 @@ Also:
 As a rustc wrapper (`hyperlight-run rustc ...`, the guest config's build.rustc-wrapper) it
 installs the target for the toolchain a build uses when missing or stale, then runs rustc.
 Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
-As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none.";
+As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none or
+x86_64-hyperlight-hermit (std guests).";
 
 #[derive(Parser)]
 #[command(
@@ -103,6 +107,9 @@ enum Tool {
         /// The package name (default: the directory's name).
         #[arg(long)]
         name: Option<String>,
+        /// A std guest for x86_64-hyperlight-hermit instead of a no_std one.
+        #[arg(long)]
+        std: bool,
     },
     /// Check what building and running a guest needs; exit 0 only when all is in place.
     Doctor {
@@ -126,16 +133,19 @@ fn tool(kvm_device: &Path) -> i32 {
         }
     };
     match tool {
-        Tool::New { path, name } => match crate::scaffold::create(&path, name.as_deref()) {
-            Ok(message) => {
-                println!("{message}");
-                0
+        Tool::New { path, name, std } => {
+            let target = if std { Target::Hermit } else { Target::None };
+            match crate::scaffold::create(&path, name.as_deref(), target) {
+                Ok(message) => {
+                    println!("{message}");
+                    0
+                }
+                Err(message) => {
+                    error(message);
+                    1
+                }
             }
-            Err(message) => {
-                error(message);
-                1
-            }
-        },
+        }
         Tool::Doctor { toolchain } => crate::doctor::run(toolchain.as_deref(), kvm_device),
         Tool::Target { command } => crate::target::run(command),
     }
@@ -201,14 +211,14 @@ pub fn main() -> i32 {
     if let Some(times) = cli.repeat {
         return repeat(&cli, &args, &config, times);
     }
-    if hyperlight_run::harness::is_test_binary(&cli.guest) {
+    if let Some(protocol) = hyperlight_run::harness::Protocol::of(&cli.guest) {
         // One process boots a VM per test, so the filter that would forbid creating the
         // next VM is not installed: test binaries are the developer's own code.
         let config = Config {
             seccomp: false,
             ..config
         };
-        return hyperlight_run::harness::run(&cli.guest, &cli.args, &config);
+        return hyperlight_run::harness::run(&cli.guest, protocol, &cli.args, &config);
     }
 
     let mut output = HostStdio::new();

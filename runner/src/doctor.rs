@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hyperlight_install::runtime;
+use hyperlight_install::{runtime, Target};
 
-use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
+use crate::toolchain::{install_fix, Installed, Toolchain};
 
 enum Verdict {
     Ok,
@@ -50,50 +50,37 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
         Err(message) => report.line(Verdict::Fail, "KVM", &message),
     }
 
+    let project = guest_project(&cwd).map(|dir| {
+        let configs = cargo_configs(&dir);
+        (dir, configs)
+    });
+    // The target the project builds for is the one it needs; without a project, the no_std one.
+    let needed = project
+        .as_ref()
+        .and_then(|(_, configs)| nearest(configs, &["build", "target"])?.as_str())
+        .and_then(Target::from_name)
+        .unwrap_or(Target::None);
     let found = Toolchain::find(toolchain, &cwd);
     match &found {
         Err(message) => report.line(Verdict::Fail, "toolchain", message),
         Ok(found) => {
-            let what = format!(
-                "{TARGET} for toolchain {} ({})",
-                found.rustup_name(),
-                found.describe()
-            );
-            let fix = install_fix(&found.rustup_name());
-            match found.installed() {
-                Installed::Yes => report.line(
-                    Verdict::Ok,
-                    &what,
-                    &format!("installed in {}", found.target_dir().display()),
-                ),
-                Installed::No => {
-                    report.line(Verdict::Fail, &what, &format!("not installed; {fix}"))
-                }
-                Installed::ForAnotherRustc(other) => report.line(
-                    Verdict::Fail,
-                    &what,
-                    &format!(
-                        "installed for another compiler, {other} (E0514 when building); {fix}"
-                    ),
-                ),
-            }
-            if !matches!(found.installed(), Installed::No) {
-                check_runtime(&mut report, &found.target_dir(), &fix);
+            for target in Target::ALL {
+                check_target(&mut report, found, target, target == needed);
             }
         }
     }
 
-    match guest_project(&cwd) {
+    match &project {
         None => report.line(
             Verdict::Ok,
             "guest project",
             "not inside a cargo project; nothing to check",
         ),
-        Some(project) => {
+        Some((dir, configs)) => {
             let nightly = found
                 .as_ref()
                 .is_ok_and(|t| t.field("release").is_some_and(|r| r.contains("nightly")));
-            check_project(&mut report, &project, nightly)
+            check_project(&mut report, dir, configs, needed, nightly)
         }
     }
 
@@ -134,6 +121,39 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
     i32::from(report.failed)
 }
 
+/// Whether `target` is installed in `found` for its compiler: a failure if the guest project
+/// needs it, else a warning (std guests alone need x86_64-hyperlight-hermit).
+fn check_target(report: &mut Report, found: &Toolchain, target: Target, needed: bool) {
+    let what = format!(
+        "{target} for toolchain {} ({})",
+        found.rustup_name(),
+        found.describe()
+    );
+    let fix = install_fix(&found.rustup_name(), target);
+    let (missing, why) = match (needed, target) {
+        (true, _) => (Verdict::Fail, ""),
+        (false, Target::Hermit) => (Verdict::Warn, " (only std guests need it)"),
+        (false, Target::None) => (Verdict::Warn, " (only no_std guests need it)"),
+    };
+    let installed = found.installed(target);
+    match &installed {
+        Installed::Yes => report.line(
+            Verdict::Ok,
+            &what,
+            &format!("installed in {}", found.target_dir(target).display()),
+        ),
+        Installed::No => report.line(missing, &what, &format!("not installed{why}; {fix}")),
+        Installed::ForAnotherRustc(other) => report.line(
+            missing,
+            &what,
+            &format!("installed for another compiler, {other} (E0514 when building){why}; {fix}"),
+        ),
+    }
+    if needed && target == Target::None && !matches!(installed, Installed::No) {
+        check_runtime(report, &found.target_dir(target), &fix);
+    }
+}
+
 /// The cargo config through which guest projects' `registry = "hyperlight"` dependencies reach
 /// the runtime installed with the target (see hyperlight_install::runtime).
 fn check_runtime(report: &mut Report, target_dir: &Path, fix: &str) {
@@ -170,21 +190,34 @@ fn guest_project(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// The guest configuration cargo would see in `project`: the settings of the README's
-/// `.cargo/config.toml`, each taken from the nearest config file that has it, as cargo does.
-fn check_project(report: &mut Report, project: &Path, nightly: bool) {
-    let configs: Vec<toml::Table> = project
+/// The cargo config files that apply in `project`, nearest first.
+fn cargo_configs(project: &Path) -> Vec<toml::Table> {
+    project
         .ancestors()
         .flat_map(|dir| [dir.join(".cargo/config.toml"), dir.join(".cargo/config")])
         .filter_map(|path| std::fs::read_to_string(path).ok()?.parse().ok())
-        .collect();
-    let nearest = |keys: &[&str]| -> Option<&toml::Value> {
-        configs.iter().find_map(|config| {
-            let (first, rest) = keys.split_first()?;
-            rest.iter()
-                .try_fold(config.get(*first)?, |value, key| value.get(key))
-        })
-    };
+        .collect()
+}
+
+/// A setting from the nearest config file that has it, as cargo takes it.
+fn nearest<'a>(configs: &'a [toml::Table], keys: &[&str]) -> Option<&'a toml::Value> {
+    configs.iter().find_map(|config| {
+        let (first, rest) = keys.split_first()?;
+        rest.iter()
+            .try_fold(config.get(*first)?, |value, key| value.get(key))
+    })
+}
+
+/// The guest configuration cargo would see in `project`: the settings of the README's
+/// `.cargo/config.toml` for `target`.
+fn check_project(
+    report: &mut Report,
+    project: &Path,
+    configs: &[toml::Table],
+    target: Target,
+    nightly: bool,
+) {
+    let nearest = |keys: &[&str]| nearest(configs, keys);
     let is = |value: Option<&toml::Value>, expected: &str| match value {
         Some(toml::Value::String(text)) => text == expected,
         // `KEY = { value = "..." }` in [env]; `runner = ["hyperlight-run", ...]`.
@@ -196,26 +229,29 @@ fn check_project(report: &mut Report, project: &Path, nightly: bool) {
         }
         _ => false,
     };
-    let has_flag = |value: Option<&toml::Value>| {
-        value.and_then(toml::Value::as_array).is_some_and(|flags| {
-            flags
-                .iter()
-                .any(|f| f.as_str() == Some("-Zunstable-options"))
-        })
+    let name = target.name();
+    let has_flag = |flag: &str| {
+        [
+            nearest(&["target", name, "rustflags"]),
+            nearest(&["build", "rustflags"]),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(toml::Value::as_array)
+        .any(|flags| flags.iter().any(|f| f.as_str() == Some(flag)))
     };
-    let target = ["target", TARGET];
-    let checks = [
+    let build_target = format!("build.target = \"{name}\"");
+    let mut checks = vec![
         (
-            is(nearest(&["build", "target"]), TARGET),
-            "build.target = \"x86_64-hyperlight-none\"",
+            is(nearest(&["build", "target"]), name),
+            build_target.as_str(),
         ),
         (
-            is(nearest(&[target[0], target[1], "runner"]), "hyperlight-run"),
+            is(nearest(&["target", name, "runner"]), "hyperlight-run"),
             "runner = \"hyperlight-run\"",
         ),
         (
-            has_flag(nearest(&[target[0], target[1], "rustflags"]))
-                || has_flag(nearest(&["build", "rustflags"])),
+            has_flag("-Zunstable-options"),
             "rustflags with -Zunstable-options",
         ),
         (
@@ -223,13 +259,24 @@ fn check_project(report: &mut Report, project: &Path, nightly: bool) {
             "[env] RUSTC_BOOTSTRAP = \"1\" (stable toolchains)",
         ),
     ];
+    if target == Target::Hermit {
+        let present = has_flag("-Zpanic-abort-tests");
+        checks.push((
+            present,
+            "rustflags with -Zpanic-abort-tests (for `cargo test`)",
+        ));
+    }
     let missing: Vec<&str> = checks
         .iter()
         .filter(|(present, _)| !present)
         .map(|(_, setting)| *setting)
         .collect();
     let what = format!("guest project {}", project.display());
-    let fix = "put the README's guest configuration (templates/cargo-config.toml) into .cargo/config.toml";
+    let template = match target {
+        Target::None => "templates/cargo-config.toml",
+        Target::Hermit => "templates/cargo-config-std.toml",
+    };
+    let fix = format!("put the README's guest configuration ({template}) into .cargo/config.toml");
     if configs.is_empty() {
         report.line(
             Verdict::Fail,

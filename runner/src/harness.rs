@@ -1,10 +1,9 @@
 //! `cargo test` for guests: each test of a guest test binary in its own fresh micro-VM.
 //!
 //! cargo hands the runner a test binary and libtest's command line. The runner asks the
-//! binary for its tests (one boot with [`LIST`]), selects them as libtest would, boots a fresh
-//! VM per test (with [`RUN`] and the test's name) on as many threads as libtest would use, and
-//! prints libtest's report. A test that panics, crashes or times out fails alone. The guest
-//! half is `hyperlight_rt::test`, the protocol `hyperlight_rt::abi::test`.
+//! binary for its tests, selects them as libtest would, boots a fresh VM per test on as many
+//! threads as libtest would use, and prints libtest's report. A test that panics, crashes or
+//! times out fails alone. How a binary lists and runs its tests is its [`Protocol`].
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -21,6 +20,40 @@ use crate::{Captured, Config, HostStdio, Outcome, Output};
 
 /// libtest's exit code when a test failed.
 const TESTS_FAILED: i32 = 101;
+/// The environment variable naming the one test a libtest binary built with panic=abort runs
+/// (libtest's own way of running each test in a child process).
+const LIBTEST_INVOKE: &str = "__RUST_TEST_INVOKE";
+/// The exit code of such a run whose test passed (libtest's `TR_OK`).
+const LIBTEST_PASSED: i32 = 50;
+
+/// How a test binary lists its tests and runs one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `hyperlight_rt::test_runner` (no_std guests; `hyperlight_rt::abi::test`): [`LIST`], and
+    /// [`RUN`] with the test's name.
+    Runtime,
+    /// libtest itself (std guests on x86_64-hyperlight-hermit): `--list --format terse`
+    /// (with `--ignored` for the ignored tests), and [`LIBTEST_INVOKE`] naming the test, which
+    /// exits [`LIBTEST_PASSED`] if it passed.
+    Libtest,
+}
+
+impl Protocol {
+    /// The protocol of `elf`, if it is a guest test binary: it carries the note
+    /// `hyperlight_rt::tests!` puts there, or libtest. Only the loaded parts are read.
+    pub fn of(elf: &Path) -> Option<Protocol> {
+        let file = GuestFile::open(elf).ok()?;
+        let front = file.front();
+        if crate::elf::find_note(front, NOTE_NAME, NOTE_TYPE).is_some() {
+            return Some(Protocol::Runtime);
+        }
+        let libtest = LIBTEST_INVOKE.as_bytes();
+        front
+            .windows(libtest.len())
+            .any(|window| window == libtest)
+            .then_some(Protocol::Libtest)
+    }
+}
 
 /// The part of libtest's command line a guest test binary understands.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -30,6 +63,9 @@ pub struct Options {
     exact: bool,
     list: bool,
     terse: bool,
+    /// `--ignored`: only the ignored tests; `--include-ignored`: all of them.
+    ignored: bool,
+    include_ignored: bool,
     nocapture: bool,
     threads: Option<usize>,
 }
@@ -69,13 +105,9 @@ impl Options {
                 "--color" | "-Z" | "--logfile" | "--report-time" => {
                     let _ = value(&flag)?;
                 }
-                "-q" | "--quiet" | "--show-output" | "--include-ignored" | "--test" | "--bench" => {
-                }
-                "--ignored" => {
-                    return Err(
-                        "guest tests cannot be #[ignore]d; --ignored selects nothing".into(),
-                    )
-                }
+                "--ignored" => options.ignored = true,
+                "--include-ignored" => options.include_ignored = true,
+                "-q" | "--quiet" | "--show-output" | "--test" | "--bench" => {}
                 other if other.starts_with('-') => {
                     return Err(format!("unsupported test option `{other}`"))
                 }
@@ -85,7 +117,17 @@ impl Options {
         Ok(options)
     }
 
-    fn selects(&self, name: &str) -> bool {
+    /// Whether the test is run, or counted as ignored, rather than filtered out.
+    fn selects(&self, test: &Test) -> bool {
+        self.matches(&test.name) && (!self.ignored || test.ignored)
+    }
+
+    /// Whether an ignored test is run all the same.
+    fn runs_ignored(&self) -> bool {
+        self.ignored || self.include_ignored
+    }
+
+    fn matches(&self, name: &str) -> bool {
         let matches = |pattern: &String| {
             if self.exact {
                 name == pattern
@@ -98,6 +140,13 @@ impl Options {
     }
 }
 
+/// A test as its binary lists it.
+#[derive(Debug)]
+struct Test {
+    name: String,
+    ignored: bool,
+}
+
 /// How one test ended, with what it printed.
 struct TestResult {
     name: String,
@@ -106,8 +155,12 @@ struct TestResult {
 }
 
 /// Runs the tests of the test binary `elf` as libtest would and returns the exit code.
-pub fn run(elf: &Path, args: &[OsString], config: &Config) -> i32 {
+pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -> i32 {
     let options = match Options::parse(args) {
+        Ok(options) if protocol == Protocol::Runtime && options.ignored => {
+            eprintln!("hyperlight-run: error: guest tests cannot be #[ignore]d; --ignored selects nothing");
+            return crate::exit_code::RUNNER_FAILED;
+        }
         Ok(options) => options,
         Err(message) => {
             eprintln!("hyperlight-run: error: {message}");
@@ -115,7 +168,7 @@ pub fn run(elf: &Path, args: &[OsString], config: &Config) -> i32 {
         }
     };
     let started = Instant::now();
-    let all = match list(elf, config) {
+    let all = match list(elf, protocol, config) {
         Ok(names) => names,
         Err(message) => {
             eprintln!(
@@ -125,11 +178,11 @@ pub fn run(elf: &Path, args: &[OsString], config: &Config) -> i32 {
             return TESTS_FAILED;
         }
     };
-    let selected: Vec<&String> = all.iter().filter(|name| options.selects(name)).collect();
+    let selected: Vec<&Test> = all.iter().filter(|test| options.selects(test)).collect();
     let mut stdout = std::io::stdout().lock();
     if options.list {
-        for name in &selected {
-            let _ = writeln!(stdout, "{name}: test");
+        for test in &selected {
+            let _ = writeln!(stdout, "{}: test", test.name);
         }
         if !options.terse {
             let _ = writeln!(stdout, "\n{}, 0 benchmarks", count(selected.len(), "test"));
@@ -138,7 +191,14 @@ pub fn run(elf: &Path, args: &[OsString], config: &Config) -> i32 {
     }
 
     let _ = writeln!(stdout, "\nrunning {}", count(selected.len(), "test"));
+    let (to_run, ignored): (Vec<&Test>, Vec<&Test>) = selected
+        .iter()
+        .partition(|test| !test.ignored || options.runs_ignored());
+    for test in &ignored {
+        let _ = writeln!(stdout, "test {} ... ignored", test.name);
+    }
     let _ = stdout.flush();
+    let selected = to_run;
     let threads = options
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
@@ -151,8 +211,9 @@ pub fn run(elf: &Path, args: &[OsString], config: &Config) -> i32 {
             let sender = sender.clone();
             let (next, selected, options) = (&next, &selected, &options);
             scope.spawn(move || {
-                while let Some(name) = selected.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let _ = sender.send(run_one(elf, name, config, options.nocapture));
+                while let Some(test) = selected.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let result = run_one(elf, protocol, &test.name, config, options.nocapture);
+                    let _ = sender.send(result);
                 }
             });
         }
@@ -186,10 +247,11 @@ pub fn run(elf: &Path, args: &[OsString], config: &Config) -> i32 {
     let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
     let _ = write!(
         report,
-        "\ntest result: {verdict}. {} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n\n",
+        "\ntest result: {verdict}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {:.2}s\n\n",
         results.len() - failed.len(),
         failed.len(),
-        all.len() - selected.len(),
+        ignored.len(),
+        all.len() - selected.len() - ignored.len(),
         started.elapsed().as_secs_f64()
     );
     let _ = stdout.write_all(report.as_bytes());
@@ -205,36 +267,88 @@ fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-/// The names of the binary's tests, in the order it declares them.
-fn list(elf: &Path, config: &Config) -> Result<Vec<String>, String> {
-    let mut output = Captured::default();
-    let args = [elf.as_os_str().to_owned(), LIST.into()];
-    match crate::run(elf, &args, config, &mut output) {
-        Ok(report) if matches!(report.outcome, Outcome::Exited(0)) => {
-            Ok(String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .map(str::to_owned)
+/// The binary's tests, in the order it lists them.
+fn list(elf: &Path, protocol: Protocol, config: &Config) -> Result<Vec<Test>, String> {
+    match protocol {
+        Protocol::Runtime => Ok(list_lines(elf, &[LIST], config)?
+            .lines()
+            .map(|name| Test {
+                name: name.to_owned(),
+                ignored: false,
+            })
+            .collect()),
+        Protocol::Libtest => {
+            const LIST_TERSE: [&str; 3] = ["--list", "--format", "terse"];
+            let ignored: Vec<String> = libtest_names(&list_lines(
+                elf,
+                &[&LIST_TERSE[..], &["--ignored"]].concat(),
+                config,
+            )?);
+            Ok(libtest_names(&list_lines(elf, &LIST_TERSE, config)?)
+                .into_iter()
+                .map(|name| Test {
+                    ignored: ignored.contains(&name),
+                    name,
+                })
                 .collect())
+        }
+    }
+}
+
+/// The tests of libtest's terse list (`NAME: test` lines; benchmarks are not run).
+fn libtest_names(lines: &str) -> Vec<String> {
+    lines
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What the binary prints when booted with `args`, if it exits 0.
+fn list_lines(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
+    let mut output = Captured::default();
+    let mut argv = vec![elf.as_os_str().to_owned()];
+    argv.extend(args.iter().map(OsString::from));
+    match crate::run(elf, &argv, config, &mut output) {
+        Ok(report) if matches!(report.outcome, Outcome::Exited(0)) => {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         }
         Ok(report) => Err(describe(&report.outcome, &output)),
         Err(err) => Err(err.to_string()),
     }
 }
 
-fn run_one(elf: &Path, name: &str, config: &Config, nocapture: bool) -> TestResult {
-    let args = [
-        elf.as_os_str().to_owned(),
-        RUN.into(),
-        OsStr::new(name).to_owned(),
-    ];
+fn run_one(
+    elf: &Path,
+    protocol: Protocol,
+    name: &str,
+    config: &Config,
+    nocapture: bool,
+) -> TestResult {
+    let mut args = vec![elf.as_os_str().to_owned()];
+    let mut env = config.env.clone();
+    let passed_code = match protocol {
+        Protocol::Runtime => {
+            args.extend([RUN.into(), OsStr::new(name).to_owned()]);
+            0
+        }
+        Protocol::Libtest => {
+            env.push(format!("{LIBTEST_INVOKE}={name}").into());
+            LIBTEST_PASSED
+        }
+    };
+    let config = Config {
+        env,
+        ..config.clone()
+    };
     let mut captured = Captured::default();
     let mut host = HostStdio::new();
     let output: &mut dyn Output = if nocapture { &mut host } else { &mut captured };
-    let result = crate::run(elf, &args, config, output);
+    let result = crate::run(elf, &args, &config, output);
     let mut text = interleaved(&captured);
     let passed = match result {
         Ok(report) => {
-            let passed = matches!(report.outcome, Outcome::Exited(0));
+            let passed = matches!(report.outcome, Outcome::Exited(code) if code == passed_code);
             if !passed && !matches!(report.outcome, Outcome::Exited(crate::exit_code::PANIC)) {
                 // A panic explains itself; anything else gets the runner's account of it.
                 text.extend_from_slice(describe(&report.outcome, &Captured::default()).as_bytes());
@@ -287,13 +401,6 @@ fn describe(outcome: &Outcome, output: &Captured) -> String {
     }
 }
 
-/// Whether `elf` is a guest test binary: it carries the note `hyperlight_rt::tests!` puts
-/// there. Only the ELF and program headers and the notes are read.
-pub fn is_test_binary(elf: &Path) -> bool {
-    GuestFile::open(elf)
-        .is_ok_and(|file| crate::elf::find_note(file.front(), NOTE_NAME, NOTE_TYPE).is_some())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,16 +412,33 @@ mod tests {
     #[test]
     fn selects_like_libtest() {
         let options = parse(&["add"]);
-        assert!(options.selects("tests::adds") && !options.selects("tests::panics"));
+        assert!(options.matches("tests::adds") && !options.matches("tests::panics"));
         let exact = parse(&["--exact", "tests::adds"]);
-        assert!(exact.selects("tests::adds") && !exact.selects("tests::adds_more"));
+        assert!(exact.matches("tests::adds") && !exact.matches("tests::adds_more"));
         let skip = parse(&["--skip", "panic", "--skip=fault"]);
         assert!(
-            skip.selects("tests::adds")
-                && !skip.selects("tests::panics")
-                && !skip.selects("tests::faults")
+            skip.matches("tests::adds")
+                && !skip.matches("tests::panics")
+                && !skip.matches("tests::faults")
         );
-        assert!(parse(&[]).selects("anything"));
+        assert!(parse(&[]).matches("anything"));
+        let test = |name: &str, ignored| Test {
+            name: name.to_owned(),
+            ignored,
+        };
+        let only_ignored = parse(&["--ignored"]);
+        assert!(
+            only_ignored.selects(&test("slow", true))
+                && !only_ignored.selects(&test("fast", false))
+        );
+        assert!(parse(&[]).selects(&test("slow", true)) && !parse(&[]).runs_ignored());
+        assert!(parse(&["--include-ignored"]).runs_ignored());
+    }
+
+    #[test]
+    fn reads_libtests_terse_list() {
+        let listed = "tests::adds: test\ntests::slow: test\nbench::fast: bench\n";
+        assert_eq!(libtest_names(listed), ["tests::adds", "tests::slow"]);
     }
 
     #[test]

@@ -1,19 +1,24 @@
-//! `hyperlight-run new <PATH> [--name NAME]`: a guest crate that builds, runs and tests as it
-//! is, pinned to a toolchain that has the target installed.
+//! `hyperlight-run new <PATH> [--name NAME] [--std]`: a guest crate that builds, runs and
+//! tests as it is, pinned to a toolchain that has its target installed: a `#![no_std]` guest on
+//! the runtime for x86_64-hyperlight-none, or with `--std` a std guest for
+//! x86_64-hyperlight-hermit.
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use hyperlight_install::runtime::REGISTRY;
+use hyperlight_install::Target;
 
-use crate::toolchain::{install_fix, Installed, Toolchain, TARGET};
+use crate::toolchain::{install_fix, Installed, Toolchain};
 
 /// The guest configuration every guest project carries (see the README).
 pub const CARGO_CONFIG: &str = include_str!("../../templates/cargo-config.toml");
+/// The same for std guests.
+pub const STD_CARGO_CONFIG: &str = include_str!("../../templates/cargo-config-std.toml");
 
-/// Creates the project and returns what to tell the user.
-pub fn create(path: &Path, name: Option<&str>) -> Result<String, String> {
+/// Creates the project for `target` and returns what to tell the user.
+pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String, String> {
     if path.exists() || path.is_symlink() {
         return Err(format!(
             "{} already exists; `new` only creates a new directory",
@@ -35,12 +40,16 @@ pub fn create(path: &Path, name: Option<&str>) -> Result<String, String> {
     if !parent.is_dir() {
         return Err(format!("{} is not a directory", parent.display()));
     }
-    let toolchain = toolchain_with_target(parent)?;
+    let toolchain = toolchain_with_target(parent, target)?;
     let channel = toolchain.rustup_name();
 
     // Written beside the destination and renamed into place: no half-made project is left.
     let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
-    let result = write_project(&staging, &name, &channel)
+    let files = match target {
+        Target::None => no_std_files(&name),
+        Target::Hermit => std_files(&name),
+    };
+    let result = write_project(&staging, files, target, &channel)
         .and_then(|()| fs::rename(&staging, path).map_err(|err| err.to_string()));
     if let Err(err) = result {
         let _ = fs::remove_dir_all(&staging);
@@ -53,28 +62,18 @@ pub fn create(path: &Path, name: Option<&str>) -> Result<String, String> {
     ))
 }
 
-fn write_project(dir: &Path, name: &str, channel: &str) -> Result<(), String> {
-    let runtime = runtime_requirement();
-    let files = [
-        (
-            "Cargo.toml",
-            format!(
-                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-                 [dependencies]\n# The guest runtime, from the registry that installing the target sets up in\n\
-                 # ~/.cargo/config.toml (see the target's README).\n\
-                 hyperlight-rt = {{ version = \"{runtime}\", registry = \"{REGISTRY}\" }}\n\n\
-                 # The target has no unwinding.\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\n"
-            ),
-        ),
-        ("src/main.rs", main_rs(name)),
-        (".cargo/config.toml", CARGO_CONFIG.to_owned()),
+/// A project's files that differ between targets: Cargo.toml, src/main.rs and the guest config.
+type Files = [(&'static str, String); 3];
+
+fn write_project(dir: &Path, files: Files, target: Target, channel: &str) -> Result<(), String> {
+    let common = [
         (
             "rust-toolchain.toml",
-            format!("# The toolchain {TARGET} is installed in: its prebuilt libraries fit only this compiler.\n[toolchain]\nchannel = \"{channel}\"\n"),
+            format!("# The toolchain {target} is installed in: its prebuilt libraries fit only this compiler.\n[toolchain]\nchannel = \"{channel}\"\n"),
         ),
         (".gitignore", "/target\n".to_owned()),
     ];
-    for (file, contents) in files {
+    for (file, contents) in files.into_iter().chain(common) {
         let path = dir.join(file);
         fs::create_dir_all(path.parent().unwrap()).map_err(|err| err.to_string())?;
         fs::write(&path, contents).map_err(|err| format!("{}: {err}", path.display()))?;
@@ -92,7 +91,53 @@ fn runtime_requirement() -> String {
     }
 }
 
-fn main_rs(name: &str) -> String {
+fn no_std_files(name: &str) -> Files {
+    let runtime = runtime_requirement();
+    let manifest = format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+         [dependencies]\n# The guest runtime, from the registry that installing the target sets up in\n\
+         # ~/.cargo/config.toml (see the target's README).\n\
+         hyperlight-rt = {{ version = \"{runtime}\", registry = \"{REGISTRY}\" }}\n\n\
+         # The target has no unwinding.\n[profile.dev]\npanic = \"abort\"\n\n[profile.release]\npanic = \"abort\"\n"
+    );
+    [
+        ("Cargo.toml", manifest),
+        ("src/main.rs", no_std_main_rs(name)),
+        (".cargo/config.toml", CARGO_CONFIG.to_owned()),
+    ]
+}
+
+/// A std guest: no dependency (the target links the Hermit ABI), plain `fn main` and `#[test]`.
+fn std_files(name: &str) -> Files {
+    let manifest =
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n");
+    let main_rs = format!(
+        r#"fn main() {{
+    println!("{{}}", greeting());
+}}
+
+fn greeting() -> &'static str {{
+    "Hello from {name}!"
+}}
+
+// `cargo test` runs each test in its own micro-VM.
+#[cfg(test)]
+mod tests {{
+    #[test]
+    fn greets() {{
+        assert_eq!(super::greeting(), "Hello from {name}!");
+    }}
+}}
+"#
+    );
+    [
+        ("Cargo.toml", manifest),
+        ("src/main.rs", main_rs),
+        (".cargo/config.toml", STD_CARGO_CONFIG.to_owned()),
+    ]
+}
+
+fn no_std_main_rs(name: &str) -> String {
     format!(
         r#"#![no_std]
 #![no_main]
@@ -136,11 +181,15 @@ fn check_crate_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The toolchain active in `dir` if the target is installed there, else the first rustup
+/// The toolchain active in `dir` if `target` is installed there, else the first rustup
 /// toolchain that has it.
-fn toolchain_with_target(dir: &Path) -> Result<Toolchain, String> {
+fn toolchain_with_target(dir: &Path, target: Target) -> Result<Toolchain, String> {
+    let has_target = |toolchain: &Toolchain| {
+        matches!(toolchain.installed(target), Installed::Yes)
+            && (target != Target::None || toolchain.runtime_dir().is_dir())
+    };
     let active = Toolchain::find(None, dir)?;
-    if matches!(active.installed(), Installed::Yes) && active.runtime_dir().is_dir() {
+    if has_target(&active) {
         return Ok(active);
     }
     let listed = Command::new("rustup").args(["toolchain", "list"]).output();
@@ -152,13 +201,13 @@ fn toolchain_with_target(dir: &Path) -> Result<Toolchain, String> {
         .filter_map(|line| line.split_whitespace().next())
     {
         if let Ok(toolchain) = Toolchain::find(Some(name), dir) {
-            if matches!(toolchain.installed(), Installed::Yes) && toolchain.runtime_dir().is_dir() {
+            if has_target(&toolchain) {
                 return Ok(toolchain);
             }
         }
     }
     Err(format!(
-        "no toolchain has {TARGET} installed; {}",
-        install_fix(&active.rustup_name())
+        "no toolchain has {target} installed; {}",
+        install_fix(&active.rustup_name(), target)
     ))
 }

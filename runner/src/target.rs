@@ -13,7 +13,7 @@ use hyperlight_install::runner::{bin_dir, Removal, RUNNER};
 use hyperlight_install::settings::{self, Settings};
 use hyperlight_install::toolchain::{Selector, Toolchain};
 use hyperlight_install::ui::Ui;
-use hyperlight_install::{transaction, TARGET};
+use hyperlight_install::{transaction, Target, TARGET};
 
 #[derive(Subcommand)]
 pub enum TargetCommand {
@@ -164,7 +164,7 @@ fn target_add(arg: &ToolchainArg, source: &SourceArgs, ui: &Ui) -> Result<(), In
 
 fn target_remove(arg: &ToolchainArg) -> Result<(), InstallError> {
     let toolchain = find_toolchain(arg)?;
-    let removed = transaction::uninstall(&toolchain.sysroot)?;
+    let removed = transaction::uninstall(&toolchain.sysroot, Target::None)?;
     let sysroot = toolchain.sysroot.display();
     if removed {
         eprintln!("info: removed {TARGET} from {sysroot}");
@@ -324,7 +324,7 @@ fn write_executable(path: &Path, data: &[u8]) -> Result<(), InstallError> {
 fn uninstall(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
     let toolchain = find_toolchain(&args.toolchain)?;
     let sysroot = &toolchain.sysroot;
-    if transaction::uninstall(sysroot)? {
+    if transaction::uninstall(sysroot, Target::None)? {
         ui.say(&format!("removed {TARGET} from {}", sysroot.display()));
     } else {
         ui.say(&format!(

@@ -1,10 +1,10 @@
-//! The Rust toolchains `new` and `doctor` look at: which one cargo will use, and whether the
+//! The Rust toolchains `new` and `doctor` look at: which one cargo will use, and whether a
 //! target is installed in it for its exact compiler.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub const TARGET: &str = "x86_64-hyperlight-none";
+use hyperlight_install::Target;
 
 /// A toolchain as rustup names it (`None`: whatever `rustc` resolves to here).
 pub struct Toolchain {
@@ -89,17 +89,19 @@ impl Toolchain {
         field(&self.version, key)
     }
 
-    pub fn target_dir(&self) -> PathBuf {
-        self.sysroot.join("lib/rustlib").join(TARGET)
+    pub fn target_dir(&self, target: Target) -> PathBuf {
+        target.dir(&self.sysroot)
     }
 
-    /// The guest runtime's sources, installed with the target.
+    /// The guest runtime's sources, installed with x86_64-hyperlight-none.
     pub fn runtime_dir(&self) -> PathBuf {
-        self.target_dir().join("src/hyperlight-rt")
+        self.target_dir(Target::None).join("src/hyperlight-rt")
     }
 
-    pub fn installed(&self) -> Installed {
-        match std::fs::read_to_string(self.target_dir().join("rustc-version")) {
+    /// Whether `target` is installed for this exact compiler (and, for x86_64-hyperlight-none,
+    /// with the runtime's sources that `new` and guest projects need).
+    pub fn installed(&self, target: Target) -> Installed {
+        match std::fs::read_to_string(self.target_dir(target).join("rustc-version")) {
             Err(_) => Installed::No,
             Ok(built_by) if built_by == self.version => Installed::Yes,
             Ok(built_by) => Installed::ForAnotherRustc(describe(&built_by)),
@@ -123,11 +125,18 @@ fn describe(verbose_version: &str) -> String {
     format!("{} ({})", field("release"), field("commit-hash"))
 }
 
-/// The command that installs the target into `toolchain`.
-pub fn install_fix(toolchain: &str) -> String {
-    format!(
-        "install it: `hyperlight-run target add --toolchain {toolchain}` (a guest build through \
-         the guest config's rustc-wrapper does it too), or `cargo xtask install --toolchain \
-         {toolchain}` in a clone of the project"
-    )
+/// The command that installs `target` into `toolchain`.
+pub fn install_fix(toolchain: &str, target: Target) -> String {
+    match target {
+        Target::None => format!(
+            "install it: `hyperlight-run target add --toolchain {toolchain}` (a guest build \
+             through the guest config's rustc-wrapper does it too), or `cargo xtask install \
+             --toolchain {toolchain}` in a clone of the project"
+        ),
+        // Releases do not ship it yet.
+        Target::Hermit => format!(
+            "install it: `cargo xtask install --toolchain {toolchain} --target {target}` in a \
+             clone of the project"
+        ),
+    }
 }
