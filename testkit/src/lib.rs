@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub const TARGET: &str = "x86_64-hyperlight-none";
+/// The std target.
+pub const STD_TARGET: &str = "x86_64-hyperlight-hermit";
 /// The target's rust-installer component, as the install records name it.
 const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
 
@@ -72,30 +74,37 @@ pub fn fixture_dir() -> PathBuf {
 /// their tests in parallel threads, so a lock file serializes the build across processes and a
 /// `OnceLock` across threads.
 pub fn sysroot_for(toolchain: &str) -> PathBuf {
+    target_sysroot_for(TARGET, toolchain)
+}
+
+/// [`sysroot_for`] of another target (x86_64-hyperlight-hermit).
+pub fn target_sysroot_for(target: &str, toolchain: &str) -> PathBuf {
     let parent = fixture_dir().join("sysroot");
     fs::create_dir_all(&parent).unwrap();
-    let lock = File::create(fixture_dir().join(format!("sysroot-{toolchain}.lock"))).unwrap();
+    let prefix = format!("{target}-{toolchain}-");
+    let lock = File::create(fixture_dir().join(format!("sysroot-{target}-{toolchain}.lock")));
+    let lock = lock.unwrap();
     lock.lock().unwrap();
-    let name = format!("{toolchain}-{}", sysroot_stamp(toolchain));
+    let name = format!("{prefix}{}", sysroot_stamp(toolchain));
     let dir = parent.join(&name);
     let complete = parent.join(format!("{name}.complete"));
     if !complete.exists() {
         let status = Command::new("cargo")
             .current_dir(project_root())
-            .args(["xtask", "sysroot", "--toolchain", toolchain, "--out"])
+            .args(["xtask", "sysroot", "--toolchain", toolchain])
+            .args(["--target", target, "--out"])
             .arg(&dir)
             .status()
             .unwrap();
         assert!(
             status.success(),
-            "cargo xtask sysroot --toolchain {toolchain} failed"
+            "cargo xtask sysroot --toolchain {toolchain} --target {target} failed"
         );
         fs::write(&complete, "").unwrap();
         // Sysroots of earlier inputs are of no further use.
         for entry in fs::read_dir(&parent).unwrap() {
             let entry_name = entry.unwrap().file_name().into_string().unwrap();
-            let stale =
-                entry_name.starts_with(&format!("{toolchain}-")) && !entry_name.starts_with(&name);
+            let stale = entry_name.starts_with(&prefix) && !entry_name.starts_with(&name);
             if stale {
                 let path = parent.join(&entry_name);
                 let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
@@ -111,6 +120,12 @@ pub fn sysroot() -> &'static Path {
     SYSROOT.get_or_init(|| sysroot_for(&pinned_toolchain()))
 }
 
+/// The [`STD_TARGET`] sysroot for the pinned toolchain, shared like [`sysroot`].
+pub fn std_sysroot() -> &'static Path {
+    static SYSROOT: OnceLock<PathBuf> = OnceLock::new();
+    SYSROOT.get_or_init(|| target_sysroot_for(STD_TARGET, &pinned_toolchain()))
+}
+
 /// What decides the sysroot's content: the compiler, the spec and the code that builds it.
 fn sysroot_stamp(toolchain: &str) -> String {
     let rustc = Command::new("rustc")
@@ -121,6 +136,7 @@ fn sysroot_stamp(toolchain: &str) -> String {
     let mut stamp = String::from_utf8(rustc.stdout).unwrap();
     for input in [
         "target-specs/x86_64-hyperlight-none.json",
+        "target-specs/x86_64-hyperlight-hermit.json",
         "sysroot/Cargo.toml",
         "sysroot/Cargo.lock",
         "sysroot/src/lib.rs",
@@ -132,16 +148,28 @@ fn sysroot_stamp(toolchain: &str) -> String {
         stamp.push_str(&fs::read_to_string(root.join(input)).unwrap());
     }
     // The guest runtime's sources ship in the sysroot too.
-    let mut runtime: Vec<PathBuf> = fs::read_dir(root.join("guest/src"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut runtime = files_under(&root.join("guest/src"));
     runtime.push(root.join("guest/Cargo.toml"));
     runtime.sort();
     for file in runtime {
         stamp.push_str(&fs::read_to_string(file).unwrap());
     }
     format!("{:016x}", fnv1a(stamp.as_bytes()))
+}
+
+/// Every file below `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -153,12 +181,23 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// A `cargo` command for a guest crate in `dir`, compiling against `sysroot` instead of the
 /// toolchain's own one, so tests never need the target installed into the toolchain.
 pub fn guest_cargo(dir: &Path, sysroot: &Path, toolchain: &str) -> Command {
-    let rustflags = [
+    guest_cargo_with_flags(dir, sysroot, toolchain, &[])
+}
+
+/// [`guest_cargo`] for a std guest: libtest needs `-Zpanic-abort-tests` on this target (as
+/// templates/cargo-config-std.toml sets).
+pub fn std_guest_cargo(dir: &Path, sysroot: &Path, toolchain: &str) -> Command {
+    guest_cargo_with_flags(dir, sysroot, toolchain, &["-Zpanic-abort-tests"])
+}
+
+fn guest_cargo_with_flags(dir: &Path, sysroot: &Path, toolchain: &str, extra: &[&str]) -> Command {
+    let mut rustflags = vec![
         format!("--sysroot={}", sysroot.display()),
         "-Zunstable-options".into(),
         "--cfg=hyperlight".into(),
         "--check-cfg=cfg(hyperlight)".into(),
     ];
+    rustflags.extend(extra.iter().map(|flag| flag.to_string()));
     let mut cargo = Command::new("cargo");
     cargo
         .current_dir(dir)
@@ -352,7 +391,12 @@ impl TempToolchain {
     /// Puts the target's directory of `sysroot` into this toolchain, as an install would
     /// (without the install records, which only `install` and `uninstall` read).
     pub fn add_target_from(&self, sysroot: &Path) {
-        let target = Path::new("lib/rustlib").join(TARGET);
+        self.add_named_target_from(TARGET, sysroot);
+    }
+
+    /// [`Self::add_target_from`] for any target, e.g. [`STD_TARGET`].
+    pub fn add_named_target_from(&self, target: &str, sysroot: &Path) {
+        let target = Path::new("lib/rustlib").join(target);
         copy_tree(&sysroot.join(&target), &self.sysroot().join(&target));
     }
 
@@ -660,9 +704,15 @@ pub fn kvm_or_skip(test: &str) -> bool {
     let Some(why) = kvm_unavailable() else {
         return true;
     };
-    eprintln!("SKIPPED {test}: {why}");
-    record_skipped(test);
+    skip(test, &why);
     false
+}
+
+/// Reports `test` as skipped, and why: on stderr and in the record `cargo xtask test` lists.
+/// Only for what truly cannot run on this machine or toolchain.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+    record_skipped(test, why);
 }
 
 /// First line of a test that boots a guest: without KVM, reports the test as skipped under
@@ -677,12 +727,13 @@ macro_rules! require_kvm {
 }
 
 /// Where skipped tests are recorded: a file per test process (named by its pid, so test
-/// binaries running at once never share one), a `<package>/<test binary>::<test>` a line.
+/// binaries running at once never share one), a `<package>/<test binary>::<test>: <why>` a
+/// line.
 pub fn skipped_dir() -> PathBuf {
     fixture_dir().join("skipped")
 }
 
-fn record_skipped(test: &str) {
+fn record_skipped(test: &str, why: &str) {
     let exe = std::env::current_exe().unwrap();
     let stem = exe.file_stem().unwrap().to_string_lossy();
     // cargo names test binaries `<target>-<16 hex digits>`.
@@ -704,7 +755,7 @@ fn record_skipped(test: &str) {
     // One write per line: the process's test threads append without interleaving.
     std::io::Write::write_all(
         &mut record,
-        format!("{package}/{binary}::{test}\n").as_bytes(),
+        format!("{package}/{binary}::{test}: {why}\n").as_bytes(),
     )
     .unwrap();
 }

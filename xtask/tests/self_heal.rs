@@ -8,11 +8,10 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use support::{serve_copy, server, stable_dist, text, xtask};
-use testkit::{assert_success, pinned_toolchain, TempDir, UserMachine, TARGET};
+use testkit::{assert_success, files_under, pinned_toolchain, TempDir, UserMachine, TARGET};
 
 /// A user's machine whose runner is the release's and whose last install was from `dist_server`.
 fn machine(dist_server: &str) -> UserMachine {
@@ -53,20 +52,6 @@ fn assert_target_fits(machine: &UserMachine) {
         fs::read_to_string(machine.target_dir().join("rustc-version")).unwrap(),
         machine.rustc_version()
     );
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
 }
 
 /// Boots the built hello guest, where KVM is available.
