@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hyperlight_install::runtime;
-use testkit::{pinned_toolchain, TempDir, TempToolchain, TARGET};
+use testkit::{pinned_toolchain, TempDir, TempToolchain, STD_TARGET, TARGET};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -50,9 +50,19 @@ fn installed_toolchain(with_rust_src: bool) -> TempToolchain {
 }
 
 fn new_project(toolchain: &TempToolchain, parent: &Path, name: &str) -> PathBuf {
+    new_project_with(toolchain, parent, name, &[])
+}
+
+fn new_project_with(
+    toolchain: &TempToolchain,
+    parent: &Path,
+    name: &str,
+    options: &[&str],
+) -> PathBuf {
     let output = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), toolchain, parent)
         .env("RUSTUP_TOOLCHAIN", &toolchain.name)
         .args(["new", name])
+        .args(options)
         .output()
         .unwrap();
     testkit::assert_success(&output, "hyperlight-run new");
@@ -117,10 +127,20 @@ fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
         .unwrap();
     let report = text(&doctor.stdout);
     assert_eq!(doctor.status.code(), Some(0), "{report}");
+    // x86_64-hyperlight-hermit is not installed: a warning, as only std guests need it.
+    let std_target = format!(
+        "warn  x86_64-hyperlight-hermit for toolchain {} (",
+        toolchain.name
+    );
+    assert!(
+        report.lines().all(|line| line.starts_with("ok  ")
+            || line.starts_with("warn  clang")
+            || line.starts_with(&std_target)),
+        "{report}"
+    );
     assert!(
         report
-            .lines()
-            .all(|line| line.starts_with("ok  ") || line.starts_with("warn  clang")),
+            .contains("not installed (only std guests need it); install it: `cargo xtask install"),
         "{report}"
     );
     assert!(
@@ -134,6 +154,73 @@ fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
         report.contains("guest project ")
             && report.contains("its cargo config sets the target, the runner and the flags"),
         "{report}"
+    );
+}
+
+/// `new --std`: a std guest for x86_64-hyperlight-hermit, with plain `fn main` and `#[test]`,
+/// that builds, runs and tests as created in a toolchain with only that target; doctor checks
+/// that target and the std guest config.
+#[test]
+fn a_new_std_project_runs_and_tests_as_created_and_doctor_is_happy() {
+    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
+    toolchain.add_named_target_from(STD_TARGET, testkit::std_sysroot());
+    let parent = TempDir::new("new-std");
+    let project = new_project_with(&toolchain, parent.path(), "my-std-guest", &["--std"]);
+    assert_eq!(
+        fs::read_to_string(project.join(".cargo/config.toml")).unwrap(),
+        fs::read_to_string(testkit::project_root().join("templates/cargo-config-std.toml"))
+            .unwrap()
+    );
+    assert!(fs::read_to_string(project.join("src/main.rs"))
+        .unwrap()
+        .starts_with("fn main() {"));
+
+    let doctor = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), &toolchain, &project)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let report = text(&doctor.stdout);
+    let kvm_ok = testkit::kvm_unavailable().is_none();
+    assert_eq!(
+        doctor.status.code(),
+        Some(if kvm_ok { 0 } else { 1 }),
+        "{report}"
+    );
+    for line in [
+        format!("ok    {STD_TARGET} for toolchain {} (", toolchain.name),
+        format!("warn  {TARGET} for toolchain {} (", toolchain.name),
+    ] {
+        assert!(report.contains(&line), "{line} in:\n{report}");
+    }
+    assert!(
+        report.contains("its cargo config sets the target, the runner and the flags"),
+        "{report}"
+    );
+
+    if !testkit::kvm_or_skip("a_new_std_project_runs_and_tests_as_created: booting it") {
+        return;
+    }
+    let run = in_home("cargo", &toolchain, &project)
+        .args(["run", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stdout), "Hello from my-std-guest!\n");
+    let test = in_home("cargo", &toolchain, &project)
+        .args(["test", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        test.status.code(),
+        Some(0),
+        "{}{}",
+        text(&test.stdout),
+        text(&test.stderr)
+    );
+    assert!(
+        text(&test.stdout).contains("test result: ok. 1 passed; 0 failed;"),
+        "{}",
+        text(&test.stdout)
     );
 }
 

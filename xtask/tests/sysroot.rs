@@ -14,7 +14,7 @@ mod support;
 
 use hyperlight_install::runtime;
 use object::{Object, ObjectSection, ObjectSymbol};
-use support::{text, COMPONENT};
+use support::{check_static_pie_entry, file_contents, text, COMPONENT};
 use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
 
 fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
@@ -24,23 +24,6 @@ fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
         .env("CARGO_HOME", toolchain.cargo_home())
         .env("CARGO_INSTALL_ROOT", bin_dir);
     xtask
-}
-
-/// Every file below `dir` with its content, to prove a tree is byte-for-byte what it was.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.insert(path.clone(), fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 #[test]
@@ -140,7 +123,7 @@ fn sysroot_build_is_reproducible_and_free_of_build_paths() {
     );
 
     let relative = |dir: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
-        snapshot(dir)
+        file_contents(dir)
             .into_iter()
             .map(|(path, bytes)| (path.strip_prefix(dir).unwrap().to_path_buf(), bytes))
             .collect()
@@ -231,7 +214,7 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
     let toolchain = TempToolchain::copy_of(real_toolchain, true);
     let sysroot = toolchain.sysroot();
     let rustlib = sysroot.join("lib/rustlib");
-    let before = snapshot(&rustlib);
+    let before = file_contents(&rustlib);
     let bin = TempDir::new("bin");
     // The runner's dependencies come from the temporary cargo home's registry, a path cargo
     // has not built them from before: a target directory of its own keeps the workspace's
@@ -271,9 +254,7 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         .iter()
         .filter(|line| line.contains("/x86_64-hyperlight-none/src/hyperlight-rt/"))
         .count();
-    let runtime_files = 1 + fs::read_dir(project_root().join("guest/src"))
-        .unwrap()
-        .count();
+    let runtime_files = 1 + testkit::files_under(&project_root().join("guest/src")).len();
     assert_eq!(runtime, runtime_files, "{manifest}");
     // And the crate the libraries are built from, so that they can be rebuilt from here.
     for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
@@ -336,7 +317,7 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
     assert!(!toolchain.cargo_home().join("config.toml").exists());
     assert!(!toolchain.cargo_home().join("hyperlight").exists());
     assert!(
-        snapshot(&rustlib) == before,
+        file_contents(&rustlib) == before,
         "uninstall left the toolchain different from before the install"
     );
 }
@@ -503,36 +484,4 @@ fn build_plain(toolchain: &TempToolchain) -> PathBuf {
     ));
     fs::copy(&elf, &kept).unwrap();
     kept
-}
-
-fn check_static_pie_entry(path: &Path) {
-    let bytes = fs::read(path).unwrap();
-    fs::remove_file(path).unwrap();
-    let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(&*bytes).unwrap();
-    assert_eq!(elf.architecture(), object::Architecture::X86_64);
-    assert_eq!(
-        elf.kind(),
-        object::ObjectKind::Dynamic,
-        "a position-independent executable"
-    );
-    let header = elf.elf_header();
-    let endian = elf.endian();
-    let segments = elf.elf_program_headers();
-    use object::read::elf::ProgramHeader;
-    assert!(
-        segments
-            .iter()
-            .all(|s| s.p_type(endian) != object::elf::PT_INTERP),
-        "static: no interpreter"
-    );
-    let entry = elf
-        .symbols()
-        .find(|s| s.name() == Ok("entrypoint"))
-        .expect("an `entrypoint` symbol");
-    use object::read::elf::FileHeader;
-    assert_eq!(
-        header.e_entry(endian),
-        entry.address(),
-        "the entry address is `entrypoint`"
-    );
 }

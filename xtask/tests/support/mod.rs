@@ -17,6 +17,9 @@ use std::fs::{self, File};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{Object, ObjectSymbol};
 use std::sync::OnceLock;
 
 use testkit::{assert_success, fixture_dir, project_root, TempDir, TempToolchain};
@@ -431,4 +434,52 @@ pub fn assert_installed(sandbox: &Sandbox, sysroot: &Path) {
         .filter(|name| name.starts_with('.') || name.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+}
+
+/// Checks that the ELF at `path` is an x86-64 static PIE entered at `entrypoint`; removes it.
+pub fn check_static_pie_entry(path: &Path) {
+    let bytes = fs::read(path).unwrap();
+    fs::remove_file(path).unwrap();
+    let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(&*bytes).unwrap();
+    assert_eq!(elf.architecture(), object::Architecture::X86_64);
+    assert_eq!(
+        elf.kind(),
+        object::ObjectKind::Dynamic,
+        "a position-independent executable"
+    );
+    let header = elf.elf_header();
+    let endian = elf.endian();
+    let segments = elf.elf_program_headers();
+    assert!(
+        segments
+            .iter()
+            .all(|s| s.p_type(endian) != object::elf::PT_INTERP),
+        "static: no interpreter"
+    );
+    let entry = elf
+        .symbols()
+        .find(|s| s.name() == Ok("entrypoint"))
+        .expect("an `entrypoint` symbol");
+    assert_eq!(
+        header.e_entry(endian),
+        entry.address(),
+        "the entry address is `entrypoint`"
+    );
+}
+
+/// Every file below `dir` with its content, to prove a tree is byte-for-byte what it was.
+pub fn file_contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.insert(path.clone(), fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
 }
