@@ -464,3 +464,30 @@ fn write_idt_and_stubs(memory: &mut GuestMemory) {
 pub fn is_stub_address(rip: u64) -> bool {
     (STUBS_ADDR..STUBS_ADDR + PAGE).contains(&rip)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tls_block_ends_at_an_aligned_thread_pointer_with_room_for_its_word() {
+        let template = |mem_size, align| TlsTemplate {
+            vaddr: 0x1000,
+            file_size: 0,
+            mem_size,
+            align,
+        };
+        let stack_top = 0x40_0000;
+        let block = TlsBlock::new(&template(0x28, 16), stack_top);
+        assert_eq!(block.thread_pointer, stack_top + 0x30);
+        assert_eq!(block.start, block.thread_pointer - 0x28);
+        assert_eq!(block.end, stack_top + PAGE);
+        // A block filling its page pushes the thread pointer's word onto the next one.
+        let full = TlsBlock::new(&template(PAGE, 8), stack_top);
+        assert_eq!(
+            (full.start, full.thread_pointer),
+            (stack_top, stack_top + PAGE)
+        );
+        assert_eq!(full.end, stack_top + 2 * PAGE);
+    }
+}

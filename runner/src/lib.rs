@@ -1,5 +1,5 @@
-//! `hyperlight-run` as a library: boot an x86_64-hyperlight-none guest ELF in a fresh KVM
-//! micro-VM and run it to completion.
+//! `hyperlight-run` as a library: boot an x86_64-hyperlight-none (or x86_64-hyperlight-hermit)
+//! guest ELF in a fresh KVM micro-VM and run it to completion.
 //!
 //! The modules follow the order of a run: [`guest_file`] reads the part of the ELF a boot
 //! needs, [`elf`] validates and describes the image, [`layout`] decides the memory map and

@@ -89,12 +89,15 @@ pub fn build(sh: &Shell, toolchain: &Toolchain, target: Target, out: &Path) -> R
             Progress::Step(line) | Progress::Cargo(line) => eprintln!("{line}"),
         },
     )?;
+    let headers = match source.headers {
+        0 => String::new(),
+        count => format!(" ({count} C headers in {INCLUDE_DIR}/)"),
+    };
     eprintln!(
-        "{target} sysroot for {} ({}) written to {} ({} C headers in {INCLUDE_DIR}/)",
+        "{target} sysroot for {} ({}) written to {}{headers}",
         toolchain.name,
         toolchain.version.release,
         out.display(),
-        source.headers
     );
     Ok(())
 }

@@ -2,13 +2,13 @@
 //! for `x86_64-unknown-none` (same toolchain, re-packed the same way at the same gzip level),
 //! and how long `install.sh` takes to install from a local nginx.
 
-use hyperlight_install::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use hyperlight_install::Target;
 use xshell::Shell;
 
 use super::nginx::Nginx;
@@ -143,11 +143,11 @@ pub fn serve_dist(sh: &Shell, built: &Path, scratch: &Path) -> Result<(PathBuf, 
     Ok((dist, nginx))
 }
 
-fn mb(bytes: u64) -> f64 {
+pub(super) fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-fn dir_size(dir: &Path) -> Result<u64> {
+pub(super) fn dir_size(dir: &Path) -> Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -161,7 +161,7 @@ fn dir_size(dir: &Path) -> Result<u64> {
 }
 
 /// rustup's rust-std for `target`, re-packed as our component is; returns the tarball size.
-fn repack_rust_std(sysroot: &Path, target: &str) -> Result<u64> {
+pub(super) fn repack_rust_std(sysroot: &Path, target: &str) -> Result<u64> {
     fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();

@@ -3,11 +3,11 @@
 //! locally from the sources the previous install left behind), against the same cold build
 //! with the target already in place. Runs on a temporary copy of the pinned toolchain.
 
-use hyperlight_install::Target;
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Result};
+use hyperlight_install::Target;
 use testkit::UserMachine;
 use xshell::Shell;
 

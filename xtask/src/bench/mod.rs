@@ -19,6 +19,7 @@ mod heal;
 mod limits;
 pub mod nginx;
 mod runner;
+mod std_target;
 mod sysroot;
 
 /// The figures of one run, rendered as BENCHMARKS.md.
@@ -169,10 +170,11 @@ const SECTIONS: &[(&str, Measure)] = &[
     ("limits", limits::run),
     ("dist", dist::run),
     ("heal", heal::run),
+    ("std", std_target::run),
 ];
 
 /// The sections that boot guests, which need KVM.
-const BOOT_GUESTS: &[&str] = &["runner", "harness", "limits"];
+const BOOT_GUESTS: &[&str] = &["runner", "harness", "limits", "std"];
 
 /// Measures `only` the named sections (all when empty) and writes BENCHMARKS.md.
 pub fn run(sh: &Shell, only: &[String]) -> Result<()> {

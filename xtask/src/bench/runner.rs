@@ -1,12 +1,12 @@
 //! The runner's figures: whole-process start-up against `/bin/true`, in-process
 //! boot-to-exit, and guest stdout throughput.
 
-use hyperlight_install::Target;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use hyperlight_install::Target;
 use xshell::{cmd, PushDir, PushEnv, Shell};
 
 use super::{median, time_process, Report};

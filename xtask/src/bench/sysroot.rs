@@ -1,10 +1,10 @@
 //! The foundation's figures: how long a sysroot takes to build, and whether a guest builds as
 //! fast against it as the same crate does for rustup's prebuilt `x86_64-unknown-none`.
 
-use hyperlight_install::Target;
 use std::path::Path;
 
 use anyhow::Result;
+use hyperlight_install::Target;
 use xshell::{cmd, Shell};
 
 use super::{median, median_time, Report};

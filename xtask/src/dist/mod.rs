@@ -12,10 +12,10 @@
 pub mod component;
 pub mod error;
 
-use hyperlight_install::Target;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use hyperlight_install::Target;
 use xshell::{cmd, Shell};
 
 use self::component::{source_archive, sysroot_tarball, sysroot_version};
