@@ -59,21 +59,27 @@ fn missing_kvm_device_says_what_to_do() {
 
 #[test]
 fn unreadable_kvm_device_mentions_the_kvm_group() {
-    // Only meaningful when not root: root opens any file.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc_geteuid() } == 0 {
-        return;
-    }
     let dir = testkit::TempDir::new("kvm-perm");
     let device = dir.path().join("kvm");
     std::fs::write(&device, "").unwrap();
     std::fs::set_permissions(&device, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    let (output, _) = run_with_watchdog(
+    // Root opens any file, so as root the runner runs as `nobody`.
+    // SAFETY: geteuid has no preconditions.
+    let mut command = if unsafe { libc_geteuid() } == 0 {
+        let mut setpriv = std::process::Command::new("setpriv");
+        setpriv
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(RUNNER);
+        setpriv
+    } else {
         runner()
+    };
+    let (output, _) = run_with_watchdog(
+        command
             .env("HYPERLIGHT_KVM_DEVICE", &device)
             .arg(example("hello")),
     );
-    assert_eq!(code(&output), 125);
+    assert_eq!(code(&output), 125, "{}", stderr(&output));
     assert!(assert_single_error_line(&output).contains("`kvm` group"));
 }
 

@@ -203,7 +203,11 @@ fn an_instruction_kvm_cannot_emulate_ends_the_guest() {
     // --timeout bounds the run on a KVM that can emulate it (the stub then spins).
     let output = limits_case(&["--timeout=5s", "ud2"], Some("unemulable-stub"));
     if code(&output) == 124 {
-        eprintln!("this KVM emulates SSE at CPL 0; nothing to check");
+        let test = "an_instruction_kvm_cannot_emulate_ends_the_guest";
+        testkit::skip(
+            test,
+            "this KVM emulates SSE at CPL 0, so there is no failure to report",
+        );
         return;
     }
     assert_eq!(code(&output), 134, "{}", stderr(&output));
