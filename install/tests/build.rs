@@ -5,7 +5,6 @@
 //! The toolchain is the developer's pinned one, only read: the build writes into temporary
 //! directories, and the test refuses to run rather than let rustup add rust-src to it.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,25 +12,7 @@ use std::path::{Path, PathBuf};
 use hyperlight_install::build::{build_sysroot, copy_tree, Progress};
 use hyperlight_install::toolchain::{Selector, Toolchain};
 use hyperlight_install::Target;
-use testkit::{pinned_toolchain, TempDir, TARGET};
-
-/// Every file below `dir` by its path relative to `dir`, with its content.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let bytes = fs::read(&path).unwrap();
-                files.insert(path.strip_prefix(dir).unwrap().to_path_buf(), bytes);
-            }
-        }
-    }
-    files
-}
+use testkit::{file_contents, pinned_toolchain, TempDir, TARGET};
 
 /// Sets the modes of every directory below and including `dir`: read-only while the test
 /// runs, writable again when dropped so the temporary directory can be removed.
@@ -74,7 +55,7 @@ fn rebuild_from_an_installed_target_directory_is_identical_and_leaves_it_alone()
     let source = dir.path().join("installed").join(TARGET);
     copy_tree(&built, &source).unwrap();
     let _read_only = ReadOnly::new(&source);
-    let before = snapshot(&source);
+    let before = file_contents(&source);
 
     let (out, work) = (dir.path().join("out"), dir.path().join("work"));
     let mut steps = Vec::new();
@@ -99,10 +80,10 @@ fn rebuild_from_an_installed_target_directory_is_identical_and_leaves_it_alone()
             .any(|line| line.contains("Compiling core")),
         "cargo's progress reaches the caller: {cargo_lines:?}"
     );
-    assert!(snapshot(&source) == before, "the source tree changed");
+    assert!(file_contents(&source) == before, "the source tree changed");
     let (expected, rebuilt) = (
-        snapshot(&built),
-        snapshot(&out.join("lib/rustlib").join(TARGET)),
+        file_contents(&built),
+        file_contents(&out.join("lib/rustlib").join(TARGET)),
     );
     assert_eq!(
         rebuilt.keys().collect::<Vec<_>>(),
@@ -148,7 +129,7 @@ fn a_failed_build_quotes_cargo_and_writes_nothing() {
     let message = format!("{err:#}");
     assert!(
         message.starts_with(&format!(
-            "building core and alloc for {TARGET} with rustc {} failed",
+            "building core, alloc and compiler_builtins for {TARGET} with rustc {} failed",
             toolchain.version
         )),
         "{message}"

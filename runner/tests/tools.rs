@@ -97,29 +97,7 @@ fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
         format!("channel = \"{}\"", toolchain.name)
     );
 
-    let run = in_home("cargo", &toolchain, &project)
-        .args(["run", "--quiet"])
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
-    assert_eq!(text(&run.stdout), "Hello from my-guest!\n");
-
-    let test = in_home("cargo", &toolchain, &project)
-        .args(["test", "--quiet"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        test.status.code(),
-        Some(0),
-        "{}{}",
-        text(&test.stdout),
-        text(&test.stderr)
-    );
-    assert!(
-        text(&test.stdout).contains("test result: ok. 1 passed; 0 failed;"),
-        "{}",
-        text(&test.stdout)
-    );
+    runs_and_tests(&toolchain, &project, "Hello from my-guest!\n");
 
     let doctor = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), &toolchain, &project)
         .arg("doctor")
@@ -200,27 +178,26 @@ fn a_new_std_project_runs_and_tests_as_created_and_doctor_is_happy() {
     if !testkit::kvm_or_skip("a_new_std_project_runs_and_tests_as_created: booting it") {
         return;
     }
-    let run = in_home("cargo", &toolchain, &project)
+    runs_and_tests(&toolchain, &project, "Hello from my-std-guest!\n");
+}
+
+/// `cargo run` in a project `new` made prints `hello`, and `cargo test` passes its one test.
+fn runs_and_tests(toolchain: &TempToolchain, project: &Path, hello: &str) {
+    let run = in_home("cargo", toolchain, project)
         .args(["run", "--quiet"])
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
-    assert_eq!(text(&run.stdout), "Hello from my-std-guest!\n");
-    let test = in_home("cargo", &toolchain, &project)
+    assert_eq!(text(&run.stdout), hello);
+    let test = in_home("cargo", toolchain, project)
         .args(["test", "--quiet"])
         .output()
         .unwrap();
-    assert_eq!(
-        test.status.code(),
-        Some(0),
-        "{}{}",
-        text(&test.stdout),
-        text(&test.stderr)
-    );
+    let report = format!("{}{}", text(&test.stdout), text(&test.stderr));
+    assert_eq!(test.status.code(), Some(0), "{report}");
     assert!(
-        text(&test.stdout).contains("test result: ok. 1 passed; 0 failed;"),
-        "{}",
-        text(&test.stdout)
+        report.contains("test result: ok. 1 passed; 0 failed;"),
+        "{report}"
     );
 }
 

@@ -130,7 +130,7 @@ fn the_sysroot_has_std_test_and_defines_every_hermit_abi_function() {
 fn install_then_plain_cargo_build_of_a_std_guest() {
     let toolchain = TempToolchain::copy_of(&pinned_toolchain(), true);
     let rustlib = toolchain.sysroot().join("lib/rustlib");
-    let before = support::file_contents(&rustlib);
+    let before = testkit::file_contents(&rustlib);
     let bin = TempDir::new("bin");
     let xtask = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -207,7 +207,7 @@ fn install_then_plain_cargo_build_of_a_std_guest() {
         text(&output.stderr)
     );
     assert!(
-        support::file_contents(&rustlib) == before,
+        testkit::file_contents(&rustlib) == before,
         "uninstall left the toolchain different from before the install"
     );
 }

@@ -5,7 +5,6 @@
 //! Installs go into `testkit::TempToolchain`s (hard-linked copies in a temporary RUSTUP_HOME),
 //! so the developer's toolchains are never modified.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,7 +13,8 @@ mod support;
 
 use hyperlight_install::runtime;
 use object::{Object, ObjectSection, ObjectSymbol};
-use support::{check_static_pie_entry, file_contents, text, COMPONENT};
+use support::{check_static_pie_entry, text, COMPONENT};
+use testkit::file_contents;
 use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
 
 fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
@@ -122,13 +122,10 @@ fn sysroot_build_is_reproducible_and_free_of_build_paths() {
         text(&output.stderr)
     );
 
-    let relative = |dir: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
-        file_contents(dir)
-            .into_iter()
-            .map(|(path, bytes)| (path.strip_prefix(dir).unwrap().to_path_buf(), bytes))
-            .collect()
-    };
-    let (first, second) = (relative(shared), relative(&fresh.path().join("sysroot")));
+    let (first, second) = (
+        file_contents(shared),
+        file_contents(&fresh.path().join("sysroot")),
+    );
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
         second.keys().collect::<Vec<_>>()

@@ -466,20 +466,3 @@ pub fn check_static_pie_entry(path: &Path) {
         "the entry address is `entrypoint`"
     );
 }
-
-/// Every file below `dir` with its content, to prove a tree is byte-for-byte what it was.
-pub fn file_contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.insert(path.clone(), fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
-}
