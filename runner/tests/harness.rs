@@ -115,6 +115,28 @@ fn list_prints_the_tests() {
     );
 }
 
+/// How cargo-nextest lists a test binary's tests: `#[test_case]`s are never ignored, so the
+/// ignored ones are none, as libtest says of a binary without ignored tests.
+#[test]
+fn the_terse_lists_are_libtests() {
+    testkit::require_kvm!();
+    let list = |extra: &[&str]| {
+        let args = [
+            &["--bin", "suite", "--", "--list", "--format", "terse"],
+            extra,
+        ]
+        .concat();
+        let output = cargo_test(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+        stdout(&output)
+    };
+    assert_eq!(
+        list(&[]),
+        "tests::adds: test\ntests::faults: test\ntests::panics: test\n"
+    );
+    assert_eq!(list(&["--ignored"]), "");
+}
+
 #[test]
 fn integration_tests_run_in_vms_too() {
     testkit::require_kvm!();
