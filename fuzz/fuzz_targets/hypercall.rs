@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use hyperlight_rt::abi::{port, STDOUT_BUFFER_ADDR, STDOUT_BUFFER_SIZE};
+use hyperlight_rt::abi::{port, MAX_RANDOM_BYTES, STDOUT_BUFFER_ADDR, STDOUT_BUFFER_SIZE};
 use hyperlight_run::hypercall::{self, Action, Context};
 use hyperlight_run::layout::STUBS_ADDR;
 use hyperlight_run::memory::GuestMemory;
@@ -30,11 +30,12 @@ fuzz_target!(|data: &[u8]| {
     let Some(&selector) = data.first() else {
         return;
     };
-    let port = match selector % 5 {
+    let port = match selector % 6 {
         0 => port::EXIT,
         1 => port::WRITE,
         2 => port::CLOCK,
         3 => port::EXCEPTION,
+        4 => port::RANDOM,
         _ => word(data, 5) as u16,
     };
     let mut regs = kvm_regs {
@@ -58,11 +59,12 @@ fuzz_target!(|data: &[u8]| {
 
     let mut output = Captured::default();
     let (addr, len) = (regs.rsi, regs.rdx);
+    let (random_addr, random_len) = (regs.rdi, regs.rsi);
     let action = hypercall::handle(
         port,
         &mut regs,
         &mut Context {
-            memory: &memory,
+            memory: &mut memory,
             output: &mut output,
             started: Instant::now(),
         },
@@ -78,6 +80,15 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             _ => assert!(written.is_empty()),
+        }
+    }
+    if port == port::RANDOM {
+        let (addr, len) = (random_addr, random_len);
+        let inside = addr.checked_add(len).is_some_and(|end| end <= MEMORY);
+        let fillable = len <= MAX_RANDOM_BYTES && inside && (addr >= 0x1000 || len == 0);
+        match action {
+            Action::Resume => assert!(regs.rax == len && fillable),
+            _ => assert!(!fillable),
         }
     }
     if port == port::EXIT {
