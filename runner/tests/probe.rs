@@ -86,6 +86,7 @@ fn bad_hypercall_buffers_end_the_guest() {
         "write-null",
         "write-length-overflow",
         "write-straddling-end",
+        "random-outside-memory",
     ] {
         assert_crash(case, &["invalid hypercall", "buffer outside guest memory"]);
     }
@@ -100,7 +101,7 @@ fn bad_hypercall_arguments_end_the_guest() {
     );
     assert_crash(
         "unknown-port",
-        &["invalid hypercall", "unknown hypercall port 0x13"],
+        &["invalid hypercall", "unknown hypercall port 0x14"],
     );
     assert_crash("exception-port", &["invalid hypercall", "exception port"]);
     assert_crash("bad-clock", &["invalid hypercall", "unknown clock id 99"]);

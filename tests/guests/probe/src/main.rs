@@ -84,11 +84,14 @@ fn main() -> i32 {
                 let memory_size = info_memory.read_volatile();
                 call::<{ port::WRITE }>(1, memory_size - 8, 16);
             }
+            "random-outside-memory" => {
+                call::<{ port::RANDOM }>(u64::MAX - 8, 16, 0);
+            }
             "write-bad-stream" => {
                 call::<{ port::WRITE }>(7, TABLE.as_ptr() as u64, 8);
             }
             "unknown-port" => {
-                call::<0x13>(0, 0, 0);
+                call::<0x14>(0, 0, 0);
             }
             "exception-port" => {
                 call::<{ port::EXCEPTION }>(0, 0, 0);
