@@ -7,10 +7,18 @@ use std::process::Output;
 use testkit::{pinned_toolchain, project_root};
 
 fn cargo_test(args: &[&str]) -> Output {
+    cargo(&["test", "--package", "suite"], args)
+}
+
+/// cargo in tests/guests against the shared sysroot, the runner under test (and cargo-nextest,
+/// where `cargo xtask test` installed it) first on PATH.
+fn cargo(command: &[&str], args: &[&str]) -> Output {
     let runner_dir = Path::new(env!("CARGO_BIN_EXE_hyperlight-run"))
         .parent()
         .unwrap();
+    let nextest_dir = testkit::cargo_nextest().map(|path| path.parent().unwrap().to_path_buf());
     let path: Vec<PathBuf> = std::iter::once(runner_dir.to_path_buf())
+        .chain(nextest_dir)
         .chain(std::env::split_paths(
             &std::env::var_os("PATH").unwrap_or_default(),
         ))
@@ -20,7 +28,7 @@ fn cargo_test(args: &[&str]) -> Output {
         testkit::sysroot(),
         &pinned_toolchain(),
     )
-    .args(["test", "--package", "suite"])
+    .args(command)
     .args(args)
     .env("PATH", std::env::join_paths(path).unwrap())
     .output()
@@ -150,5 +158,38 @@ fn integration_tests_run_in_vms_too() {
     assert!(
         text.contains("test result: ok. 1 passed; 0 failed;"),
         "{text}"
+    );
+}
+
+/// cargo-nextest lists a no_std guest's test binaries (`--list --format terse`, with and
+/// without `--ignored`) and runs each test through the runner, in its own VM.
+#[test]
+fn cargo_nextest_runs_each_test_in_its_own_vm() {
+    testkit::require_kvm!();
+    if testkit::cargo_nextest().is_none() {
+        let why = "cargo-nextest is not installed (`cargo xtask test` installs it)";
+        testkit::skip("cargo_nextest_runs_each_test_in_its_own_vm", why);
+        return;
+    }
+    let output = cargo(
+        &["nextest", "run", "--package", "suite", "--no-fail-fast"],
+        &[],
+    );
+    let report = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(100), "{report}");
+    for (verdict, test) in [
+        ("PASS", "suite::bin/suite tests::adds"),
+        ("PASS", "suite::integration sees_alloc"),
+        ("FAIL", "suite::bin/suite tests::panics"),
+        ("FAIL", "suite::bin/suite tests::faults"),
+    ] {
+        let found = report.lines().any(|line| {
+            line.trim_start().starts_with(&format!("{verdict} [")) && line.ends_with(test)
+        });
+        assert!(found, "{verdict} {test} in:\n{report}");
+    }
+    assert!(
+        report.contains("4 tests run: 2 passed, 2 failed, 0 skipped"),
+        "{report}"
     );
 }

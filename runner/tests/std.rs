@@ -9,18 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{code, run, stderr, stdout};
-use testkit::{assert_success, pinned_toolchain, project_root, test_nightly, STD_TARGET};
+use testkit::{assert_success, pinned_toolchain, project_root, test_nightly, TempDir, STD_TARGET};
 
 fn guests() -> PathBuf {
     project_root().join("tests/std-guests")
 }
 
 /// cargo in tests/std-guests with `toolchain` and its std sysroot, the runner under test first
-/// on PATH.
+/// on PATH (and cargo-nextest, where `cargo xtask test` installed it).
 fn cargo(toolchain: &str, sysroot: &Path) -> Command {
     let runner_dir = Path::new(common::RUNNER).parent().unwrap();
+    let nextest_dir = testkit::cargo_nextest().map(|path| path.parent().unwrap().to_path_buf());
     let host_path = std::env::var_os("PATH").unwrap_or_default();
-    let path = std::iter::once(runner_dir.to_path_buf()).chain(std::env::split_paths(&host_path));
+    let path = std::iter::once(runner_dir.to_path_buf())
+        .chain(nextest_dir)
+        .chain(std::env::split_paths(&host_path));
     let mut cargo = testkit::std_guest_cargo(&guests(), sysroot, toolchain);
     cargo.env("PATH", std::env::join_paths(path).unwrap());
     cargo
@@ -281,4 +284,111 @@ fn a_std_guest_builds_and_runs_on_the_test_nightly() {
             features_output("[]", "<environment variable not found>") + "done\n"
         );
     }
+}
+
+/// `cargo nextest run` in tests/std-guests, or `None` (the test reported as skipped) without
+/// cargo-nextest, which `cargo xtask test` installs.
+fn cargo_nextest(test: &str, args: &[&str]) -> Option<Output> {
+    if testkit::cargo_nextest().is_none() {
+        testkit::skip(
+            test,
+            "cargo-nextest is not installed (`cargo xtask test` installs it)",
+        );
+        return None;
+    }
+    let output = cargo(&pinned_toolchain(), testkit::std_sysroot())
+        .args([
+            "nextest",
+            "run",
+            "--package",
+            "libtest-demo",
+            "--no-fail-fast",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    Some(output)
+}
+
+/// cargo-nextest runs the same libtest binaries through the runner: every test in its own VM,
+/// with nextest's own selection, retries and JUnit report.
+#[test]
+fn cargo_nextest_runs_each_test_in_its_own_vm() {
+    testkit::require_kvm!();
+    let test = "cargo_nextest_runs_each_test_in_its_own_vm";
+    let Some(output) = cargo_nextest(test, &[]) else {
+        return;
+    };
+    let report = stderr(&output);
+    assert_eq!(code(&output), 100, "{report}");
+    for line in [
+        "PASS [",
+        "libtest-demo tests::adds",
+        "libtest-demo tests::panics_as_expected",
+        "libtest-demo::api adds_from_outside",
+    ] {
+        assert!(report.contains(line), "{line} in:\n{report}");
+    }
+    for failed in ["tests::fails", "tests::panics_with_the_wrong_message"] {
+        let line = report
+            .lines()
+            .find(|line| line.contains("FAIL [") && line.ends_with(failed));
+        assert!(line.is_some(), "{failed} failed in:\n{report}");
+    }
+    assert!(
+        report.contains("5 tests run: 3 passed, 2 failed, 1 skipped"),
+        "{report}"
+    );
+
+    // The ignored test too, each failing one tried twice, and a JUnit report.
+    let config = TempDir::new("nextest-config");
+    let junit = config.path().join("nextest.toml");
+    std::fs::write(&junit, "[profile.default.junit]\npath = \"junit.xml\"\n").unwrap();
+    let Some(output) = cargo_nextest(
+        test,
+        &[
+            "--run-ignored",
+            "all",
+            "--retries",
+            "1",
+            "--config-file",
+            junit.to_str().unwrap(),
+        ],
+    ) else {
+        return;
+    };
+    let report = stderr(&output);
+    assert_eq!(code(&output), 100, "{report}");
+    assert!(report.contains("libtest-demo tests::ignored"), "{report}");
+    assert!(report.contains("TRY 2 FAIL ["), "{report}");
+    assert!(
+        report.contains("6 tests run: 4 passed, 2 failed, 0 skipped"),
+        "{report}"
+    );
+    let xml = std::fs::read_to_string(guests().join("target/nextest/default/junit.xml")).unwrap();
+    for name in [
+        "tests::adds",
+        "tests::fails",
+        "tests::ignored",
+        "tests::panics_as_expected",
+        "tests::panics_with_the_wrong_message",
+        "adds_from_outside",
+    ] {
+        assert!(
+            xml.contains(&format!("name=\"{name}\"")),
+            "{name} in:\n{xml}"
+        );
+    }
+    assert_eq!(xml.matches("<failure").count(), 2, "{xml}");
+
+    // A filter expression.
+    let Some(output) = cargo_nextest(test, &["-E", "test(adds)"]) else {
+        return;
+    };
+    let report = stderr(&output);
+    assert_eq!(code(&output), 0, "{report}");
+    assert!(
+        report.contains("2 tests run: 2 passed, 4 skipped"),
+        "{report}"
+    );
 }

@@ -61,6 +61,12 @@ pub fn rustc_field(toolchain: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// cargo-nextest as `cargo xtask test` installs it (xtask's `tools::CARGO_NEXTEST`), if it is
+/// there.
+pub fn cargo_nextest() -> Option<PathBuf> {
+    Some(project_root().join("target/tools/bin/cargo-nextest")).filter(|path| path.is_file())
+}
+
 /// Scratch space for fixtures, under the workspace's target directory.
 pub fn fixture_dir() -> PathBuf {
     project_root().join("target/testkit")

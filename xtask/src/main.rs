@@ -11,6 +11,7 @@ mod signing;
 mod suite;
 mod sysroot;
 mod toolchain;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -11,6 +11,7 @@ use xshell::Shell;
 
 use crate::dist::RUNNER_HOST;
 use crate::toolchain::{project_root, test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
+use crate::tools;
 
 /// Programs the tests start, and the Debian package providing each.
 const PROGRAMS: &[(&str, &str)] = &[
@@ -26,6 +27,8 @@ pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
     }
     let why = "the dist tests build the static hyperlight-run with it";
     Toolchain::provision(sh, None, &[], &[RUNNER_HOST], why)?;
+    // The tests run guest tests through cargo-nextest too.
+    tools::CARGO_NEXTEST.ensure(sh)?;
     let missing: Vec<_> = PROGRAMS
         .iter()
         .filter(|(program, _)| !on_path(program))

@@ -73,7 +73,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          clang; the guest config archives it with llvm-ar where cargo-hyperlight uses GNU ar, \
          about 5 s less.",
         demo::GUEST_BIN_REQUIREMENT,
-        demo::CARGO_HYPERLIGHT_VERSION,
+        demo::CARGO_HYPERLIGHT.version,
         stable.version.release
     ));
     Ok(())

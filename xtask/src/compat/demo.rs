@@ -14,9 +14,13 @@ use xshell::{cmd, Shell};
 
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain, TARGET};
+use crate::tools::Tool;
 
 /// The cargo-hyperlight release the comparison is made against.
-pub const CARGO_HYPERLIGHT_VERSION: &str = "0.1.14";
+pub const CARGO_HYPERLIGHT: Tool = Tool {
+    name: "cargo-hyperlight",
+    version: "0.1.14",
+};
 /// cargo-hyperlight 0.1.14 writes `hyperlight-guest-bin = "0.15"`; the distribution targets 0.18.
 pub const GUEST_BIN_REQUIREMENT: &str = "0.18";
 /// The package (and directory) name the recorded Cargo.lock belongs to.
@@ -27,24 +31,9 @@ pub fn recorded_lock() -> PathBuf {
     project_root().join("tests/official-demo/Cargo.lock")
 }
 
-/// `cargo-hyperlight`, installed into `target/tools` (never into the user's `~/.cargo/bin`).
+/// `cargo-hyperlight`, installed into `target/tools`.
 pub fn cargo_hyperlight(sh: &Shell) -> Result<PathBuf> {
-    let root = project_root().join("target/tools");
-    let binary = root.join("bin/cargo-hyperlight");
-    let installed = cmd!(sh, "{binary} hyperlight --version")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .unwrap_or_default();
-    if !installed.contains(CARGO_HYPERLIGHT_VERSION) {
-        cmd!(
-            sh,
-            "cargo install --locked --root {root} cargo-hyperlight --version {CARGO_HYPERLIGHT_VERSION}"
-        )
-        .run()
-        .context("installing cargo-hyperlight")?;
-    }
-    Ok(binary)
+    CARGO_HYPERLIGHT.ensure(sh)
 }
 
 /// Writes the demo project to `dir` (whose last component must be [`NAME`]). Files that are

@@ -28,7 +28,7 @@ pub fn run(sh: &Shell) -> Result<()> {
 
     eprintln!(
         "== the demo guest, built by cargo-hyperlight {} on {nightly_name}",
-        demo::CARGO_HYPERLIGHT_VERSION
+        demo::CARGO_HYPERLIGHT.version
     );
     demo::generate(sh, &demo_dir("cargo-hyperlight"))?;
     let official = demo::build_with_cargo_hyperlight(
@@ -66,7 +66,7 @@ pub fn run(sh: &Shell) -> Result<()> {
             &official_code,
             &format!(
                 "cargo-hyperlight {} + {}",
-                demo::CARGO_HYPERLIGHT_VERSION,
+                demo::CARGO_HYPERLIGHT.version,
                 nightly.version.release
             )
         )
