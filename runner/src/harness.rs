@@ -47,11 +47,9 @@ impl Protocol {
         if crate::elf::find_note(front, NOTE_NAME, NOTE_TYPE).is_some() {
             return Some(Protocol::Runtime);
         }
-        let libtest = LIBTEST_INVOKE.as_bytes();
-        front
-            .windows(libtest.len())
-            .any(|window| window == libtest)
-            .then_some(Protocol::Libtest)
+        // Every run of a guest that is no test binary pays for this search: memchr's is
+        // vectorized (a plain window compare costs about 1 ms per MB).
+        memchr::memmem::find(front, LIBTEST_INVOKE.as_bytes()).map(|_| Protocol::Libtest)
     }
 }
 
