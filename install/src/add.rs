@@ -15,10 +15,11 @@ use crate::toolchain::Toolchain;
 use crate::transaction::{self, Outcome};
 use crate::ui::Ui;
 use crate::unpack::{unpack_tar_gz, Limits};
-use crate::{Target, COMPONENT, TARGET};
+use crate::Target;
 
 pub struct Options<'a> {
     pub toolchain: &'a Toolchain,
+    pub target: Target,
     pub release: &'a Release,
     /// Refuse to build locally: exit 5 when the release has no sysroot for this rustc.
     pub no_build: bool,
@@ -87,58 +88,61 @@ impl Release {
         Ok(data)
     }
 
-    pub fn sysroot_for(&self, toolchain: &Toolchain) -> Option<&SysrootEntry> {
+    /// The release's sysroot of `target` built by `toolchain`'s exact rustc.
+    pub fn sysroot_for(&self, toolchain: &Toolchain, target: Target) -> Option<&SysrootEntry> {
         self.manifest
-            .sysroots
+            .sysroots(target)
             .iter()
             .find(|entry| entry.commit_hash == toolchain.version.commit_hash)
     }
 }
 
-/// Installs the target into `options.toolchain`.
+/// Installs `options.target` into `options.toolchain`.
 pub fn add(options: &Options, ui: &Ui, confirm: Confirm) -> Result<Installed, InstallError> {
-    let (toolchain, release) = (options.toolchain, options.release);
+    let (toolchain, target, release) = (options.toolchain, options.target, options.release);
     check_writable(toolchain)?;
-    let destination = toolchain.target_dir();
-    match release.sysroot_for(toolchain) {
+    let destination = target.dir(&toolchain.sysroot);
+    match release.sysroot_for(toolchain, target) {
         Some(entry) => {
-            if transaction::installed_sha256(&toolchain.sysroot, Target::None)?.as_deref()
+            if transaction::installed_sha256(&toolchain.sysroot, target)?.as_deref()
                 == Some(entry.installed_sha256.as_str())
             {
-                // Reinstalling is the fix doctor names for a lost registration.
-                crate::runtime::register(&destination).map_err(write_error(toolchain))?;
+                if target == Target::None {
+                    // Reinstalling is the fix doctor names for a lost registration.
+                    crate::runtime::register(&destination).map_err(write_error(toolchain))?;
+                }
                 return Ok(Installed::AlreadyInstalled);
             }
             confirm(&format!(
-                "  {TARGET} sysroot for rustc {} -> {}",
+                "  {target} sysroot for rustc {} -> {}",
                 toolchain.version.release,
                 destination.display()
             ))?;
-            install_prebuilt(release, entry, toolchain, ui)
+            install_prebuilt(release, entry, toolchain, target, ui)
         }
-        None if options.no_build => Err(no_sysroot(release, toolchain)),
+        None if options.no_build => Err(no_sysroot(release, toolchain, target)),
         None => {
             confirm(&format!(
-                "  {TARGET} sysroot for rustc {}, built on this machine -> {}",
+                "  {target} sysroot for rustc {}, built on this machine -> {}",
                 toolchain.version.release,
                 destination.display()
             ))?;
             ui.say(&format!(
-                "{} has no prebuilt {TARGET} for rustc {}; building it on this machine",
+                "{} has no prebuilt {target} for rustc {}; building it on this machine",
                 release.downloader.base(),
                 toolchain.version
             ));
-            let source = release.manifest.source.as_ref().ok_or_else(|| {
+            let source = release.manifest.source(target).ok_or_else(|| {
                 InstallError::Verify(format!(
-                    "{} has neither a prebuilt sysroot for rustc {} nor the sources to build one; \
-                     use one of the toolchains it has (see `--no-build`)",
+                    "{} has neither a prebuilt {target} sysroot for rustc {} nor the sources to \
+                     build one; use one of the toolchains it has (see `--no-build`)",
                     release.downloader.base(),
                     toolchain.version.release
                 ))
             })?;
             let archive = release.fetch_file(&source.url)?;
-            build_and_install(toolchain, ui, |work| {
-                crate::build::unpack_source(&archive, &work.join("source"))
+            build_and_install(toolchain, target, ui, |work| {
+                crate::build::unpack_source(&archive, &work.join("source"), target)
             })
         }
     }
@@ -148,13 +152,14 @@ fn install_prebuilt(
     release: &Release,
     entry: &SysrootEntry,
     toolchain: &Toolchain,
+    target: Target,
     ui: &Ui,
 ) -> Result<Installed, InstallError> {
     ui.say(&format!("downloading {}", entry.url));
     let tarball = release.fetch_file(&entry.url)?;
     let scratch = Scratch::new()?;
-    let payload = unpack_component(&tarball, &entry.url, scratch.path())?;
-    match transaction::install(&payload, &toolchain.sysroot, Target::None)
+    let payload = unpack_component(&tarball, &entry.url, scratch.path(), target)?;
+    match transaction::install(&payload, &toolchain.sysroot, target)
         .map_err(write_error(toolchain))?
     {
         Outcome::AlreadyInstalled => Ok(Installed::AlreadyInstalled),
@@ -162,10 +167,11 @@ fn install_prebuilt(
     }
 }
 
-/// Builds the sysroot from the source tree `source` returns (given a scratch directory) and
-/// installs it.
+/// Builds `target`'s sysroot from the source tree `source` returns (given a scratch directory)
+/// and installs it.
 pub fn build_and_install(
     toolchain: &Toolchain,
+    target: Target,
     ui: &Ui,
     source: impl FnOnce(&Path) -> anyhow::Result<PathBuf>,
 ) -> Result<Installed, InstallError> {
@@ -176,13 +182,15 @@ pub fn build_and_install(
     let source = source(scratch.path())?;
     let out = scratch.path().join("sysroot");
     ui.say(&format!(
-        "building core, alloc and compiler_builtins for {TARGET} with rustc {} (about a minute)",
-        toolchain.version
+        "building {} for {target} with rustc {} ({})",
+        target.libraries(),
+        toolchain.version,
+        target.build_time()
     ));
     crate::build::build_sysroot(
         &source,
         toolchain,
-        Target::None,
+        target,
         &out,
         &scratch.path().join("work"),
         |progress| match progress {
@@ -190,9 +198,7 @@ pub fn build_and_install(
             crate::build::Progress::Cargo(line) => ui.progress(line),
         },
     )?;
-    match transaction::install(&out, &toolchain.sysroot, Target::None)
-        .map_err(write_error(toolchain))?
-    {
+    match transaction::install(&out, &toolchain.sysroot, target).map_err(write_error(toolchain))? {
         Outcome::AlreadyInstalled => Ok(Installed::AlreadyInstalled),
         Outcome::Installed => Ok(Installed::BuiltLocally),
     }
@@ -201,29 +207,35 @@ pub fn build_and_install(
 /// Unpacks a sysroot component tarball into `scratch` and checks it holds exactly what its
 /// `manifest.in` lists, all inside the target's directory. Returns the payload's root, a
 /// sysroot-shaped tree for `transaction::install`.
-fn unpack_component(tarball: &[u8], name: &str, scratch: &Path) -> Result<PathBuf, InstallError> {
+fn unpack_component(
+    tarball: &[u8],
+    name: &str,
+    scratch: &Path,
+    target: Target,
+) -> Result<PathBuf, InstallError> {
     let refuse =
         |why: String| InstallError::Verify(format!("{name}: {why}; nothing was installed"));
     let dest = scratch.join("component");
     let files = unpack_tar_gz(tarball, &dest, Limits::default())
         .map_err(|err| refuse(format!("cannot unpack it: {err}")))?;
     let package = name.trim_end_matches(".tar.gz");
-    let payload = dest.join(package).join(COMPONENT);
+    let component = target.component();
+    let payload = dest.join(package).join(component);
     let listed = fs::read_to_string(payload.join("manifest.in")).map_err(|_| {
         refuse(format!(
-            "no {COMPONENT}/manifest.in: not a rust-installer package"
+            "no {component}/manifest.in: not a rust-installer package"
         ))
     })?;
-    let prefix = format!("lib/rustlib/{TARGET}/");
+    let prefix = format!("lib/rustlib/{target}/");
     let mut expected = BTreeSet::new();
     for line in listed.lines() {
         let path = line
             .strip_prefix("file:")
             .filter(|path| path.starts_with(&prefix))
-            .ok_or_else(|| refuse(format!("it lists `{line}`, outside lib/rustlib/{TARGET}")))?;
-        expected.insert(PathBuf::from(package).join(COMPONENT).join(path));
+            .ok_or_else(|| refuse(format!("it lists `{line}`, outside lib/rustlib/{target}")))?;
+        expected.insert(PathBuf::from(package).join(component).join(path));
     }
-    expected.insert(PathBuf::from(package).join(COMPONENT).join("manifest.in"));
+    expected.insert(PathBuf::from(package).join(component).join("manifest.in"));
     expected.insert(PathBuf::from(package).join("components"));
     expected.insert(PathBuf::from(package).join("rust-installer-version"));
     let unpacked: BTreeSet<PathBuf> = files.into_iter().collect();
@@ -235,22 +247,24 @@ fn unpack_component(tarball: &[u8], name: &str, scratch: &Path) -> Result<PathBu
     Ok(payload)
 }
 
-/// The error for a release without a sysroot for this rustc, listing what it has.
-fn no_sysroot(release: &Release, toolchain: &Toolchain) -> InstallError {
-    let (manifest, server) = (&release.manifest, release.downloader.base());
+/// The error for a release without a sysroot of `target` for this rustc, listing what it has.
+fn no_sysroot(release: &Release, toolchain: &Toolchain, target: Target) -> InstallError {
+    let (sysroots, server) = (release.manifest.sysroots(target), release.downloader.base());
     let version = &toolchain.version;
     let mut message = format!(
-        "no prebuilt {TARGET} sysroot for your rustc {} (commit {}, {})\n       a prebuilt \
+        "no prebuilt {target} sysroot for your rustc {} (commit {}, {})\n       a prebuilt \
          sysroot only works with the exact rustc that built it (E0514 otherwise).",
         version.release,
         version.short_hash(),
         version.commit_date
     );
-    if manifest.sysroots.is_empty() {
-        message.push_str(&format!("\n       {server} offers no sysroots at all."));
+    if sysroots.is_empty() {
+        message.push_str(&format!(
+            "\n       {server} offers no {target} sysroots at all."
+        ));
     } else {
-        message.push_str(&format!("\n       {server} has sysroots for:"));
-        for entry in &manifest.sysroots {
+        message.push_str(&format!("\n       {server} has {target} sysroots for:"));
+        for entry in sysroots {
             message.push_str(&format!(
                 "\n         rustc {} (commit {}, {})",
                 entry.release,
@@ -259,16 +273,16 @@ fn no_sysroot(release: &Release, toolchain: &Toolchain) -> InstallError {
             ));
         }
     }
-    let stable = manifest
-        .sysroots
+    let stable = sysroots
         .iter()
         .map(|entry| entry.release.as_str())
         .find(|release| release.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
         .unwrap_or("<release>");
     message.push_str(&format!(
-        "\n       fix: run again without --no-build to build it on this machine (about a minute),\n            \
+        "\n       fix: run again without --no-build to build it on this machine ({}),\n            \
          or use one of those toolchains: pin it in your guest project's rust-toolchain.toml\n            \
-         ([toolchain] channel = \"{stable}\") and install with --toolchain {stable}"
+         ([toolchain] channel = \"{stable}\") and install with --toolchain {stable}",
+        target.build_time()
     ));
     InstallError::NoSysroot { message }
 }

@@ -147,10 +147,10 @@ fn build_std_crates(target: Target) -> &'static str {
     }
 }
 
-/// Unpacks a source archive (`hyperlight-none-src-<version>.tar.gz` of a release: one top
-/// directory holding a source tree) into `dest`, an empty or missing directory. Returns the
+/// Unpacks a source archive of `target` (`hyperlight-none-src-<version>.tar.gz` of a release:
+/// one top directory holding a source tree) into `dest`, an empty or missing directory. Returns the
 /// source tree's directory.
-pub fn unpack_source(archive: &[u8], dest: &Path) -> Result<PathBuf> {
+pub fn unpack_source(archive: &[u8], dest: &Path, target: Target) -> Result<PathBuf> {
     unpack_tar_gz(archive, dest, Limits::default())?;
     let entries = fs::read_dir(dest)?.collect::<std::io::Result<Vec<_>>>()?;
     let [top] = entries.as_slice() else {
@@ -159,7 +159,7 @@ pub fn unpack_source(archive: &[u8], dest: &Path) -> Result<PathBuf> {
             entries.len()
         );
     };
-    check_source_tree(&top.path(), Target::None)?;
+    check_source_tree(&top.path(), target)?;
     Ok(top.path())
 }
 
@@ -443,16 +443,19 @@ mod tests {
             ("src-1/target.json", "{}"),
             ("src-1/src/sysroot/Cargo.toml", "[package]"),
         ]);
-        assert_eq!(unpack_source(&archive, &dest).unwrap(), dest.join("src-1"));
+        assert_eq!(
+            unpack_source(&archive, &dest, Target::None).unwrap(),
+            dest.join("src-1")
+        );
 
         let no_crate = tar_gz(&[("src-2/target.json", "{}")]);
-        let err = unpack_source(&no_crate, &scratch("no-crate")).unwrap_err();
+        let err = unpack_source(&no_crate, &scratch("no-crate"), Target::None).unwrap_err();
         assert!(
             format!("{err:#}").ends_with("it has no src/sysroot/Cargo.toml"),
             "{err:#}"
         );
         let two = tar_gz(&[("a/target.json", "{}"), ("b/target.json", "{}")]);
-        let err = unpack_source(&two, &scratch("two")).unwrap_err();
+        let err = unpack_source(&two, &scratch("two"), Target::None).unwrap_err();
         assert!(format!("{err:#}").contains("2 entries"), "{err:#}");
         for label in ["unpack", "no-crate", "two"] {
             scratch(label); // removes it

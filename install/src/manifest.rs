@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::signature::{self, SigningKey, MANIFEST_SIG};
-use crate::{COMPONENT, TARGET};
+use crate::Target;
 
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_SHA256: &str = "manifest.json.sha256";
@@ -34,18 +34,37 @@ pub enum ManifestError {
     },
 }
 
+/// The target whose entries sit at the top level of the manifest, where readers of format 2
+/// before `targets` look; every other target has an entry in `targets`.
+pub const TOP_LEVEL_TARGET: Target = Target::None;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Manifest {
     pub manifest_version: String,
     /// UTC day of the newest dist merged into it, `YYYY-MM-DD`.
     pub date: String,
+    /// [`TOP_LEVEL_TARGET`]'s name, component, sysroots and source.
     pub target: String,
     pub component: String,
     /// One per exact rustc, newest commit date first.
     pub sysroots: Vec<SysrootEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner: Option<RunnerEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceEntry>,
+    /// The other targets by name (readers keep names they do not know, and ignore them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, TargetEntry>,
+}
+
+/// A target other than [`TOP_LEVEL_TARGET`]: what the top level holds for that one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct TargetEntry {
+    pub component: String,
+    /// One per exact rustc, newest commit date first.
+    pub sysroots: Vec<SysrootEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceEntry>,
 }
@@ -94,12 +113,82 @@ impl Manifest {
         Manifest {
             manifest_version: MANIFEST_VERSION.to_owned(),
             date,
-            target: TARGET.to_owned(),
-            component: COMPONENT.to_owned(),
+            target: TOP_LEVEL_TARGET.name().to_owned(),
+            component: TOP_LEVEL_TARGET.component().to_owned(),
             sysroots: Vec::new(),
             runner: None,
             source: None,
+            targets: BTreeMap::new(),
         }
+    }
+
+    /// `target`'s sysroots, newest commit date first.
+    pub fn sysroots(&self, target: Target) -> &[SysrootEntry] {
+        if target == TOP_LEVEL_TARGET {
+            return &self.sysroots;
+        }
+        self.targets
+            .get(target.name())
+            .map_or(&[], |entry| &entry.sysroots)
+    }
+
+    /// The sources `target`'s sysroot is built from.
+    pub fn source(&self, target: Target) -> Option<&SourceEntry> {
+        if target == TOP_LEVEL_TARGET {
+            return self.source.as_ref();
+        }
+        self.targets.get(target.name())?.source.as_ref()
+    }
+
+    pub fn set_source(&mut self, target: Target, source: SourceEntry) {
+        *self.source_mut(target) = Some(source);
+    }
+
+    /// Every target's sysroots, with the target's name.
+    pub fn all_sysroots(&self) -> impl Iterator<Item = (&str, &SysrootEntry)> {
+        let top = self
+            .sysroots
+            .iter()
+            .map(|entry| (self.target.as_str(), entry));
+        let others = self.targets.iter().flat_map(|(name, target)| {
+            target
+                .sysroots
+                .iter()
+                .map(move |entry| (name.as_str(), entry))
+        });
+        top.chain(others)
+    }
+
+    /// Every target's list of sysroots.
+    pub fn sysroot_lists_mut(&mut self) -> impl Iterator<Item = &mut Vec<SysrootEntry>> {
+        std::iter::once(&mut self.sysroots)
+            .chain(self.targets.values_mut().map(|target| &mut target.sysroots))
+    }
+
+    fn target_entry(&mut self, name: &str, component: &str) -> &mut TargetEntry {
+        self.targets
+            .entry(name.to_owned())
+            .or_insert_with(|| TargetEntry {
+                component: component.to_owned(),
+                sysroots: Vec::new(),
+                source: None,
+            })
+    }
+
+    fn sysroots_mut(&mut self, target: Target) -> &mut Vec<SysrootEntry> {
+        if target == TOP_LEVEL_TARGET {
+            return &mut self.sysroots;
+        }
+        &mut self
+            .target_entry(target.name(), target.component())
+            .sysroots
+    }
+
+    fn source_mut(&mut self, target: Target) -> &mut Option<SourceEntry> {
+        if target == TOP_LEVEL_TARGET {
+            return &mut self.source;
+        }
+        &mut self.target_entry(target.name(), target.component()).source
     }
 
     /// Parses a manifest, `source` naming it in errors.
@@ -179,31 +268,32 @@ impl Manifest {
         Ok(())
     }
 
-    /// Adds or replaces a sysroot, keeping one entry per rustc commit.
-    pub fn add_sysroot(&mut self, entry: SysrootEntry) {
-        self.sysroots
-            .retain(|old| old.commit_hash != entry.commit_hash);
-        self.sysroots.push(entry);
-        self.sysroots.sort_by(|a, b| {
-            (&b.commit_date, &b.release, &b.commit_hash).cmp(&(
-                &a.commit_date,
-                &a.release,
-                &a.commit_hash,
-            ))
-        });
+    /// Adds or replaces a sysroot of `target`, keeping one entry per rustc commit.
+    pub fn add_sysroot(&mut self, target: Target, entry: SysrootEntry) {
+        add_sysroot(self.sysroots_mut(target), entry);
     }
 
-    /// Merges `newer` into `self`: its sysroots replace those for the same rustc commit, all
-    /// others are kept; its runner and source (if any) replace ours; the date is the later one.
+    /// Merges `newer` into `self`: its sysroots replace those of the same target for the same
+    /// rustc commit, all others are kept; its runner and sources (if any) replace ours; the date
+    /// is the later one.
     pub fn merge(&mut self, newer: Manifest) {
         for entry in newer.sysroots {
-            self.add_sysroot(entry);
+            add_sysroot(&mut self.sysroots, entry);
         }
         if newer.runner.is_some() {
             self.runner = newer.runner;
         }
         if newer.source.is_some() {
             self.source = newer.source;
+        }
+        for (name, target) in newer.targets {
+            let ours = self.target_entry(&name, &target.component);
+            for entry in target.sysroots {
+                add_sysroot(&mut ours.sysroots, entry);
+            }
+            if target.source.is_some() {
+                ours.source = target.source;
+            }
         }
         if newer.date > self.date {
             self.date = newer.date;
@@ -219,19 +309,32 @@ impl Manifest {
     /// File name → (sha256, size) of every file the manifest names.
     pub fn files(&self) -> BTreeMap<&str, (&str, u64)> {
         let sysroots = self
-            .sysroots
-            .iter()
-            .map(|s| (s.url.as_str(), (s.sha256.as_str(), s.size)));
+            .all_sysroots()
+            .map(|(_, s)| (s.url.as_str(), (s.sha256.as_str(), s.size)));
         let runner = self
             .runner
             .iter()
             .map(|r| (r.url.as_str(), (r.sha256.as_str(), r.size)));
-        let source = self
+        let sources = self
             .source
             .iter()
+            .chain(self.targets.values().filter_map(|t| t.source.as_ref()))
             .map(|s| (s.url.as_str(), (s.sha256.as_str(), s.size)));
-        sysroots.chain(runner).chain(source).collect()
+        sysroots.chain(runner).chain(sources).collect()
     }
+}
+
+/// Adds `entry` to `sysroots`, replacing one for the same rustc commit, newest first.
+fn add_sysroot(sysroots: &mut Vec<SysrootEntry>, entry: SysrootEntry) {
+    sysroots.retain(|old| old.commit_hash != entry.commit_hash);
+    sysroots.push(entry);
+    sysroots.sort_by(|a, b| {
+        (&b.commit_date, &b.release, &b.commit_hash).cmp(&(
+            &a.commit_date,
+            &a.release,
+            &a.commit_hash,
+        ))
+    });
 }
 
 /// A relative URL we are willing to join to a base: a single path segment.
@@ -307,13 +410,13 @@ mod tests {
     #[test]
     fn merge_keeps_old_toolchains_and_replaces_same_commit() {
         let mut old = Manifest::new("2026-01-01".into());
-        old.add_sysroot(sysroot("1.94.0", "aaa", "2026-01-01"));
-        old.add_sysroot(sysroot("1.95.0", "bbb", "2026-02-01"));
+        old.add_sysroot(Target::None, sysroot("1.94.0", "aaa", "2026-01-01"));
+        old.add_sysroot(Target::None, sysroot("1.95.0", "bbb", "2026-02-01"));
         let mut new = Manifest::new("2026-03-01".into());
         let mut replaced = sysroot("1.95.0", "bbb", "2026-02-01");
         replaced.size = 2;
-        new.add_sysroot(replaced.clone());
-        new.add_sysroot(sysroot("1.97.0-nightly", "ccc", "2026-03-01"));
+        new.add_sysroot(Target::None, replaced.clone());
+        new.add_sysroot(Target::None, sysroot("1.97.0-nightly", "ccc", "2026-03-01"));
         old.merge(new);
         let releases: Vec<_> = old.sysroots.iter().map(|s| s.release.as_str()).collect();
         assert_eq!(releases, ["1.97.0-nightly", "1.95.0", "1.94.0"]);
@@ -322,9 +425,68 @@ mod tests {
     }
 
     #[test]
+    fn other_targets_live_apart_from_the_top_level_one_and_merge_alike() {
+        let hermit = |release, hash, date| SysrootEntry {
+            url: format!("rust-std-{release}-{hash}-x86_64-hyperlight-hermit.tar.gz"),
+            ..sysroot(release, hash, date)
+        };
+        let mut old = Manifest::new("2026-01-01".into());
+        old.add_sysroot(Target::None, sysroot("1.95.0", "bbb", "2026-02-01"));
+        old.add_sysroot(Target::Hermit, hermit("1.95.0", "bbb", "2026-02-01"));
+        // Readers that know only the top level see x86_64-hyperlight-none's sysroot alone.
+        let (json, _) = old.render();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["sysroots"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            value["targets"]["x86_64-hyperlight-hermit"]["component"],
+            "rust-std-x86_64-hyperlight-hermit"
+        );
+        let parsed = Manifest::parse(json.as_bytes(), "m").unwrap();
+        assert_eq!(parsed, old);
+        assert_eq!(
+            parsed.sysroots(Target::Hermit)[0].url,
+            old.targets["x86_64-hyperlight-hermit"].sysroots[0].url
+        );
+        assert_eq!(parsed.files().len(), 2);
+
+        let mut new = Manifest::new("2026-03-01".into());
+        new.add_sysroot(Target::Hermit, hermit("1.96.0", "ccc", "2026-03-01"));
+        new.set_source(
+            Target::Hermit,
+            SourceEntry {
+                version: "0.2.0".into(),
+                url: "hyperlight-hermit-src-0.2.0.tar.gz".into(),
+                sha256: "22".repeat(32),
+                size: 3,
+            },
+        );
+        old.merge(new);
+        let releases: Vec<_> = old
+            .sysroots(Target::Hermit)
+            .iter()
+            .map(|s| s.release.as_str())
+            .collect();
+        assert_eq!(releases, ["1.96.0", "1.95.0"]);
+        assert_eq!(old.sysroots(Target::None).len(), 1);
+        assert_eq!(
+            old.source(Target::Hermit).unwrap().url,
+            "hyperlight-hermit-src-0.2.0.tar.gz"
+        );
+        assert_eq!(old.source(Target::None), None);
+        assert_eq!(old.files().len(), 4);
+
+        // A target this version does not know is kept, and names its files like any other.
+        let future = json.replace("x86_64-hyperlight-hermit\"", "aarch64-hyperlight-hermit\"");
+        let parsed = Manifest::parse(future.as_bytes(), "m").unwrap();
+        assert!(parsed.sysroots(Target::Hermit).is_empty());
+        assert!(parsed.targets.contains_key("aarch64-hyperlight-hermit"));
+        assert_eq!(parsed.files().len(), 2);
+    }
+
+    #[test]
     fn round_trip_and_verification() {
         let mut manifest = Manifest::new("2026-01-01".into());
-        manifest.add_sysroot(sysroot("1.95.0", "bbb", "2026-02-01"));
+        manifest.add_sysroot(Target::None, sysroot("1.95.0", "bbb", "2026-02-01"));
         let (json, sha) = manifest.render();
         assert_eq!(
             Manifest::parse_verified(json.as_bytes(), sha.as_bytes(), "m").unwrap(),

@@ -1,12 +1,12 @@
 //! The installed `hyperlight-run`: where `cargo install` would put it, replacing it without
-//! disturbing a running copy, and removing it once no toolchain has the target.
+//! disturbing a running copy, and removing it once no toolchain has any of the targets.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::COMPONENT;
+use crate::Target;
 
 pub const RUNNER: &str = "hyperlight-run";
 
@@ -58,39 +58,46 @@ pub enum Removal {
     NotInstalled,
 }
 
-/// Removes the installed runner unless a rustup toolchain other than `sysroot` still has the
-/// target installed.
+/// Removes the installed runner unless a toolchain still has one of the targets installed:
+/// `sysroot` itself, or another rustup toolchain.
 pub fn uninstall(sysroot: &Path) -> Result<Removal> {
     let runner = bin_dir()?.join(RUNNER);
     if !runner.exists() {
         return Ok(Removal::NotInstalled);
     }
-    if let Some(user) = toolchains_with_target()
-        .into_iter()
-        .find(|other| !same_dir(other, sysroot))
-    {
+    let user = Target::ALL.into_iter().find_map(|target| {
+        if has_target(sysroot, target) {
+            return Some(sysroot.to_owned());
+        }
+        toolchains_with_target(target)
+            .into_iter()
+            .find(|other| !same_dir(other, sysroot))
+    });
+    if let Some(user) = user {
         return Ok(Removal::Kept { runner, user });
     }
     fs::remove_file(&runner).with_context(|| format!("removing {}", runner.display()))?;
     Ok(Removal::Removed(runner))
 }
 
-/// Sysroots of the rustup toolchains whose install records name the target.
-pub fn toolchains_with_target() -> Vec<PathBuf> {
+/// Sysroots of the rustup toolchains whose install records name `target`.
+pub fn toolchains_with_target(target: Target) -> Vec<PathBuf> {
     let Some(Ok(entries)) = rustup_home().map(|home| fs::read_dir(home.join("toolchains"))) else {
         return Vec::new();
     };
     let mut found: Vec<PathBuf> = entries
         .filter_map(|entry| entry.ok()?.path().canonicalize().ok())
-        .filter(|sysroot| {
-            let components =
-                fs::read_to_string(sysroot.join("lib/rustlib/components")).unwrap_or_default();
-            components.lines().any(|c| c == COMPONENT)
-        })
+        .filter(|sysroot| has_target(sysroot, target))
         .collect();
     found.sort();
     found.dedup();
     found
+}
+
+/// Whether the install records of `sysroot` name `target`.
+fn has_target(sysroot: &Path, target: Target) -> bool {
+    let components = fs::read_to_string(sysroot.join("lib/rustlib/components")).unwrap_or_default();
+    components.lines().any(|c| c == target.component())
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

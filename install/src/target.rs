@@ -46,6 +46,23 @@ impl Target {
             Target::Hermit => "std, test and their dependencies",
         }
     }
+
+    /// Its guest projects' `.cargo/config.toml` template: the file in templates/, which a
+    /// release serves under the same name.
+    pub const fn guest_config_file(self) -> &'static str {
+        match self {
+            Target::None => "cargo-config.toml",
+            Target::Hermit => "cargo-config-std.toml",
+        }
+    }
+
+    /// About how long building its sysroot takes, for the message that announces a build.
+    pub const fn build_time(self) -> &'static str {
+        match self {
+            Target::None => "about a minute",
+            Target::Hermit => "a few minutes",
+        }
+    }
 }
 
 impl fmt::Display for Target {

@@ -162,7 +162,7 @@ pub fn uninstall(sysroot: &Path, target: Target) -> Result<bool> {
         &render_components(components.iter().filter(|c| *c != target.component())),
     )?;
     // This sysroot's records no longer name the target, so it is not among these.
-    if target == Target::None && crate::runner::toolchains_with_target().is_empty() {
+    if target == Target::None && crate::runner::toolchains_with_target(Target::None).is_empty() {
         crate::runtime::unregister()?;
     }
     Ok(true)

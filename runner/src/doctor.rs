@@ -272,11 +272,10 @@ fn check_project(
         .map(|(_, setting)| *setting)
         .collect();
     let what = format!("guest project {}", project.display());
-    let template = match target {
-        Target::None => "templates/cargo-config.toml",
-        Target::Hermit => "templates/cargo-config-std.toml",
-    };
-    let fix = format!("put the README's guest configuration ({template}) into .cargo/config.toml");
+    let fix = format!(
+        "put the README's guest configuration (templates/{}) into .cargo/config.toml",
+        target.guest_config_file()
+    );
     if configs.is_empty() {
         report.line(
             Verdict::Fail,

@@ -1,13 +1,16 @@
 //! `hyperlight-run` as the guest config's `rustc-wrapper`: cargo runs every rustc of a guest
 //! project as `hyperlight-run <rustc> <args>`.
 //!
-//! Each cargo invocation starts with `rustc -vV`. There the wrapper checks that the toolchain has
-//! the target, built by exactly that rustc, and installs it when not (after `rustup update`, a
-//! new rust-toolchain.toml, a fresh toolchain): prebuilt from the dist server of the last
-//! install, else built on this machine from an installed copy's sources. Cargo keeps what that
-//! call prints to itself, and replays what a compilation printed whenever that unit is fresh, so
-//! the one line saying what happened goes straight to cargo's own stderr. Every other call is
-//! handed to rustc with `exec`, costing only this process's start.
+//! Each cargo invocation with a new or changed rustc starts with `rustc -vV`. There the wrapper
+//! checks that every target the toolchain has was built by exactly that rustc, and reinstalls
+//! those that were not (after `rustup update`). A call for one of the targets (`--target NAME`)
+//! that the toolchain does not have at all (a fresh toolchain, a new rust-toolchain.toml)
+//! installs it first. Installing takes the prebuilt sysroot from the dist server of the last
+//! install, else builds it on this machine from an installed copy's sources. Cargo keeps what
+//! these calls print to itself, and replays what a compilation printed whenever that unit is
+//! fresh, so the one line saying what happened goes straight to cargo's own stderr. Every call
+//! is then handed to rustc with `exec`, costing this process's start and, for the targets' own
+//! calls, one `stat`.
 
 use std::ffi::OsString;
 use std::fs;
@@ -20,9 +23,9 @@ use hyperlight_install::add::{self, Installed, Release};
 use hyperlight_install::error::InstallError;
 use hyperlight_install::rustc::RustcVersion;
 use hyperlight_install::settings;
-use hyperlight_install::toolchain::{target_dir, Selector, Toolchain};
+use hyperlight_install::toolchain::{Selector, Toolchain};
 use hyperlight_install::ui::Ui;
-use hyperlight_install::{runner, TARGET};
+use hyperlight_install::{runner, Target};
 
 /// The compilers cargo puts first when it runs rustc through a wrapper (clippy's driver comes
 /// before rustc under `cargo clippy`).
@@ -46,6 +49,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
     if rest.len() == 1 && rest[0] == "-vV" {
         return version_query(program, rest, &rustc);
     }
+    if let Some(target) = target_of(rest) {
+        if let Err(code) = install_if_missing(program, &rustc, target) {
+            return code;
+        }
+    }
     let err = Command::new(program).args(rest).exec();
     let _ = writeln!(
         std::io::stderr(),
@@ -55,7 +63,65 @@ pub fn main(args: Vec<OsString>) -> i32 {
     127
 }
 
-/// Runs `rustc -vV` for cargo, then makes sure the target fits that rustc.
+/// The target of ours a rustc call compiles for (`--target NAME` or `--target=NAME`).
+fn target_of(args: &[OsString]) -> Option<Target> {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let name = if arg == "--target" {
+            args.next()?.to_str()?
+        } else {
+            match arg.to_str().and_then(|arg| arg.strip_prefix("--target=")) {
+                Some(name) => name,
+                None => continue,
+            }
+        };
+        return Target::from_name(name);
+    }
+    None
+}
+
+/// Installs `target` before a call for it when the toolchain does not have it at all;
+/// `Err` holds the exit code of a failed install.
+fn install_if_missing(program: &OsString, rustc: &Path, target: Target) -> Result<(), i32> {
+    if uses_own_sysroot() {
+        return Ok(());
+    }
+    // A rustc outside a toolchain directory is left to the `-vV` check.
+    let Some(sysroot) = sysroot_of(rustc) else {
+        return Ok(());
+    };
+    if recorded_version(&sysroot, target).exists() {
+        return Ok(());
+    }
+    let output = Command::new(program).arg("-vV").output();
+    let Some(version) = output
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| RustcVersion::parse(&String::from_utf8_lossy(&output.stdout)).ok())
+    else {
+        // rustc itself will say what is wrong with it.
+        return Ok(());
+    };
+    ensure_target(rustc, &sysroot, version, target).map_err(|err| report_failure(target, &err))
+}
+
+fn recorded_version(sysroot: &Path, target: Target) -> PathBuf {
+    target.dir(sysroot).join("rustc-version")
+}
+
+/// Says that installing `target` failed and how to fix it; returns the exit code.
+fn report_failure(target: Target, err: &InstallError) -> i32 {
+    let add = crate::target::add_command(target);
+    let _ = writeln!(
+        std::io::stderr(),
+        "hyperlight-run: error: {target} is not installed for this toolchain and installing it \
+         failed: {err}\n       fix: run `{add}` in this project (it says what is missing), or \
+         install from a release"
+    );
+    err.exit_code().max(1)
+}
+
+/// Runs `rustc -vV` for cargo, then makes sure the targets the toolchain has fit that rustc.
 fn version_query(program: &OsString, rest: &[OsString], rustc: &Path) -> i32 {
     let output = match Command::new(program).args(rest).output() {
         Ok(output) => output,
@@ -72,14 +138,8 @@ fn version_query(program: &OsString, rest: &[OsString], rustc: &Path) -> i32 {
     if output.status.success() && !uses_own_sysroot() {
         let verbose = String::from_utf8_lossy(&output.stdout);
         if let Ok(version) = RustcVersion::parse(&verbose) {
-            if let Err(err) = ensure_target(rustc, version) {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "hyperlight-run: error: {TARGET} is not installed for this toolchain and \
-                     installing it failed: {err}\n       fix: run `hyperlight-run target add` \
-                     in this project (it says what is missing), or install from a release"
-                );
-                return err.exit_code().max(1);
+            if let Err((target, err)) = heal_installed(rustc, version) {
+                return report_failure(target, &err);
             }
         }
     }
@@ -103,12 +163,37 @@ fn sysroot_of(rustc: &Path) -> Option<PathBuf> {
     sysroot.join("lib/rustlib").is_dir().then_some(sysroot)
 }
 
-fn ensure_target(rustc: &Path, version: RustcVersion) -> Result<(), InstallError> {
+/// Reinstalls each target the toolchain of `rustc` has that another rustc built.
+fn heal_installed(rustc: &Path, version: RustcVersion) -> Result<(), (Target, InstallError)> {
     let sysroot = match sysroot_of(rustc) {
         Some(sysroot) => sysroot,
-        None => Toolchain::find(Selector::Rustc(rustc.to_owned()))?.sysroot,
+        None => {
+            let toolchain = Toolchain::find(Selector::Rustc(rustc.to_owned()));
+            toolchain.map_err(|err| (Target::None, err.into()))?.sysroot
+        }
     };
-    let recorded = target_dir(&sysroot).join("rustc-version");
+    for target in installed_targets(&sysroot) {
+        ensure_target(rustc, &sysroot, version.clone(), target).map_err(|err| (target, err))?;
+    }
+    Ok(())
+}
+
+/// The targets whose directory `sysroot` has, maybe built by another rustc.
+fn installed_targets(sysroot: &Path) -> Vec<Target> {
+    Target::ALL
+        .into_iter()
+        .filter(|target| target.dir(sysroot).exists())
+        .collect()
+}
+
+/// Makes sure `target` in `sysroot`, the toolchain of `rustc`, was built by exactly `version`.
+fn ensure_target(
+    rustc: &Path,
+    sysroot: &Path,
+    version: RustcVersion,
+    target: Target,
+) -> Result<(), InstallError> {
+    let recorded = recorded_version(sysroot, target);
     if fs::read_to_string(&recorded).is_ok_and(|built_by| built_by == version.verbose) {
         return Ok(());
     }
@@ -121,15 +206,15 @@ fn ensure_target(rustc: &Path, version: RustcVersion) -> Result<(), InstallError
     let toolchain = Toolchain {
         selector: Selector::Rustc(rustc.to_owned()),
         version,
-        sysroot,
+        sysroot: sysroot.to_owned(),
     };
     let why = match previous.as_deref().map(RustcVersion::parse) {
         Some(Ok(old)) => format!("the installed one was built by rustc {old}"),
         _ => "the toolchain had none".to_owned(),
     };
-    let how = install(&toolchain, &Ui::new(true))?;
+    let how = install(&toolchain, target, &Ui::new(true))?;
     tell_cargo_user(&format!(
-        "hyperlight-run: installed {TARGET} for rustc {} ({why}; {how})",
+        "hyperlight-run: installed {target} for rustc {} ({why}; {how})",
         toolchain.version
     ));
     Ok(())
@@ -138,11 +223,12 @@ fn ensure_target(rustc: &Path, version: RustcVersion) -> Result<(), InstallError
 /// Prebuilt from the dist server when it has one, else built from the release's sources; when
 /// the server cannot be reached or fails otherwise, built from the sources of an installed copy
 /// on this machine (only local files are used then).
-fn install(toolchain: &Toolchain, ui: &Ui) -> Result<String, InstallError> {
+fn install(toolchain: &Toolchain, target: Target, ui: &Ui) -> Result<String, InstallError> {
     let server = settings::dist_server();
     let remote = Release::fetch(&server, ui).and_then(|release| {
         let options = add::Options {
             toolchain,
+            target,
             release: &release,
             no_build: false,
         };
@@ -154,10 +240,10 @@ fn install(toolchain: &Toolchain, ui: &Ui) -> Result<String, InstallError> {
             Ok(format!("prebuilt from {server}"))
         }
         Err(err) => {
-            let Some(source) = local_source(&toolchain.sysroot) else {
+            let Some(source) = local_source(&toolchain.sysroot, target) else {
                 return Err(err);
             };
-            add::build_and_install(toolchain, ui, |_| Ok(source.clone()))?;
+            add::build_and_install(toolchain, target, ui, |_| Ok(source.clone()))?;
             let why = match err {
                 InstallError::Network { .. } | InstallError::Http { .. } => {
                     "could not be reached".to_owned()
@@ -172,12 +258,12 @@ fn install(toolchain: &Toolchain, ui: &Ui) -> Result<String, InstallError> {
     }
 }
 
-/// An installed target directory whose sources can rebuild it: this toolchain's own (rustup
-/// leaves it behind on update), else another toolchain's.
-fn local_source(sysroot: &Path) -> Option<PathBuf> {
+/// An installed directory of `target` whose sources can rebuild it: this toolchain's own
+/// (rustup leaves it behind on update), else another toolchain's.
+fn local_source(sysroot: &Path, target: Target) -> Option<PathBuf> {
     std::iter::once(sysroot.to_path_buf())
-        .chain(runner::toolchains_with_target())
-        .map(|sysroot| target_dir(&sysroot))
+        .chain(runner::toolchains_with_target(target))
+        .map(|sysroot| target.dir(&sysroot))
         .find(|dir| {
             dir.join("src/sysroot/Cargo.toml").is_file() && dir.join("target.json").is_file()
         })

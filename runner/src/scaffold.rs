@@ -12,10 +12,14 @@ use hyperlight_install::Target;
 
 use crate::toolchain::{install_fix, Installed, Toolchain};
 
-/// The guest configuration every guest project carries (see the README).
-pub const CARGO_CONFIG: &str = include_str!("../../templates/cargo-config.toml");
-/// The same for std guests.
-pub const STD_CARGO_CONFIG: &str = include_str!("../../templates/cargo-config-std.toml");
+/// The guest configuration every guest project of `target` carries (see the README): the
+/// text of templates/`target.guest_config_file()`.
+pub const fn cargo_config(target: Target) -> &'static str {
+    match target {
+        Target::None => include_str!("../../templates/cargo-config.toml"),
+        Target::Hermit => include_str!("../../templates/cargo-config-std.toml"),
+    }
+}
 
 /// Creates the project for `target` and returns what to tell the user.
 pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String, String> {
@@ -103,7 +107,7 @@ fn no_std_files(name: &str) -> Files {
     [
         ("Cargo.toml", manifest),
         ("src/main.rs", no_std_main_rs(name)),
-        (".cargo/config.toml", CARGO_CONFIG.to_owned()),
+        (".cargo/config.toml", cargo_config(Target::None).to_owned()),
     ]
 }
 
@@ -133,7 +137,10 @@ mod tests {{
     [
         ("Cargo.toml", manifest),
         ("src/main.rs", main_rs),
-        (".cargo/config.toml", STD_CARGO_CONFIG.to_owned()),
+        (
+            ".cargo/config.toml",
+            cargo_config(Target::Hermit).to_owned(),
+        ),
     ]
 }
 

@@ -13,12 +13,15 @@ use hyperlight_install::runner::{bin_dir, Removal, RUNNER};
 use hyperlight_install::settings::{self, Settings};
 use hyperlight_install::toolchain::{Selector, Toolchain};
 use hyperlight_install::ui::Ui;
-use hyperlight_install::{transaction, Target, TARGET};
+use hyperlight_install::{transaction, Target};
 
 #[derive(Subcommand)]
 pub enum TargetCommand {
-    /// Install the target for a toolchain (default: the one active here).
+    /// Install targets for a toolchain (default: the one active here).
     Add {
+        /// The targets to install (default: x86_64-hyperlight-none).
+        #[arg(value_name = "TARGET")]
+        targets: Vec<Target>,
         #[command(flatten)]
         toolchain: ToolchainArg,
         #[command(flatten)]
@@ -27,13 +30,16 @@ pub enum TargetCommand {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Remove the target from a toolchain.
+    /// Remove targets from a toolchain.
     Remove {
+        /// The targets to remove (default: x86_64-hyperlight-none).
+        #[arg(value_name = "TARGET")]
+        targets: Vec<Target>,
         #[command(flatten)]
         toolchain: ToolchainArg,
     },
-    /// List rustup's toolchains: whether each has the target, and whether it was built by
-    /// that toolchain's exact rustc.
+    /// List rustup's toolchains: whether each has x86_64-hyperlight-none (and which other
+    /// targets), and whether they were built by that toolchain's exact rustc.
     List,
 }
 
@@ -60,7 +66,8 @@ pub struct SourceArgs {
 #[derive(clap::Parser)]
 #[command(
     name = "install.sh",
-    about = "Install the x86_64-hyperlight-none target (prebuilt core/alloc) and hyperlight-run",
+    about = "Install the x86_64-hyperlight-none target (prebuilt core/alloc) and hyperlight-run; \
+             x86_64-hyperlight-hermit (prebuilt std) on request",
     after_help = INIT_AFTER_HELP,
     disable_version_flag = true
 )]
@@ -71,6 +78,10 @@ pub struct InitArgs {
     /// Quiet: no progress bars, only warnings and errors.
     #[arg(short = 'q')]
     quiet: bool,
+    /// A target to install; repeat for several (default: x86_64-hyperlight-none). With
+    /// --uninstall, a target to remove (default: all).
+    #[arg(long = "target", value_name = "TARGET")]
+    targets: Vec<Target>,
     #[command(flatten)]
     toolchain: ToolchainArg,
     #[command(flatten)]
@@ -78,8 +89,8 @@ pub struct InitArgs {
     /// Do not install or update hyperlight-run.
     #[arg(long)]
     no_runner: bool,
-    /// Remove what this installer installed (the runner too, unless another rustup toolchain
-    /// still has the target).
+    /// Remove what this installer installed (the runner too, unless a toolchain still has one
+    /// of the targets).
     #[arg(long)]
     uninstall: bool,
 }
@@ -107,11 +118,14 @@ In every failing case the toolchain is left as it was.";
 pub fn run(command: TargetCommand) -> i32 {
     let result = match command {
         TargetCommand::Add {
+            targets,
             toolchain,
             source,
             quiet,
-        } => target_add(&toolchain, &source, &Ui::new(quiet)),
-        TargetCommand::Remove { toolchain } => target_remove(&toolchain),
+        } => target_add(&or_default(targets), &toolchain, &source, &Ui::new(quiet)),
+        TargetCommand::Remove { targets, toolchain } => {
+            target_remove(&or_default(targets), &toolchain)
+        }
         TargetCommand::List => target_list(),
     };
     finish(result)
@@ -142,34 +156,73 @@ fn finish(result: Result<(), InstallError>) -> i32 {
     }
 }
 
-fn target_add(arg: &ToolchainArg, source: &SourceArgs, ui: &Ui) -> Result<(), InstallError> {
+/// `hyperlight-run target add` for `target`, as messages name it (the default target unnamed).
+pub fn add_command(target: Target) -> String {
+    match target {
+        Target::None => "hyperlight-run target add".to_owned(),
+        other => format!("hyperlight-run target add {other}"),
+    }
+}
+
+/// The targets named, x86_64-hyperlight-none when none is, each once.
+fn or_default(mut targets: Vec<Target>) -> Vec<Target> {
+    if targets.is_empty() {
+        targets.push(Target::None);
+    }
+    targets.sort();
+    targets.dedup();
+    targets
+}
+
+fn target_add(
+    targets: &[Target],
+    arg: &ToolchainArg,
+    source: &SourceArgs,
+    ui: &Ui,
+) -> Result<(), InstallError> {
     let toolchain = find_toolchain(arg)?;
     let server = dist_server(source);
     warn_if_plain_http(&server, ui)?;
     let release = Release::fetch(&server, ui)?;
-    let installed = add::add(
-        &add::Options {
-            toolchain: &toolchain,
-            release: &release,
-            no_build: source.no_build,
-        },
-        ui,
-        &|_| Ok(()),
-    )?;
-    ui.done();
+    add_targets(targets, &toolchain, &release, source.no_build, ui, &|_| {
+        Ok(())
+    })?;
     remember(&server, ui);
-    report(&installed, &toolchain, ui);
     Ok(())
 }
 
-fn target_remove(arg: &ToolchainArg) -> Result<(), InstallError> {
+/// Installs `targets` one after the other, reporting each.
+fn add_targets(
+    targets: &[Target],
+    toolchain: &Toolchain,
+    release: &Release,
+    no_build: bool,
+    ui: &Ui,
+    confirm: add::Confirm,
+) -> Result<(), InstallError> {
+    for &target in targets {
+        let options = add::Options {
+            toolchain,
+            target,
+            release,
+            no_build,
+        };
+        let installed = add::add(&options, ui, confirm)?;
+        ui.done();
+        report(&installed, toolchain, target, ui);
+    }
+    Ok(())
+}
+
+fn target_remove(targets: &[Target], arg: &ToolchainArg) -> Result<(), InstallError> {
     let toolchain = find_toolchain(arg)?;
-    let removed = transaction::uninstall(&toolchain.sysroot, Target::None)?;
     let sysroot = toolchain.sysroot.display();
-    if removed {
-        eprintln!("info: removed {TARGET} from {sysroot}");
-    } else {
-        eprintln!("info: {TARGET} is not installed in {sysroot}");
+    for &target in targets {
+        if transaction::uninstall(&toolchain.sysroot, target)? {
+            eprintln!("info: removed {target} from {sysroot}");
+        } else {
+            eprintln!("info: {target} is not installed in {sysroot}");
+        }
     }
     Ok(())
 }
@@ -190,17 +243,25 @@ fn target_list() -> Result<(), InstallError> {
     let mut out = std::io::stdout().lock();
     for name in names {
         let sysroot = dir.join(&name);
-        let status = list_status(&sysroot);
-        let _ = writeln!(out, "{name:width$}  {status}");
+        let _ = writeln!(
+            out,
+            "{name:width$}  {}",
+            list_status(&sysroot, Target::None)
+        );
+        // The other targets are installed on request: listed when they are.
+        for target in Target::ALL.into_iter().filter(|&t| t != Target::None) {
+            if target.dir(&sysroot).exists() {
+                let status = list_status(&sysroot, target);
+                let _ = writeln!(out, "{:width$}  {target}: {status}", "");
+            }
+        }
     }
     Ok(())
 }
 
-/// One toolchain's line in `target list`.
-fn list_status(sysroot: &Path) -> String {
-    let recorded = std::fs::read_to_string(
-        hyperlight_install::toolchain::target_dir(sysroot).join("rustc-version"),
-    );
+/// Whether `target` is installed in `sysroot`, and for which rustc, for `target list`.
+fn list_status(sysroot: &Path, target: Target) -> String {
+    let recorded = std::fs::read_to_string(target.dir(sysroot).join("rustc-version"));
     let Ok(recorded) = recorded else {
         return "not installed".to_owned();
     };
@@ -214,8 +275,9 @@ fn list_status(sysroot: &Path) -> String {
                 .map_or_else(|_| "an unknown rustc".to_owned(), |v| format!("rustc {v}"));
             format!(
                 "installed for {built_by}, not this toolchain's rustc {}: the next guest build \
-                 reinstalls it, or run `hyperlight-run target add --toolchain {}`",
+                 reinstalls it, or run `{} --toolchain {}`",
                 toolchain.version,
+                add_command(target),
                 sysroot.file_name().unwrap_or_default().to_string_lossy()
             )
         }
@@ -233,23 +295,24 @@ fn install(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
     }
     let release = Release::fetch(&server, ui)?;
     let confirm = |plan: &str| confirm(args.yes, plan);
-    let installed = add::add(
-        &add::Options {
-            toolchain: &toolchain,
-            release: &release,
-            no_build: args.source.no_build,
-        },
+    let targets = or_default(args.targets.clone());
+    add_targets(
+        &targets,
+        &toolchain,
+        &release,
+        args.source.no_build,
         ui,
         &confirm,
     )?;
-    ui.done();
-    report(&installed, &toolchain, ui);
     if !args.no_runner {
         install_runner(&release, &runner_dir, args.yes, ui)?;
     }
     remember(&server, ui);
     if !args.quiet {
-        print_guest_config(&toolchain, &server, &runner_dir);
+        for target in targets {
+            print_guest_config(&toolchain, target, &server);
+        }
+        warn_if_not_on_path(&runner_dir);
     }
     Ok(())
 }
@@ -324,13 +387,21 @@ fn write_executable(path: &Path, data: &[u8]) -> Result<(), InstallError> {
 fn uninstall(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
     let toolchain = find_toolchain(&args.toolchain)?;
     let sysroot = &toolchain.sysroot;
-    if transaction::uninstall(sysroot, Target::None)? {
-        ui.say(&format!("removed {TARGET} from {}", sysroot.display()));
+    let named = !args.targets.is_empty();
+    let targets = if named {
+        args.targets.clone()
     } else {
-        ui.say(&format!(
-            "{TARGET} is not installed in {}",
-            sysroot.display()
-        ));
+        Target::ALL.to_vec()
+    };
+    for target in targets {
+        if transaction::uninstall(sysroot, target)? {
+            ui.say(&format!("removed {target} from {}", sysroot.display()));
+        } else if named || target == Target::None {
+            ui.say(&format!(
+                "{target} is not installed in {}",
+                sysroot.display()
+            ));
+        }
     }
     if args.no_runner {
         return Ok(());
@@ -430,16 +501,16 @@ fn remember(server: &str, ui: &Ui) {
     }
 }
 
-fn report(installed: &Installed, toolchain: &Toolchain, ui: &Ui) {
+fn report(installed: &Installed, toolchain: &Toolchain, target: Target, ui: &Ui) {
     let version = &toolchain.version.release;
     match installed {
         Installed::AlreadyInstalled => ui.say(&format!(
-            "{TARGET} for rustc {version} is already installed in {}",
+            "{target} for rustc {version} is already installed in {}",
             toolchain.sysroot.display()
         )),
         Installed::Prebuilt | Installed::BuiltLocally => ui.say(&format!(
-            "installed {TARGET} into {}",
-            toolchain.target_dir().display()
+            "installed {target} into {}",
+            target.dir(&toolchain.sysroot).display()
         )),
     }
 }
@@ -465,17 +536,27 @@ fn confirm(yes: bool, plan: &str) -> Result<(), InstallError> {
     }
 }
 
-fn print_guest_config(toolchain: &Toolchain, server: &str, bin_dir: &Path) {
+fn print_guest_config(toolchain: &Toolchain, target: Target, server: &str) {
     let release = &toolchain.version.release;
+    let what = match target {
+        Target::None => {
+            "The full template, with the settings for C code in official Hyperlight guests"
+        }
+        Target::Hermit => "The template",
+    };
     eprintln!(
-        "\n{TARGET} is ready for rustc {release}. In a guest project, put this in .cargo/config.toml:\n\n{}\
+        "\n{target} is ready for rustc {release}. In a guest project, put this in .cargo/config.toml:\n\n{}\
          \nand pin the toolchain in rust-toolchain.toml. Then `cargo build` and `cargo run` work as usual.\n\
-         The full template, with the settings for C code in official Hyperlight guests:\n    {server}/cargo-config.toml",
-        guest_config_essentials()
+         {what}:\n    {server}/{}",
+        guest_config_essentials(target)
             .lines()
             .map(|line| if line.is_empty() { "\n".to_owned() } else { format!("    {line}\n") })
-            .collect::<String>()
+            .collect::<String>(),
+        target.guest_config_file()
     );
+}
+
+fn warn_if_not_on_path(bin_dir: &Path) {
     let on_path = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir == bin_dir));
     if !on_path {
@@ -486,10 +567,10 @@ fn print_guest_config(toolchain: &Toolchain, server: &str, bin_dir: &Path) {
     }
 }
 
-/// The guest config's settings every guest needs: the template up to its C-code block, without
-/// comments.
-fn guest_config_essentials() -> String {
-    let template = crate::scaffold::CARGO_CONFIG;
+/// The guest config's settings every guest of `target` needs: the template up to its C-code
+/// block, without comments.
+fn guest_config_essentials(target: Target) -> String {
+    let template = crate::scaffold::cargo_config(target);
     let end = template.find("\n# C code").unwrap_or(template.len());
     let mut text = String::new();
     for line in template[..end].lines().filter(|l| !l.starts_with('#')) {

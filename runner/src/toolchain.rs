@@ -127,16 +127,14 @@ fn describe(verbose_version: &str) -> String {
 
 /// The command that installs `target` into `toolchain`.
 pub fn install_fix(toolchain: &str, target: Target) -> String {
-    match target {
-        Target::None => format!(
-            "install it: `hyperlight-run target add --toolchain {toolchain}` (a guest build \
-             through the guest config's rustc-wrapper does it too), or `cargo xtask install \
-             --toolchain {toolchain}` in a clone of the project"
-        ),
-        // Releases do not ship it yet.
-        Target::Hermit => format!(
-            "install it: `cargo xtask install --toolchain {toolchain} --target {target}` in a \
-             clone of the project"
-        ),
-    }
+    let add = crate::target::add_command(target);
+    let xtask_target = match target {
+        Target::None => String::new(),
+        other => format!(" --target {other}"),
+    };
+    format!(
+        "install it: `{add} --toolchain {toolchain}` (a guest build \
+         through the guest config's rustc-wrapper does it too), or `cargo xtask install \
+         --toolchain {toolchain}{xtask_target}` in a clone of the project"
+    )
 }

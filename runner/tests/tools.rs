@@ -117,8 +117,13 @@ fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
         "{report}"
     );
     assert!(
-        report
-            .contains("not installed (only std guests need it); install it: `cargo xtask install"),
+        report.contains(&format!(
+            "not installed (only std guests need it); install it: `hyperlight-run target add \
+             x86_64-hyperlight-hermit --toolchain {}` (a guest build through the guest config's \
+             rustc-wrapper does it too), or `cargo xtask install --toolchain {} --target \
+             x86_64-hyperlight-hermit` in a clone of the project",
+            toolchain.name, toolchain.name
+        )),
         "{report}"
     );
     assert!(

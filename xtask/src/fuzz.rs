@@ -12,6 +12,7 @@ use xshell::{cmd, Shell};
 
 use hyperlight_install::manifest::Manifest;
 use hyperlight_install::signature::{self, SigningKey};
+use hyperlight_install::Target;
 
 use crate::dist::component::{runner_file, sysroot_tarball};
 use crate::sysroot::{target_dir, VERSION_FILE};
@@ -218,7 +219,10 @@ fn seed_dist(scratch: &Path, unpack_dir: &Path) -> Result<Vec<u8>> {
     let fake_runner = scratch.join("hyperlight-run");
     fs::write(&fake_runner, b"\x7fELF seed runner")?;
     let mut manifest = Manifest::new("2026-01-01".into());
-    manifest.add_sysroot(sysroot_tarball(&sysroot, &toolchain.version, &out)?);
+    manifest.add_sysroot(
+        Target::None,
+        sysroot_tarball(&sysroot, &toolchain.version, Target::None, &out)?,
+    );
     manifest.runner = Some(runner_file(
         &fake_runner,
         "0.1.0",

@@ -80,9 +80,13 @@ enum Command {
     /// Write a release to DIR: sysroot tarballs, the source archive, the runner, install.sh and
     /// manifest.json.
     Dist {
-        /// Toolchain to build a sysroot with; repeat for several (default: the pinned one).
+        /// Toolchain to build sysroots with; repeat for several (default: the pinned one).
         #[arg(long = "toolchain", value_name = "T")]
         toolchains: Vec<String>,
+        /// The targets to build or pack sysroots of; repeat for several (default: all). The
+        /// sources of every target are always included.
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<Target>,
         /// Pack this sysroot, already built by `cargo xtask sysroot`, instead of building one.
         #[arg(long = "sysroot", value_name = "DIR")]
         sysroots: Vec<PathBuf>,
@@ -247,6 +251,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Dist {
             toolchains,
+            targets,
             sysroots,
             includes,
             no_runner,
@@ -255,6 +260,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let options = dist::DistOptions {
                 toolchains,
+                targets,
                 sysroots,
                 includes,
                 no_runner,

@@ -96,13 +96,11 @@ pub fn run(
     let mut merged = match existing {
         Some(mut existing) => {
             let kept = existing
-                .sysroots
-                .iter()
-                .filter(|old| {
+                .all_sysroots()
+                .filter(|(target, old)| {
                     !local
-                        .sysroots
-                        .iter()
-                        .any(|new| new.commit_hash == old.commit_hash)
+                        .all_sysroots()
+                        .any(|(t, new)| t == *target && new.commit_hash == old.commit_hash)
                 })
                 .count();
             eprintln!("merging into the manifest at {dest} (keeping {kept} other sysroot(s))");
@@ -133,7 +131,7 @@ pub fn run(
     let sig = signature::sign(json.as_bytes(), key);
     eprintln!(
         "uploading {MANIFEST} ({} sysroot(s))",
-        merged.sysroots.len()
+        merged.all_sysroots().count()
     );
     backend.upload(MANIFEST, json.as_bytes(), true)?;
     backend.upload(MANIFEST_SHA256, sha.as_bytes(), true)?;
@@ -148,14 +146,22 @@ pub fn run(
 }
 
 /// Drops the sysroots of nightly and beta toolchains (releases `X.Y.Z-nightly`,
-/// `X.Y.Z-beta.N`) beyond the newest `keep` of each kind, leaving stable ones alone; returns
-/// the dropped entries. A daily publish of the day's nightly and beta would
+/// `X.Y.Z-beta.N`) beyond the newest `keep` of each kind, per target, leaving stable ones
+/// alone; returns the dropped entries. A daily publish of the day's nightly and beta would
 /// otherwise grow the manifest, and every installer's download of it, without bound.
 fn prune_prereleases(manifest: &mut Manifest, keep: usize) -> Vec<SysrootEntry> {
+    let mut dropped = Vec::new();
+    for sysroots in manifest.sysroot_lists_mut() {
+        dropped.extend(prune_list(sysroots, keep));
+    }
+    dropped
+}
+
+fn prune_list(sysroots: &mut Vec<SysrootEntry>, keep: usize) -> Vec<SysrootEntry> {
     let (mut nightlies, mut betas) = (0, 0);
     let mut dropped = Vec::new();
     // Newest first, as the manifest keeps them.
-    manifest.sysroots.retain(|entry| {
+    sysroots.retain(|entry| {
         let seen = match entry.release.split_once('-') {
             Some((_, "nightly")) => &mut nightlies,
             Some((_, pre)) if pre.starts_with("beta") => &mut betas,
@@ -479,6 +485,7 @@ impl Backend for GitHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyperlight_install::Target;
 
     fn sysroot(release: &str, date: &str) -> SysrootEntry {
         SysrootEntry {
@@ -514,13 +521,21 @@ mod tests {
             ("1.100.0-beta.6", "2026-10-10"),
             ("1.94.0", "2026-02-01"),
         ] {
-            manifest.add_sysroot(sysroot(release, date));
+            manifest.add_sysroot(Target::None, sysroot(release, date));
+        }
+        // Each target's list is pruned by itself.
+        for (release, date) in [
+            ("1.101.0-nightly", "2026-10-29"),
+            ("1.100.0-nightly", "2026-10-01"),
+        ] {
+            manifest.add_sysroot(Target::Hermit, sysroot(release, date));
         }
         let dropped = prune_prereleases(&mut manifest, 2);
         assert_eq!(
             names(&dropped),
             ["1.100.0-beta.5 2026-10-03", "1.100.0-nightly 2026-10-01"]
         );
+        assert_eq!(manifest.sysroots(Target::Hermit).len(), 2);
         assert_eq!(
             names(&manifest.sysroots),
             [
@@ -535,7 +550,9 @@ mod tests {
         );
 
         let dropped = prune_prereleases(&mut manifest, 0);
-        assert_eq!(dropped.len(), 4);
+        // Four of x86_64-hyperlight-none, both of x86_64-hyperlight-hermit.
+        assert_eq!(dropped.len(), 6);
+        assert!(manifest.sysroots(Target::Hermit).is_empty());
         assert_eq!(
             names(&manifest.sysroots),
             [

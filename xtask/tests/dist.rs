@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex};
 
 use hyperlight_install::manifest::{Manifest, SysrootEntry};
 use hyperlight_install::signature::{verify, PublicKey, SigningKey};
+use hyperlight_install::Target;
 
 use support::{dist_into, manifest, server, sha256, stable_dist, text, xtask, COMPONENT};
-use testkit::{assert_success, TempDir};
+use testkit::{assert_success, pinned_toolchain, TempDir, STD_TARGET, TARGET};
 
 fn hashes(dir: &Path) -> BTreeMap<String, String> {
     fs::read_dir(dir)
@@ -73,9 +74,10 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     }
     let (a, b) = (hashes(first), hashes(second.path()));
     assert_eq!(a, b, "two dist runs differ");
-    assert_eq!(a.len(), 9, "{a:?}");
+    assert_eq!(a.len(), 11, "{a:?}");
     for file in [
         "cargo-config.toml",
+        "cargo-config-std.toml",
         "install.sh",
         "manifest.json.sig",
         "release-key.pub",
@@ -122,7 +124,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
             "install.sh lacks {field}={value}"
         );
     }
-    check_source_archive(first, &manifest["source"], &runner["version"]);
+    check_source_archive(first, &manifest["source"], &runner["version"], Target::None);
     let sha_line = fs::read_to_string(first.join("manifest.json.sha256")).unwrap();
     assert_eq!(
         sha_line,
@@ -132,9 +134,57 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
         )
     );
 
-    // rust-installer layout, sorted entries, fixed metadata.
+    check_component_tarball(&bytes, url, TARGET, testkit::sysroot());
+}
+
+/// The std target ships beside the no_std one: its own entry under `targets` (readers that know
+/// only the top level see x86_64-hyperlight-none alone), its sysroot tarball and its sources.
+#[test]
+fn the_std_target_ships_in_its_own_manifest_entry() {
+    let dist = stable_dist();
+    let manifest = manifest(dist);
+    for entry in manifest["sysroots"].as_array().unwrap() {
+        let url = entry["url"].as_str().unwrap();
+        assert!(url.ends_with(&format!("-{TARGET}.tar.gz")), "{url}");
+    }
+    let std = &manifest["targets"][STD_TARGET];
+    assert_eq!(std["component"], "rust-std-x86_64-hyperlight-hermit");
+    let sysroots = std["sysroots"].as_array().unwrap();
+    assert_eq!(sysroots.len(), 1, "{std}");
+    let entry = &sysroots[0];
+    let toolchain = pinned_toolchain();
+    for key in ["release", "commit-hash", "commit-date", "host"] {
+        assert_eq!(entry[key], testkit::rustc_field(&toolchain, key), "{key}");
+    }
+    let url = entry["url"].as_str().unwrap();
+    let short = &testkit::rustc_field(&toolchain, "commit-hash")[..9];
+    let release = testkit::rustc_field(&toolchain, "release");
+    assert_eq!(
+        url,
+        format!("rust-std-{release}-{short}-{STD_TARGET}.tar.gz")
+    );
+    let bytes = fs::read(dist.join(url)).unwrap();
+    assert_eq!(entry["size"], bytes.len() as u64);
+    assert_eq!(entry["sha256"], sha256(&bytes));
+    check_component_tarball(&bytes, url, STD_TARGET, testkit::std_sysroot());
+    check_source_archive(
+        dist,
+        &std["source"],
+        &manifest["runner"]["version"],
+        Target::Hermit,
+    );
+    assert_eq!(
+        fs::read(dist.join("cargo-config-std.toml")).unwrap(),
+        fs::read(testkit::project_root().join("templates/cargo-config-std.toml")).unwrap()
+    );
+}
+
+/// The sysroot tarball `url` of `target` has rust-installer's layout, sorted entries and
+/// fixed metadata, and holds exactly the target's files of `sysroot`.
+fn check_component_tarball(bytes: &[u8], url: &str, target: &str, sysroot: &Path) {
+    let component = format!("rust-std-{target}");
     let top = url.strip_suffix(".tar.gz").unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut paths = Vec::new();
     let mut contents = BTreeMap::new();
     for entry in archive.entries().unwrap() {
@@ -159,22 +209,21 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     assert_eq!(paths, sorted, "entries are not sorted");
     assert_eq!(
         contents[&format!("{top}/components")],
-        format!("{COMPONENT}\n").as_bytes()
+        format!("{component}\n").as_bytes()
     );
     assert_eq!(contents[&format!("{top}/rust-installer-version")], b"3\n");
-    let manifest_in = text(&contents[&format!("{top}/{COMPONENT}/manifest.in")]);
+    let manifest_in = text(&contents[&format!("{top}/{component}/manifest.in")]);
     let listed: Vec<&str> = manifest_in.lines().collect();
-    let expected: Vec<String> = support::sysroot_files()
-        .iter()
-        .map(|f| format!("file:{f}"))
-        .collect();
+    let files = support::named_target_files(sysroot, target);
+    let expected: Vec<String> = files.iter().map(|f| format!("file:{f}")).collect();
     assert_eq!(listed, expected);
-    for line in listed {
-        let path = line
-            .strip_prefix("file:lib/rustlib/x86_64-hyperlight-none/")
-            .unwrap();
-        let payload = format!("{top}/{COMPONENT}/lib/rustlib/x86_64-hyperlight-none/{path}");
-        assert!(contents.contains_key(&payload), "{payload} missing");
+    for file in files {
+        let payload = format!("{top}/{component}/{file}");
+        assert_eq!(
+            contents.get(&payload),
+            Some(&fs::read(sysroot.join(&file)).unwrap()),
+            "{payload}"
+        );
     }
 }
 
@@ -198,21 +247,30 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// The source archive a dist in `dir` lists as `entry` is the checkout's source tree: what the
 /// test sysroot was built from and holds besides its libraries.
-fn check_source_archive(dir: &Path, entry: &serde_json::Value, version: &serde_json::Value) {
+fn check_source_archive(
+    dir: &Path,
+    entry: &serde_json::Value,
+    version: &serde_json::Value,
+    target: Target,
+) {
     assert_eq!(entry["version"], *version);
     let url = entry["url"].as_str().unwrap();
     let bytes = fs::read(dir.join(url)).unwrap();
     assert_eq!(entry["size"], bytes.len() as u64);
     assert_eq!(entry["sha256"], sha256(&bytes));
     let unpacked = TempDir::new("source");
-    let source = hyperlight_install::build::unpack_source(&bytes, unpacked.path()).unwrap();
+    let source = hyperlight_install::build::unpack_source(&bytes, unpacked.path(), target).unwrap();
     assert_eq!(
         format!("{}.tar.gz", source.file_name().unwrap().to_string_lossy()),
         url
     );
     let source = tree(&source);
 
-    let mut installed = tree(&testkit::sysroot().join("lib/rustlib/x86_64-hyperlight-none"));
+    let sysroot = match target {
+        Target::None => testkit::sysroot(),
+        Target::Hermit => testkit::std_sysroot(),
+    };
+    let mut installed = tree(&target.dir(sysroot));
     installed.retain(|path, _| !path.starts_with("lib/") && path != "rustc-version");
     assert_eq!(
         source.keys().collect::<Vec<_>>(),
@@ -226,7 +284,7 @@ fn check_source_archive(dir: &Path, entry: &serde_json::Value, version: &serde_j
     let root = testkit::project_root();
     let mut checkout = BTreeMap::from([(
         "target.json".to_owned(),
-        fs::read(root.join("target-specs/x86_64-hyperlight-none.json")).unwrap(),
+        fs::read(root.join(format!("target-specs/{target}.json"))).unwrap(),
     )]);
     for (in_tree, in_checkout, parts) in [
         ("src/hyperlight-rt", "guest", &["Cargo.toml", "src"][..]),
@@ -304,6 +362,10 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{included}"
     );
     assert_eq!(included["runner"], manifest(stable_dist())["runner"]);
+    assert_eq!(
+        included["targets"][STD_TARGET]["sysroots"],
+        manifest(stable_dist())["targets"][STD_TARGET]["sysroots"]
+    );
     for file in hashes(both.path()).keys() {
         if file.starts_with("rust-std-") || file.starts_with("hyperlight-run-") {
             let from = [stable_dist(), nightly.path()].map(|d| d.join(file));
@@ -313,7 +375,8 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
 
     let output = publish(nightly.path());
     assert!(
-        text(&output.stderr).contains("keeping 1 other sysroot"),
+        // The stable dist's, of both targets.
+        text(&output.stderr).contains("keeping 2 other sysroot(s)"),
         "{}",
         text(&output.stderr)
     );
@@ -337,6 +400,12 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     );
     assert!(merged["runner"].is_object(), "the runner entry was dropped");
     assert!(merged["source"].is_object(), "the source entry was dropped");
+    let std = &merged["targets"][STD_TARGET];
+    assert_eq!(std["sysroots"].as_array().unwrap().len(), 1, "{merged}");
+    assert!(
+        std["source"].is_object(),
+        "the std source entry was dropped"
+    );
     for sysroot in merged["sysroots"].as_array().unwrap() {
         let file = served.join(sysroot["url"].as_str().unwrap());
         assert_eq!(sysroot["sha256"], sha256(&fs::read(file).unwrap()));
@@ -688,16 +757,19 @@ fn fake_dist(dir: &Path, commit: &str, install_sh: &str, key: &Path) {
     fs::write(dir.join(&name), &data).unwrap();
     fs::write(dir.join("install.sh"), install_sh).unwrap();
     let mut manifest = Manifest::new("2026-05-19".into());
-    manifest.add_sysroot(SysrootEntry {
-        release: "1.95.0".into(),
-        commit_hash: commit.into(),
-        commit_date: "2026-04-14".into(),
-        host: "x86_64-unknown-linux-gnu".into(),
-        url: name,
-        sha256: sha256(data.as_bytes()),
-        size: data.len() as u64,
-        installed_sha256: sha256(b"x"),
-    });
+    manifest.add_sysroot(
+        Target::None,
+        SysrootEntry {
+            release: "1.95.0".into(),
+            commit_hash: commit.into(),
+            commit_date: "2026-04-14".into(),
+            host: "x86_64-unknown-linux-gnu".into(),
+            url: name,
+            sha256: sha256(data.as_bytes()),
+            size: data.len() as u64,
+            installed_sha256: sha256(b"x"),
+        },
+    );
     manifest
         .write_dir(dir, &SigningKey::read(key).unwrap())
         .unwrap();

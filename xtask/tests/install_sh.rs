@@ -780,7 +780,7 @@ fn no_build_without_a_prebuilt_sysroot_lists_the_available_ones_and_the_fix() {
                 &ours("commit-hash")[..9],
                 ours("commit-date")
             ),
-            &format!("       {url} has sysroots for:\n"),
+            &format!("       {url} has {TARGET} sysroots for:\n"),
             &format!(
                 "         rustc {release} (commit {}, {})\n",
                 &pinned("commit-hash")[..9],

@@ -179,10 +179,21 @@ fn install_then_plain_cargo_build_of_a_std_guest() {
         project.path().join(".cargo/config.toml"),
     )
     .unwrap();
+    // The guest config's rustc-wrapper: the release's hyperlight-run, not the developer's.
+    let runner_dir = bin.path().join("bin");
+    fs::create_dir_all(&runner_dir).unwrap();
+    fs::copy(support::release_runner(), runner_dir.join("hyperlight-run")).unwrap();
+    let path = format!(
+        "{}:{}",
+        runner_dir.display(),
+        std::env::var("PATH").unwrap()
+    );
     let build = toolchain
         .command("cargo")
         .args(["build", "--target", STD_TARGET])
         .current_dir(project.path())
+        .env("PATH", path)
+        .env_remove("RUSTC_WRAPPER")
         .output()
         .unwrap();
     assert_success(&build, "cargo build --target x86_64-hyperlight-hermit");

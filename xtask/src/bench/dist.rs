@@ -35,7 +35,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     // Size: our component against rustup's rust-std for x86_64-unknown-none, packed alike.
     let sizes = scratch.join("sizes");
     sh.create_dir(&sizes)?;
-    let ours = component::sysroot_tarball(&built, &toolchain.version, &sizes)?;
+    let ours = component::sysroot_tarball(&built, &toolchain.version, Target::None, &sizes)?;
     let builtin_dir = toolchain.sysroot.join("lib/rustlib").join(BUILTIN);
     if !builtin_dir.is_dir() {
         bail!(

@@ -93,14 +93,25 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     for (what, args) in [
         ("`rustc -vV`, the target checked", &["-vV"][..]),
         (
+            "a call for the target (`rustc --target x86_64-hyperlight-none --print cfg`), its \
+             presence checked, exec'd",
+            &["--target", TARGET, "-Zunstable-options", "--print", "cfg"][..],
+        ),
+        (
             "any other rustc call (`rustc --version`), exec'd",
             &["--version"][..],
         ),
     ] {
         let (mut direct, mut wrapped) = (Vec::new(), Vec::new());
         for _ in 0..CALL_RUNS {
-            direct.push(time_process(Command::new(&rustc).args(args))?);
-            wrapped.push(time_process(Command::new(&wrapper).arg(&rustc).args(args))?);
+            let mut plain = Command::new(&rustc);
+            let mut through = Command::new(&wrapper);
+            through.arg(&rustc);
+            for command in [&mut plain, &mut through] {
+                command.args(args).env("RUSTC_BOOTSTRAP", "1");
+            }
+            direct.push(time_process(&mut plain)?);
+            wrapped.push(time_process(&mut through)?);
         }
         let (direct, wrapped) = (median(direct), median(wrapped));
         let overhead_ms = (wrapped.as_secs_f64() - direct.as_secs_f64()) * 1e3;

@@ -13,13 +13,13 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use super::error::DistError;
-use crate::sysroot::{target_dir, VERSION_FILE};
-use crate::toolchain::{RustcVersion, TARGET};
+use crate::sysroot::VERSION_FILE;
+use crate::toolchain::RustcVersion;
 use hyperlight_install::manifest::{
     installed_sha256, sha256_hex, RunnerEntry, SourceEntry, SysrootEntry,
 };
 use hyperlight_install::runner::RUNNER;
-use hyperlight_install::COMPONENT;
+use hyperlight_install::Target;
 
 /// The one gzip level of every release tarball (also used by the size benchmark).
 pub const GZIP_LEVEL: u32 = 6;
@@ -84,16 +84,25 @@ impl Tarball {
     }
 }
 
-/// The file name (without `.tar.gz`) of the sysroot component built by `version`.
-pub fn sysroot_package_name(version: &RustcVersion) -> String {
+/// The file name (without `.tar.gz`) of `target`'s sysroot component built by `version`.
+pub fn sysroot_package_name(version: &RustcVersion, target: Target) -> String {
     let short: String = version.commit_hash.chars().take(9).collect();
-    format!("rust-std-{}-{short}-{TARGET}", version.release)
+    format!("rust-std-{}-{short}-{target}", version.release)
 }
 
-/// Files of `<sysroot>/lib/rustlib/x86_64-hyperlight-none`, as paths relative to `sysroot`.
-pub fn sysroot_files(sysroot: &Path) -> Result<BTreeMap<String, PathBuf>> {
+/// The file name (without `.tar.gz`) of `target`'s source archive of runner version `version`.
+pub fn source_package_name(target: Target, version: &str) -> String {
+    let kind = match target {
+        Target::None => "none",
+        Target::Hermit => "hermit",
+    };
+    format!("hyperlight-{kind}-src-{version}")
+}
+
+/// Files of `<sysroot>/lib/rustlib/<target>`, as paths relative to `sysroot`.
+pub fn sysroot_files(sysroot: &Path, target: Target) -> Result<BTreeMap<String, PathBuf>> {
     let mut files = BTreeMap::new();
-    walk(&target_dir(sysroot), sysroot, &mut files)?;
+    walk(&target.dir(sysroot), sysroot, &mut files)?;
     Ok(files)
 }
 
@@ -111,15 +120,17 @@ fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, PathBuf>) -> Result<
     Ok(())
 }
 
-/// Packs the sysroot at `sysroot` (as written by `cargo xtask sysroot`) into `out_dir` as a
-/// rust-installer component tarball.
+/// Packs `target` of the sysroot at `sysroot` (as written by `cargo xtask sysroot`) into
+/// `out_dir` as a rust-installer component tarball.
 pub fn sysroot_tarball(
     sysroot: &Path,
     version: &RustcVersion,
+    target: Target,
     out_dir: &Path,
 ) -> Result<SysrootEntry> {
+    let component = target.component();
     let mut payload = BTreeMap::new();
-    for (relative, path) in sysroot_files(sysroot)? {
+    for (relative, path) in sysroot_files(sysroot, target)? {
         payload.insert(relative, std::fs::read(&path)?);
     }
     let manifest_in: String = payload
@@ -127,14 +138,14 @@ pub fn sysroot_tarball(
         .map(|path| format!("file:{path}\n"))
         .collect();
     let mut tarball = Tarball::default();
-    tarball.add("components", format!("{COMPONENT}\n").into_bytes(), false);
+    tarball.add("components", format!("{component}\n").into_bytes(), false);
     tarball.add(
         "rust-installer-version",
         format!("{RUST_INSTALLER_VERSION}\n").into_bytes(),
         false,
     );
     tarball.add(
-        &format!("{COMPONENT}/manifest.in"),
+        &format!("{component}/manifest.in"),
         manifest_in.into_bytes(),
         false,
     );
@@ -144,9 +155,9 @@ pub fn sysroot_tarball(
         .collect();
     let installed = installed_sha256(hashes.iter().map(|(p, h)| (*p, h.as_str())));
     for (relative, data) in payload {
-        tarball.add(&format!("{COMPONENT}/{relative}"), data, false);
+        tarball.add(&format!("{component}/{relative}"), data, false);
     }
-    let name = sysroot_package_name(version);
+    let name = sysroot_package_name(version, target);
     let bytes = tarball.to_tar_gz(&name)?;
     let url = format!("{name}.tar.gz");
     std::fs::write(out_dir.join(&url), &bytes)?;
@@ -162,9 +173,9 @@ pub fn sysroot_tarball(
     })
 }
 
-/// The `rustc -vV` recorded in a sysroot built by `cargo xtask sysroot`.
-pub fn sysroot_version(sysroot: &Path) -> Result<RustcVersion, DistError> {
-    let text = std::fs::read_to_string(target_dir(sysroot).join(VERSION_FILE)).map_err(|_| {
+/// The `rustc -vV` recorded in `target`'s part of a sysroot built by `cargo xtask sysroot`.
+pub fn sysroot_version(sysroot: &Path, target: Target) -> Result<RustcVersion, DistError> {
+    let text = std::fs::read_to_string(target.dir(sysroot).join(VERSION_FILE)).map_err(|_| {
         DistError::NotASysroot {
             dir: sysroot.to_owned(),
         }
@@ -174,16 +185,21 @@ pub fn sysroot_version(sysroot: &Path) -> Result<RustcVersion, DistError> {
     })
 }
 
-/// Packs the source tree `tree` (see `hyperlight_install::build`) into `out_dir` as
-/// `hyperlight-none-src-<version>.tar.gz`, under a top directory of the same name.
-pub fn source_archive(tree: &Path, version: &str, out_dir: &Path) -> Result<SourceEntry> {
+/// Packs `target`'s source tree `tree` (see `hyperlight_install::build`) into `out_dir` as
+/// `hyperlight-<none|hermit>-src-<version>.tar.gz`, under a top directory of the same name.
+pub fn source_archive(
+    tree: &Path,
+    version: &str,
+    target: Target,
+    out_dir: &Path,
+) -> Result<SourceEntry> {
     let mut files = BTreeMap::new();
     walk(tree, tree, &mut files)?;
     let mut tarball = Tarball::default();
     for (relative, path) in files {
         tarball.add(&relative, std::fs::read(&path)?, false);
     }
-    let name = format!("hyperlight-none-src-{version}");
+    let name = source_package_name(target, version);
     let bytes = tarball.to_tar_gz(&name)?;
     let url = format!("{name}.tar.gz");
     std::fs::write(out_dir.join(&url), &bytes)?;

@@ -85,7 +85,8 @@ impl fmt::Display for DistError {
         match self {
             DistError::NotASysroot { dir } => write!(
                 f,
-                "{} is not a sysroot built by `cargo xtask sysroot` (no lib/rustlib/x86_64-hyperlight-none/rustc-version); \
+                "{} is not a sysroot built by `cargo xtask sysroot` (no lib/rustlib/<target>/rustc-version \
+                 for the targets to pack); \
                  build one with `cargo xtask sysroot --out {}` or drop `--sysroot`",
                 dir.display(),
                 dir.display()

@@ -1,11 +1,13 @@
 //! `cargo xtask dist`: everything a release serves, written to one directory.
 //!
-//! - `rust-std-<release>-<commit>-x86_64-hyperlight-none.tar.gz` per toolchain (rust-installer layout),
+//! - `rust-std-<release>-<commit>-<target>.tar.gz` per toolchain and target (rust-installer layout),
 //! - `hyperlight-run-<version>-x86_64-unknown-linux-musl` (static, runs on any x86-64 Linux): the
 //!   runner, and the installer that install.sh hands over to,
-//! - `hyperlight-none-src-<version>.tar.gz`: the source tree a sysroot is built from (see
-//!   `hyperlight_install::build`), for an installer to build one for a rustc the release lacks,
-//! - `install.sh` and `cargo-config.toml` (the guest project template),
+//! - `hyperlight-{none,hermit}-src-<version>.tar.gz`: each target's source tree its sysroot is
+//!   built from (see `hyperlight_install::build`), for an installer to build one for a rustc the
+//!   release lacks,
+//! - `install.sh`, and `cargo-config.toml` and `cargo-config-std.toml` (the guest project
+//!   templates),
 //! - `manifest.json`, `manifest.json.sha256` and `manifest.json.sig` (format: docs/manifest.md),
 //!   and `release-key.pub`, the public key it is signed with.
 
@@ -32,17 +34,22 @@ use crate::{signing, sysroot};
 pub const RUNNER_HOST: &str = "x86_64-unknown-linux-musl";
 pub const RUNNER_PACKAGE: &str = "hyperlight-run";
 pub const INSTALL_SH: &str = "install.sh";
-/// The guest project's `.cargo/config.toml` template, served next to install.sh.
-pub const CARGO_CONFIG: &str = "cargo-config.toml";
+/// The guest projects' `.cargo/config.toml` templates, served next to install.sh.
+pub const CARGO_CONFIGS: [&str; 2] = [
+    Target::None.guest_config_file(),
+    Target::Hermit.guest_config_file(),
+];
 /// The public key the release is signed with (hex), for install.sh to embed.
 pub const RELEASE_KEY: &str = "release-key.pub";
 /// Files a release serves besides those the manifest names.
-pub const EXTRA_FILES: &[&str] = &[INSTALL_SH, CARGO_CONFIG, RELEASE_KEY];
+pub const EXTRA_FILES: &[&str] = &[INSTALL_SH, CARGO_CONFIGS[0], CARGO_CONFIGS[1], RELEASE_KEY];
 
 #[derive(Debug, Default)]
 pub struct DistOptions {
-    /// Toolchains to build a sysroot with.
+    /// Toolchains to build sysroots with.
     pub toolchains: Vec<String>,
+    /// The targets to build or pack sysroots of (empty: all of them).
+    pub targets: Vec<Target>,
     /// Sysroots already built by `cargo xtask sysroot` to pack as they are.
     pub sysroots: Vec<PathBuf>,
     /// Other dist directories whose sysroots (and runner, with `no_runner`) join this one.
@@ -68,33 +75,36 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     sh.create_dir(&out)?;
     clean_out(&out)?;
     let mut manifest = Manifest::new(manifest::release_date());
+    let targets = if options.targets.is_empty() {
+        Target::ALL.to_vec()
+    } else {
+        options.targets.clone()
+    };
 
     for name in &options.toolchains {
         let toolchain = Toolchain::resolve(Some(name))?;
         let dir = sysroot::default_out(&toolchain);
-        sysroot::build(sh, &toolchain, Target::None, &dir)?;
+        for &target in &targets {
+            sysroot::build(sh, &toolchain, target, &dir)?;
+        }
         options.sysroots.push(dir);
     }
     for dir in &options.sysroots {
-        let version = sysroot_version(dir)?;
-        eprintln!(
-            "packing the sysroot for rustc {} ({})",
-            version.release, version.commit_hash
-        );
-        let entry = sysroot_tarball(dir, &version, &out)?;
-        eprintln!("  {} ({} bytes)", entry.url, entry.size);
-        manifest.add_sysroot(entry);
+        pack_sysroot(dir, &targets, &out, &mut manifest)?;
     }
     for dir in &options.includes {
         include(dir, &out, &mut manifest, options.no_runner, &public)?;
     }
     let version = package_version(sh, RUNNER_PACKAGE)?;
-    // Ours, after the includes: theirs may be of an older checkout and its file is not copied.
-    let tree = sysroot::source_tree(sh, &Toolchain::resolve(None)?, Target::None)?;
-    let source = source_archive(&tree.dir, &version, &out)?;
-    drop(tree);
-    eprintln!("  {} ({} bytes)", source.url, source.size);
-    manifest.source = Some(source);
+    // Ours, after the includes: theirs may be of an older checkout and their files are not
+    // copied. Every target's, so that an installer can build any target for any rustc.
+    for target in Target::ALL {
+        let tree = sysroot::source_tree(sh, &Toolchain::resolve(None)?, target)?;
+        let source = source_archive(&tree.dir, &version, target, &out)?;
+        drop(tree);
+        eprintln!("  {} ({} bytes)", source.url, source.size);
+        manifest.set_source(target, source);
+    }
     if !options.no_runner {
         let binary = build_runner(sh, &public)?;
         let version = package_version(sh, RUNNER_PACKAGE)?;
@@ -105,19 +115,48 @@ pub fn run(sh: &Shell, mut options: DistOptions) -> Result<()> {
     if let Some(runner) = &manifest.runner {
         write_install_sh(runner, &public, &out)?;
     }
-    sh.copy_file(
-        project_root().join("templates").join(CARGO_CONFIG),
-        out.join(CARGO_CONFIG),
-    )?;
+    for template in CARGO_CONFIGS {
+        sh.copy_file(
+            project_root().join("templates").join(template),
+            out.join(template),
+        )?;
+    }
     signing::write_public_key(&out.join(RELEASE_KEY), &public)?;
     manifest.write_dir(&out, &key)?;
     eprintln!(
-        "dist written to {}: {} sysroot(s), sources{}, install.sh, cargo-config.toml, manifest.json, signed with key {}",
+        "dist written to {}: {} sysroot(s), sources{}, install.sh, the guest config templates, manifest.json, signed with key {}",
         out.display(),
-        manifest.sysroots.len(),
+        manifest.all_sysroots().count(),
         if manifest.runner.is_some() { ", runner" } else { "" },
         public
     );
+    Ok(())
+}
+
+/// Packs the sysroots of `targets` that `dir` (written by `cargo xtask sysroot`) holds; at least
+/// one must be there.
+fn pack_sysroot(dir: &Path, targets: &[Target], out: &Path, manifest: &mut Manifest) -> Result<()> {
+    let mut packed = 0;
+    for &target in targets {
+        if !target.dir(dir).exists() {
+            continue;
+        }
+        let version = sysroot_version(dir, target)?;
+        eprintln!(
+            "packing the {target} sysroot for rustc {} ({})",
+            version.release, version.commit_hash
+        );
+        let entry = sysroot_tarball(dir, &version, target, out)?;
+        eprintln!("  {} ({} bytes)", entry.url, entry.size);
+        manifest.add_sysroot(target, entry);
+        packed += 1;
+    }
+    if packed == 0 {
+        return Err(DistError::NotASysroot {
+            dir: dir.to_owned(),
+        }
+        .into());
+    }
     Ok(())
 }
 
@@ -131,7 +170,9 @@ fn clean_out(out: &Path) -> Result<()> {
             || name == MANIFEST_SHA256
             || name == MANIFEST_SIG
             || (name.starts_with("rust-std-") && name.ends_with(".tar.gz"))
-            || (name.starts_with("hyperlight-none-src-") && name.ends_with(".tar.gz"))
+            || (name.starts_with("hyperlight-")
+                && name.contains("-src-")
+                && name.ends_with(".tar.gz"))
             || name.starts_with("hyperlight-run-");
         if ours && path.is_file() {
             std::fs::remove_file(&path)?;
@@ -166,7 +207,7 @@ fn include(
         std::fs::write(out.join(url), data)?;
         Ok(())
     };
-    for entry in &other.sysroots {
+    for (_, entry) in other.all_sysroots() {
         copy(&entry.url, &entry.sha256)?;
         eprintln!("including {} from {}", entry.url, dir.display());
     }

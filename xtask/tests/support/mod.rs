@@ -59,7 +59,8 @@ pub fn dist_into(out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The pinned toolchain's dist (sysroot, runner, install.sh, manifest), made once per test run.
+/// The pinned toolchain's dist (both targets' sysroots, runner, install.sh, manifest), made
+/// once per test run.
 pub fn stable_dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
     DIST.get_or_init(|| {
@@ -67,7 +68,8 @@ pub fn stable_dist() -> &'static Path {
         fs::create_dir_all(fixture_dir()).unwrap();
         let lock = File::create(fixture_dir().join("dist-stable.lock")).unwrap();
         lock.lock().unwrap();
-        let output = dist_into(&dir, &[]);
+        let std_sysroot = testkit::std_sysroot().to_str().unwrap();
+        let output = dist_into(&dir, &["--sysroot", std_sysroot]);
         assert_success(&output, "cargo xtask dist");
         dir
     })
@@ -382,6 +384,11 @@ pub fn assert_install_fails(args: &[&str], code: i32, fragments: &[&str]) -> San
 /// The files of the target's directory in `sysroot`, as install records name them
 /// (`lib/rustlib/x86_64-hyperlight-none/...`), sorted.
 pub fn target_files(sysroot: &Path) -> Vec<String> {
+    named_target_files(sysroot, "x86_64-hyperlight-none")
+}
+
+/// [`target_files`] of the target `target`.
+pub fn named_target_files(sysroot: &Path, target: &str) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         for entry in fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -393,8 +400,11 @@ pub fn target_files(sysroot: &Path) -> Vec<String> {
         }
     }
     let mut files = Vec::new();
-    let target = sysroot.join("lib/rustlib/x86_64-hyperlight-none");
-    walk(sysroot, &target, &mut files);
+    walk(
+        sysroot,
+        &sysroot.join("lib/rustlib").join(target),
+        &mut files,
+    );
     files.sort();
     files
 }
