@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::backtrace::{self, StartRegisters};
 use crate::hypercall::ExceptionFrame;
 use crate::layout::MemoryMap;
+use crate::machine::PAGE_FAULT;
 use crate::memory::GuestMemory;
 
 /// Why the guest was stopped abnormally.
@@ -26,8 +27,6 @@ pub enum Crash {
     /// The guest broke the hypercall ABI (a bad pointer, an unknown port, ...).
     BadHypercall(String),
 }
-
-const PAGE_FAULT: u8 = 14;
 
 fn exception_name(vector: u8) -> &'static str {
     match vector {

@@ -24,7 +24,7 @@
 //! ```
 
 use hyperlight_rt::abi::{
-    port, BOOT_INFO_ADDR, BOOT_INFO_END, IMAGE_BASE, STDOUT_BUFFER_ADDR, STDOUT_BUFFER_SIZE,
+    BOOT_INFO_ADDR, BOOT_INFO_END, IMAGE_BASE, STDOUT_BUFFER_ADDR, STDOUT_BUFFER_SIZE,
 };
 
 use crate::elf::{align_up, Image, TlsTemplate, PAGE};
@@ -38,22 +38,6 @@ pub const FAULT_STACK_BOTTOM: u64 = 0x5000;
 pub const FAULT_STACK_TOP: u64 = 0x8000;
 const PAGE_TABLES_START: u64 = 0x1_0000;
 const PAGE_TABLES_END: u64 = BOOT_INFO_ADDR;
-
-/// Selectors. User selectors match the host kernel's (__USER_CS 0x33, __USER_DS 0x2b): PVM
-/// runs CPL-3 guest code on the host's GDT.
-pub const KERNEL_CS: u16 = 0x08;
-pub const USER_DS: u16 = 0x2b;
-pub const USER_CS: u16 = 0x33;
-pub const TSS_SELECTOR: u16 = 0x38;
-pub const GDT_LIMIT: u16 = 0x47;
-/// The 0x68-byte TSS plus an 8-byte I/O permission bitmap.
-pub const TSS_LIMIT: u32 = 0x68 + 8 - 1;
-pub const IDT_LIMIT: u16 = 32 * 16 - 1;
-
-/// Vectors 0..32 get a stub; no interrupts are ever enabled.
-const EXCEPTION_VECTORS: u64 = 32;
-const STUB_SIZE: u64 = 16;
-const STUB_COMMON: u64 = STUBS_ADDR + EXCEPTION_VECTORS * STUB_SIZE;
 
 /// Where each part of the guest lives, decided from the image and the options.
 #[derive(Clone, Copy, Debug)]
@@ -290,8 +274,7 @@ impl<'m> PageTables<'m> {
 /// Writes GDT, TSS, IDT, exception stubs and page tables for `map`, and maps the image's
 /// segments with their permissions. Guest memory must be freshly zeroed.
 pub fn build(memory: &mut GuestMemory, map: &MemoryMap, image: &Image<'_>) -> Result<(), String> {
-    write_gdt_and_tss(memory);
-    write_idt_and_stubs(memory);
+    crate::machine::write_system_tables(memory)?;
 
     let mut tables = PageTables::new(memory);
     tables.map(GDT_ADDR, GDT_ADDR + PAGE, Protection::SUPERVISOR_DATA)?;
@@ -378,86 +361,6 @@ fn write_tls(
     memory
         .write_u64(block.thread_pointer, block.thread_pointer)
         .ok_or_else(|| "thread pointer outside guest memory".to_owned())
-}
-
-fn write_gdt_and_tss(memory: &mut GuestMemory) {
-    let descriptors: [(u64, u64); 6] = [
-        (0x00, 0),
-        (0x08, 0x00af_9b00_0000_ffff), // kernel code, 64-bit, DPL 0 (exception stubs)
-        (0x10, 0x00cf_9300_0000_ffff), // kernel data
-        (0x20, 0x00cf_fb00_0000_ffff), // user code, 32-bit (unused; keeps host layout)
-        (0x28, 0x00cf_f300_0000_ffff), // user data, DPL 3
-        (0x30, 0x00af_fb00_0000_ffff), // user code, 64-bit, DPL 3
-    ];
-    for (offset, descriptor) in descriptors {
-        memory.write_u64(GDT_ADDR + offset, descriptor).unwrap();
-    }
-    // 64-bit TSS descriptor (16 bytes): base TSS_ADDR, limit 0x67, type 0x9 (available).
-    let base = TSS_ADDR;
-    let limit = u64::from(TSS_LIMIT);
-    let low = (limit & 0xffff)
-        | ((base & 0xff_ffff) << 16)
-        | (0x89u64 << 40)
-        | (((base >> 24) & 0xff) << 56);
-    memory
-        .write_u64(GDT_ADDR + u64::from(TSS_SELECTOR), low)
-        .unwrap();
-    memory
-        .write_u64(GDT_ADDR + u64::from(TSS_SELECTOR) + 8, base >> 32)
-        .unwrap();
-    // TSS.IST1: exceptions always switch to the fault stack, so even a guest whose stack
-    // pointer is garbage (stack overflow into the guard page) gets its fault reported.
-    memory.write_u64(TSS_ADDR + 0x24, FAULT_STACK_TOP).unwrap();
-    // The I/O permission bitmap right after the TSS: ports 0..32 (the hypercall ports) are
-    // allowed at CPL 3, everything else (and anything past the limit) faults.
-    memory
-        .write(TSS_ADDR + 0x66, &0x68u16.to_le_bytes())
-        .unwrap();
-    memory
-        .write(TSS_ADDR + 0x68, &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])
-        .unwrap();
-}
-
-/// Vectors for which the CPU pushes an error code.
-fn has_error_code(vector: u64) -> bool {
-    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
-}
-
-/// Each stub pushes a dummy error code (if the CPU did not), then the vector, and jumps to
-/// the common tail, which reports through `out` and never returns. The host reads the frame
-/// at RSP: vector, error code, RIP, CS, RFLAGS, RSP, SS.
-fn write_idt_and_stubs(memory: &mut GuestMemory) {
-    for vector in 0..EXCEPTION_VECTORS {
-        let stub = STUBS_ADDR + vector * STUB_SIZE;
-        let mut code = Vec::with_capacity(STUB_SIZE as usize);
-        if !has_error_code(vector) {
-            code.extend_from_slice(&[0x6a, 0x00]); // push 0
-        }
-        code.extend_from_slice(&[0x6a, vector as u8]); // push vector
-        let next = stub + code.len() as u64 + 5;
-        let relative = (STUB_COMMON as i64 - next as i64) as i32;
-        code.push(0xe9); // jmp rel32
-        code.extend_from_slice(&relative.to_le_bytes());
-        memory.write(stub, &code).unwrap();
-
-        // 64-bit interrupt gate: selector KERNEL_CS, IST 1, type 0xE, DPL 0, present.
-        let gate_low = (stub & 0xffff)
-            | (u64::from(KERNEL_CS) << 16)
-            | (1u64 << 32)
-            | (0x8eu64 << 40)
-            | (((stub >> 16) & 0xffff) << 48);
-        memory.write_u64(IDT_ADDR + vector * 16, gate_low).unwrap();
-        memory
-            .write_u64(IDT_ADDR + vector * 16 + 8, stub >> 32)
-            .unwrap();
-    }
-    let common = [
-        0xe6,
-        port::EXCEPTION as u8, // out EXCEPTION, al
-        0xeb,
-        0xfe, // jmp . (the host never resumes)
-    ];
-    memory.write(STUB_COMMON, &common).unwrap();
 }
 
 /// Whether `rip` is inside the runner's exception stubs (so an EXCEPTION exit is genuine).

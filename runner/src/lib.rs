@@ -15,6 +15,7 @@ pub mod guest_file;
 pub mod harness;
 pub mod hypercall;
 pub mod layout;
+pub mod machine;
 pub mod memory;
 pub mod output;
 pub mod seccomp;

@@ -12,14 +12,13 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
-use kvm_bindings::{
-    kvm_enable_cap, kvm_segment, kvm_sregs, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP,
-};
+use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP};
 use kvm_ioctls::{Cap, Kvm, SyncReg, VcpuExit, VcpuFd, VmFd};
 
 use crate::fault::Crash;
 use crate::hypercall::{self, Action, Context};
-use crate::layout::{self, MemoryMap};
+use crate::layout::MemoryMap;
+use crate::machine;
 use crate::memory::GuestMemory;
 use crate::output::Output;
 
@@ -141,66 +140,7 @@ impl Vm {
         let mut vcpu = vm.create_vcpu(0).map_err(kvm_error("KVM_CREATE_VCPU"))?;
 
         // Every field is set here, so the vCPU's reset state need not be read first.
-        let mut sregs = kvm_sregs {
-            // The reset value: xAPIC enabled at its usual address, this vCPU the bootstrap one.
-            apic_base: 0xfee0_0000 | (1 << 11) | (1 << 8),
-            ..Default::default()
-        };
-        let code = kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector: layout::USER_CS,
-            type_: 0xb,
-            present: 1,
-            dpl: 3,
-            db: 0,
-            s: 1,
-            l: 1,
-            g: 1,
-            avl: 0,
-            unusable: 0,
-            padding: 0,
-        };
-        let data = kvm_segment {
-            selector: layout::USER_DS,
-            type_: 0x3,
-            db: 1,
-            l: 0,
-            ..code
-        };
-        sregs.cs = code;
-        sregs.ss = data;
-        sregs.ds = data;
-        sregs.es = data;
-        // The thread pointer of a guest with thread-local storage (0 without).
-        sregs.fs = kvm_segment {
-            base: map.tls.map_or(0, |tls| tls.thread_pointer),
-            ..data
-        };
-        sregs.gs = data;
-        sregs.tr = kvm_segment {
-            base: layout::TSS_ADDR,
-            limit: layout::TSS_LIMIT,
-            selector: layout::TSS_SELECTOR,
-            type_: 0xb,
-            present: 1,
-            ..Default::default()
-        };
-        sregs.ldt = kvm_segment {
-            unusable: 1,
-            ..Default::default()
-        };
-        sregs.gdt.base = layout::GDT_ADDR;
-        sregs.gdt.limit = layout::GDT_LIMIT;
-        sregs.idt.base = layout::IDT_ADDR;
-        sregs.idt.limit = layout::IDT_LIMIT;
-        sregs.cr3 = layout::PML4_ADDR;
-        // PG | AM | WP | NE | ET | MP | PE: paging, write protection, SSE without x87 traps.
-        sregs.cr0 = 0x8005_0033;
-        // PAE | OSFXSR | OSXMMEXCPT: long mode paging and SSE.
-        sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10);
-        // SCE | LME | LMA | NXE.
-        sregs.efer = 0x1 | (1 << 8) | (1 << 10) | (1 << 11);
+        let mut sregs = machine::initial_sregs(map.tls.map_or(0, |tls| tls.thread_pointer));
         crate::test_hook::initial_sregs(&mut sregs);
         // Both register sets travel in `kvm_run` and take effect with the first KVM_RUN: a
         // KVM_SET_SREGS of its own would cost another round of loading the vCPU.
@@ -268,7 +208,7 @@ impl Vm {
                 Action::Exit(code) => return Stop::Exited(code),
                 Action::Exception(frame) => {
                     // CR2 only matters for page faults; reading it costs an ioctl.
-                    let cr2 = if frame.vector == 14 {
+                    let cr2 = if frame.vector == machine::PAGE_FAULT {
                         self.vcpu.get_sregs().map_or(0, |sregs| sregs.cr2)
                     } else {
                         0

@@ -137,6 +137,29 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     check_component_tarball(&bytes, url, TARGET, testkit::sysroot());
 }
 
+/// The release's runner carries none of the runner's test hooks (debug builds only): neither
+/// their variable nor their names.
+#[test]
+fn the_release_runner_has_no_test_hooks() {
+    let runner = fs::read(support::release_runner()).unwrap();
+    let hooks =
+        fs::read_to_string(testkit::project_root().join("runner/src/test_hook.rs")).unwrap();
+    let contains = |needle: &str| runner.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for needle in [
+        "HYPERLIGHT_RUN_TEST_HOOK",
+        "unemulable-stub",
+        "refused-sregs",
+    ] {
+        assert!(
+            hooks.contains(needle),
+            "test_hook.rs no longer has {needle}"
+        );
+        assert!(!contains(needle), "the release runner contains {needle:?}");
+    }
+    // The module's name, as symbols and panic locations would spell it.
+    assert!(!contains("test_hook"), "the release runner names test_hook");
+}
+
 /// The std target ships beside the no_std one: its own entry under `targets` (readers that know
 /// only the top level see x86_64-hyperlight-none alone), its sysroot tarball and its sources.
 #[test]
