@@ -79,7 +79,7 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
         Some((dir, configs)) => {
             let nightly = found
                 .as_ref()
-                .is_ok_and(|t| t.field("release").is_some_and(|r| r.contains("nightly")));
+                .is_ok_and(|t| t.version.release.contains("nightly"));
             check_project(&mut report, dir, configs, needed, nightly)
         }
     }

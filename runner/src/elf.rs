@@ -13,7 +13,8 @@ use object::LittleEndian as LE;
 
 use crate::memory::GuestMemory;
 
-pub const PAGE: u64 = 0x1000;
+/// The guest ABI's page size.
+pub const PAGE: u64 = hyperlight_rt::abi::PAGE_SIZE;
 
 /// More PT_LOAD segments than any linker emits for a guest; a bound on work and page tables.
 const MAX_LOAD_SEGMENTS: usize = 64;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hyperlight_install::rustc::RustcVersion;
 use hyperlight_install::Target;
 
 /// A toolchain as rustup names it (`None`: whatever `rustc` resolves to here).
@@ -11,8 +12,8 @@ pub struct Toolchain {
     pub name: Option<String>,
     /// Where the toolchain was looked up (rust-toolchain.toml files apply from there).
     dir: PathBuf,
-    /// `rustc -vV`, verbatim.
-    pub version: String,
+    /// `rustc -vV`.
+    pub version: RustcVersion,
     pub sysroot: PathBuf,
 }
 
@@ -46,10 +47,12 @@ impl Toolchain {
                 }
                 Ok(String::from_utf8_lossy(&output.stdout).into_owned())
             };
+        let verbose = rustc(&["-vV"])?;
+        let version = RustcVersion::parse(&verbose).map_err(|err| err.to_string())?;
         Ok(Toolchain {
             name: name.map(str::to_owned),
             dir: dir.to_path_buf(),
-            version: rustc(&["-vV"])?,
+            version,
             sysroot: PathBuf::from(rustc(&["--print", "sysroot"])?.trim()),
         })
     }
@@ -57,7 +60,7 @@ impl Toolchain {
     /// The rustup name of this toolchain without the host triple (`1.95.0`, `nightly`): the
     /// given name, else what `rustup show active-toolchain` says, else the sysroot's name.
     pub fn rustup_name(&self) -> String {
-        let host = format!("-{}", self.field("host").unwrap_or_default());
+        let host = format!("-{}", self.version.host);
         let active = || {
             let output = Command::new("rustup")
                 .args(["show", "active-toolchain"])
@@ -84,11 +87,6 @@ impl Toolchain {
         name.strip_suffix(&host).map_or(name.clone(), str::to_owned)
     }
 
-    /// A line of `rustc -vV` such as `release` or `commit-hash`.
-    pub fn field(&self, key: &str) -> Option<&str> {
-        field(&self.version, key)
-    }
-
     pub fn target_dir(&self, target: Target) -> PathBuf {
         target.dir(&self.sysroot)
     }
@@ -103,8 +101,11 @@ impl Toolchain {
     pub fn installed(&self, target: Target) -> Installed {
         match std::fs::read_to_string(self.target_dir(target).join("rustc-version")) {
             Err(_) => Installed::No,
-            Ok(built_by) if built_by == self.version => Installed::Yes,
-            Ok(built_by) => Installed::ForAnotherRustc(describe(&built_by)),
+            Ok(built_by) if built_by == self.version.verbose => Installed::Yes,
+            Ok(built_by) => Installed::ForAnotherRustc(match RustcVersion::parse(&built_by) {
+                Ok(other) => describe(&other),
+                Err(_) => "? (?)".to_owned(),
+            }),
         }
     }
 
@@ -113,16 +114,9 @@ impl Toolchain {
     }
 }
 
-fn field<'a>(verbose_version: &'a str, key: &str) -> Option<&'a str> {
-    verbose_version
-        .lines()
-        .find_map(|line| line.strip_prefix(key)?.strip_prefix(": "))
-}
-
-/// `release (commit-hash)` of a `rustc -vV` text, how messages name a compiler.
-fn describe(verbose_version: &str) -> String {
-    let field = |key| field(verbose_version, key).unwrap_or("?");
-    format!("{} ({})", field("release"), field("commit-hash"))
+/// `release (commit-hash)`, how doctor names a compiler.
+fn describe(version: &RustcVersion) -> String {
+    format!("{} ({})", version.release, version.commit_hash)
 }
 
 /// The command that installs `target` into `toolchain`.

@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub const TARGET: &str = "x86_64-hyperlight-none";
+use hyperlight_install::rustc::RustcVersion;
+use hyperlight_install::Target;
+
+pub const TARGET: &str = Target::None.name();
 /// The std target.
-pub const STD_TARGET: &str = "x86_64-hyperlight-hermit";
+pub const STD_TARGET: &str = Target::Hermit.name();
 /// The target's rust-installer component, as the install records name it.
-const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+pub const COMPONENT: &str = Target::None.component();
 
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,13 +55,14 @@ pub fn rustc_field(toolchain: &str, key: &str) -> String {
         .output()
         .unwrap();
     assert_success(&output, "rustc -vV");
-    let version = String::from_utf8(output.stdout).unwrap();
-    let prefix = format!("{key}: ");
-    version
-        .lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .unwrap()
-        .to_owned()
+    let version = RustcVersion::parse(&String::from_utf8(output.stdout).unwrap()).unwrap();
+    match key {
+        "release" => version.release,
+        "commit-hash" => version.commit_hash,
+        "commit-date" => version.commit_date,
+        "host" => version.host,
+        _ => panic!("rustc -vV has no field {key} that tests use"),
+    }
 }
 
 /// cargo-nextest as `cargo xtask test` installs it (xtask's `tools::CARGO_NEXTEST`), if it is

@@ -13,8 +13,8 @@ use object::{Object, ObjectSymbol};
 use support::{check_static_pie_entry, text};
 use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, STD_TARGET};
 
-const COMPONENT: &str = "rust-std-x86_64-hyperlight-hermit";
-const ABI_OBJECT: &str = "hyperlight-hermit.o";
+const COMPONENT: &str = hyperlight_install::Target::Hermit.component();
+use hyperlight_install::build::ABI_OBJECT;
 
 fn spec(target: &str) -> serde_json::Value {
     let path = project_root().join(format!("target-specs/{target}.json"));

@@ -27,7 +27,7 @@ use testkit::{assert_success, fixture_dir, project_root, TempDir, TempToolchain}
 #[path = "../../src/bench/nginx.rs"]
 pub mod nginx;
 
-pub const COMPONENT: &str = "rust-std-x86_64-hyperlight-none";
+pub use testkit::COMPONENT;
 
 /// A fixed release date, so that two dist runs are comparable byte for byte.
 pub const SOURCE_DATE_EPOCH: &str = "1779148800";
@@ -265,7 +265,7 @@ impl Sandbox {
     /// failure tests check that a previous install survives.
     pub fn fake_previous_install(&self) {
         let rustlib = self.rustlib();
-        let target = rustlib.join("x86_64-hyperlight-none");
+        let target = rustlib.join(testkit::TARGET);
         fs::create_dir_all(target.join("lib")).unwrap();
         fs::write(target.join("target.json"), "{\"old\": true}\n").unwrap();
         fs::write(target.join("lib/libcore-0000.rlib"), "old core\n").unwrap();
@@ -384,7 +384,7 @@ pub fn assert_install_fails(args: &[&str], code: i32, fragments: &[&str]) -> San
 /// The files of the target's directory in `sysroot`, as install records name them
 /// (`lib/rustlib/x86_64-hyperlight-none/...`), sorted.
 pub fn target_files(sysroot: &Path) -> Vec<String> {
-    named_target_files(sysroot, "x86_64-hyperlight-none")
+    named_target_files(sysroot, testkit::TARGET)
 }
 
 /// [`target_files`] of the target `target`.
