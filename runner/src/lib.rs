@@ -193,44 +193,11 @@ pub fn run(
             version: version.clone(),
         });
     }
-
-    let memory_size = config.memory & !(elf::PAGE - 1);
-    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory_size) {
-        return Err(Error::Setup(format!(
-            "--memory must be between {} and {}",
-            layout::human(MIN_MEMORY),
-            layout::human(MAX_MEMORY)
-        )));
-    }
-    let map = layout::MemoryMap::new(&image, memory_size, config.stack).map_err(load_error)?;
-
+    let map = memory_map(&image, config, elf_path)?;
     let kvm = vcpu::kvm_for_this_thread(&config.kvm_device).map_err(Error::Kvm)?;
-    let mut memory = memory::GuestMemory::new(memory_size).map_err(|err| {
-        Error::Setup(format!(
-            "cannot reserve {} of guest memory: {err}",
-            layout::human(memory_size)
-        ))
-    })?;
-    image
-        .load(&mut memory, map.load_bias)
-        .map_err(|err| load_error(err.0))?;
-    layout::build(&mut memory, &map, &image).map_err(Error::Setup)?;
-    let mut random_seed = [0u8; 32];
-    getrandom(&mut random_seed);
-    boot::write(
-        &mut memory,
-        &map,
-        &boot::BootParameters {
-            args,
-            env: &config.env,
-            stdout_is_tty: config.stdout_is_tty,
-            random_seed,
-        },
-    )
-    .map_err(Error::Setup)?;
+    let memory = guest_memory(&image, &map, args, config, elf_path)?;
 
     let entry = map.load_bias.wrapping_add(image.entry);
-    test_hook::before_boot(&mut memory);
     let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry).map_err(Error::Kvm)?;
     if config.seccomp {
         seccomp::install().map_err(Error::Setup)?;
@@ -238,31 +205,7 @@ pub fn run(
     test_hook::after_confinement();
     let stop = vm.run(output, started, config.timeout);
     let boot_to_exit = started.elapsed();
-    if matches!(stop, vcpu::Stop::Crashed(_) | vcpu::Stop::TimedOut) {
-        let pending = boot::pending_stdout(vm.memory());
-        if !pending.is_empty() {
-            // Best effort: the run already failed, and the crash report matters more.
-            let _ = output.write(Stream::Stdout, pending);
-        }
-    }
-    let outcome = match stop {
-        vcpu::Stop::Exited(code) => Outcome::Exited(code),
-        vcpu::Stop::Crashed(crash) => {
-            // Unwinding needs the sections after the loaded ones. Should reading them fail,
-            // the report still names the crashing function (addr2line reads by path).
-            let everything = file.everything();
-            let elf = everything.as_deref().unwrap_or(file.front());
-            Outcome::Crashed(fault::report(&crash, &map, elf_path, elf, vm.memory()))
-        }
-        vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
-        vcpu::Stop::OutputClosed => Outcome::OutputClosed,
-        vcpu::Stop::HostError(err) => {
-            return Err(Error::Io(format!(
-                "writing the guest's output failed: {err}"
-            )))
-        }
-        vcpu::Stop::KvmError(message) => return Err(Error::Kvm(message)),
-    };
+    let outcome = outcome(stop, &vm, &file, &map, elf_path, config, output)?;
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
     // kernel-wide switches on instead of patching kernel code for each new VM. A thread that
     // runs guest after guest (`cargo test`, `--repeat`) therefore tears each VM down after the
@@ -273,6 +216,99 @@ pub fn run(
     Ok(Report {
         outcome,
         boot_to_exit,
+    })
+}
+
+/// Where the parts of the guest at `elf_path` go in `config.memory` bytes of guest memory.
+fn memory_map(
+    image: &elf::Image<'_>,
+    config: &Config,
+    elf_path: &Path,
+) -> Result<layout::MemoryMap, Error> {
+    let memory_size = config.memory & !(elf::PAGE - 1);
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory_size) {
+        return Err(Error::Setup(format!(
+            "--memory must be between {} and {}",
+            layout::human(MIN_MEMORY),
+            layout::human(MAX_MEMORY)
+        )));
+    }
+    layout::MemoryMap::new(image, memory_size, config.stack).map_err(|reason| Error::Load {
+        path: elf_path.to_path_buf(),
+        reason,
+    })
+}
+
+/// Guest memory as the guest at `elf_path` finds it at `entrypoint`: the image loaded, the
+/// system tables and page tables, the boot information with `args` and `config.env`.
+fn guest_memory(
+    image: &elf::Image<'_>,
+    map: &layout::MemoryMap,
+    args: &[OsString],
+    config: &Config,
+    elf_path: &Path,
+) -> Result<memory::GuestMemory, Error> {
+    let mut memory = memory::GuestMemory::new(map.memory_size).map_err(|err| {
+        Error::Setup(format!(
+            "cannot reserve {} of guest memory: {err}",
+            layout::human(map.memory_size)
+        ))
+    })?;
+    image
+        .load(&mut memory, map.load_bias)
+        .map_err(|err| Error::Load {
+            path: elf_path.to_path_buf(),
+            reason: err.0,
+        })?;
+    layout::build(&mut memory, map, image).map_err(Error::Setup)?;
+    let mut random_seed = [0u8; 32];
+    getrandom(&mut random_seed);
+    let parameters = boot::BootParameters {
+        args,
+        env: &config.env,
+        stdout_is_tty: config.stdout_is_tty,
+        random_seed,
+    };
+    boot::write(&mut memory, map, &parameters).map_err(Error::Setup)?;
+    test_hook::before_boot(&mut memory);
+    Ok(memory)
+}
+
+/// What the run's `stop` means for the user: a crash gets its report (and the output the guest
+/// had not flushed yet goes out first).
+fn outcome(
+    stop: vcpu::Stop,
+    vm: &vcpu::Vm,
+    file: &GuestFile,
+    map: &layout::MemoryMap,
+    elf_path: &Path,
+    config: &Config,
+    output: &mut dyn Output,
+) -> Result<Outcome, Error> {
+    if matches!(stop, vcpu::Stop::Crashed(_) | vcpu::Stop::TimedOut) {
+        let pending = boot::pending_stdout(vm.memory());
+        if !pending.is_empty() {
+            // Best effort: the run already failed, and the crash report matters more.
+            let _ = output.write(Stream::Stdout, pending);
+        }
+    }
+    Ok(match stop {
+        vcpu::Stop::Exited(code) => Outcome::Exited(code),
+        vcpu::Stop::Crashed(crash) => {
+            // Unwinding needs the sections after the loaded ones. Should reading them fail,
+            // the report still names the crashing function (addr2line reads by path).
+            let everything = file.everything();
+            let elf = everything.as_deref().unwrap_or(file.front());
+            Outcome::Crashed(fault::report(&crash, map, elf_path, elf, vm.memory()))
+        }
+        vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
+        vcpu::Stop::OutputClosed => Outcome::OutputClosed,
+        vcpu::Stop::HostError(err) => {
+            return Err(Error::Io(format!(
+                "writing the guest's output failed: {err}"
+            )))
+        }
+        vcpu::Stop::KvmError(message) => return Err(Error::Kvm(message)),
     })
 }
 
