@@ -37,18 +37,7 @@ impl Report {
 pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
     let mut report = Report { failed: false };
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-
-    match hyperlight_run::vcpu::open_kvm(kvm_device) {
-        Ok(_) => report.line(
-            Verdict::Ok,
-            "KVM",
-            &format!(
-                "{} opened; API 12 with sync regs, immediate exit and user memory",
-                kvm_device.display()
-            ),
-        ),
-        Err(message) => report.line(Verdict::Fail, "KVM", &message),
-    }
+    check_kvm(&mut report, kvm_device);
 
     let project = guest_project(&cwd).map(|dir| {
         let configs = cargo_configs(&dir);
@@ -69,7 +58,6 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
             }
         }
     }
-
     match &project {
         None => report.line(
             Verdict::Ok,
@@ -83,7 +71,27 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
             check_project(&mut report, dir, configs, needed, nightly)
         }
     }
+    check_runner_on_path(&mut report);
+    check_c_tools(&mut report);
+    i32::from(report.failed)
+}
 
+fn check_kvm(report: &mut Report, kvm_device: &Path) {
+    match hyperlight_run::vcpu::open_kvm(kvm_device) {
+        Ok(_) => report.line(
+            Verdict::Ok,
+            "KVM",
+            &format!(
+                "{} opened; API 12 with sync regs, immediate exit and user memory",
+                kvm_device.display()
+            ),
+        ),
+        Err(message) => report.line(Verdict::Fail, "KVM", &message),
+    }
+}
+
+/// cargo finds the runner (and the rustc-wrapper) by name.
+fn check_runner_on_path(report: &mut Report) {
     match which("hyperlight-run") {
         Some(path) => report.line(
             Verdict::Ok,
@@ -96,7 +104,10 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
             "not on PATH, so `cargo run` cannot find the runner; add ~/.cargo/bin to PATH",
         ),
     }
-    // The guest config compiles C code with clang and archives it with llvm-ar.
+}
+
+/// The guest config compiles C code with clang and archives it with llvm-ar.
+fn check_c_tools(report: &mut Report) {
     let c_tools = ["clang", "llvm-ar"].map(|tool| (tool, which(tool)));
     let missing: Vec<&str> = c_tools
         .iter()
@@ -118,7 +129,6 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
         );
         report.line(Verdict::Warn, "clang, llvm-ar", &detail);
     }
-    i32::from(report.failed)
 }
 
 /// Whether `target` is installed in `found` for its compiler: a failure if the guest project
@@ -217,6 +227,35 @@ fn check_project(
     target: Target,
     nightly: bool,
 ) {
+    let what = format!("guest project {}", project.display());
+    let fix = format!(
+        "put the README's guest configuration (templates/{}) into .cargo/config.toml",
+        target.guest_config_file()
+    );
+    let missing = missing_settings(configs, target, nightly);
+    if configs.is_empty() {
+        report.line(
+            Verdict::Fail,
+            &what,
+            &format!("no .cargo/config.toml; {fix}"),
+        );
+    } else if missing.is_empty() {
+        report.line(
+            Verdict::Ok,
+            &what,
+            "its cargo config sets the target, the runner and the flags",
+        );
+    } else {
+        report.line(
+            Verdict::Fail,
+            &what,
+            &format!("its cargo config lacks {}; {fix}", missing.join(", ")),
+        );
+    }
+}
+
+/// The settings a guest project for `target` needs that its cargo `configs` lack.
+fn missing_settings(configs: &[toml::Table], target: Target, nightly: bool) -> Vec<String> {
     let nearest = |keys: &[&str]| nearest(configs, keys);
     let is = |value: Option<&toml::Value>, expected: &str| match value {
         Some(toml::Value::String(text)) => text == expected,
@@ -240,61 +279,35 @@ fn check_project(
         .filter_map(toml::Value::as_array)
         .any(|flags| flags.iter().any(|f| f.as_str() == Some(flag)))
     };
-    let build_target = format!("build.target = \"{name}\"");
     let mut checks = vec![
         (
             is(nearest(&["build", "target"]), name),
-            build_target.as_str(),
+            format!("build.target = \"{name}\""),
         ),
         (
             is(nearest(&["target", name, "runner"]), "hyperlight-run"),
-            "runner = \"hyperlight-run\"",
+            "runner = \"hyperlight-run\"".to_owned(),
         ),
         (
             has_flag("-Zunstable-options"),
-            "rustflags with -Zunstable-options",
+            "rustflags with -Zunstable-options".to_owned(),
         ),
         (
             nightly || is(nearest(&["env", "RUSTC_BOOTSTRAP"]), "1"),
-            "[env] RUSTC_BOOTSTRAP = \"1\" (stable toolchains)",
+            "[env] RUSTC_BOOTSTRAP = \"1\" (stable toolchains)".to_owned(),
         ),
     ];
     if target == Target::Hermit {
-        let present = has_flag("-Zpanic-abort-tests");
         checks.push((
-            present,
-            "rustflags with -Zpanic-abort-tests (for `cargo test`)",
+            has_flag("-Zpanic-abort-tests"),
+            "rustflags with -Zpanic-abort-tests (for `cargo test`)".to_owned(),
         ));
     }
-    let missing: Vec<&str> = checks
-        .iter()
+    checks
+        .into_iter()
         .filter(|(present, _)| !present)
-        .map(|(_, setting)| *setting)
-        .collect();
-    let what = format!("guest project {}", project.display());
-    let fix = format!(
-        "put the README's guest configuration (templates/{}) into .cargo/config.toml",
-        target.guest_config_file()
-    );
-    if configs.is_empty() {
-        report.line(
-            Verdict::Fail,
-            &what,
-            &format!("no .cargo/config.toml; {fix}"),
-        );
-    } else if missing.is_empty() {
-        report.line(
-            Verdict::Ok,
-            &what,
-            "its cargo config sets the target, the runner and the flags",
-        );
-    } else {
-        report.line(
-            Verdict::Fail,
-            &what,
-            &format!("its cargo config lacks {}; {fix}", missing.join(", ")),
-        );
-    }
+        .map(|(_, setting)| setting)
+        .collect()
 }
 
 fn which(program: &str) -> Option<PathBuf> {
