@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use hyperlight_install::Target;
@@ -31,11 +30,22 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     }
     let built = sysroot::default_out(&toolchain);
     sysroot::build(sh, &toolchain, Target::None, &built)?;
+    let sizes = measure_size(sh, report, &toolchain, &built, &scratch)?;
+    measure_install(sh, report, &toolchain, &built, &scratch, sizes)
+}
 
-    // Size: our component against rustup's rust-std for x86_64-unknown-none, packed alike.
+/// Our component's size against rustup's rust-std for x86_64-unknown-none, packed alike;
+/// returns ours, packed and unpacked.
+fn measure_size(
+    sh: &Shell,
+    report: &mut Report,
+    toolchain: &Toolchain,
+    built: &Path,
+    scratch: &Path,
+) -> Result<(u64, u64)> {
     let sizes = scratch.join("sizes");
     sh.create_dir(&sizes)?;
-    let ours = component::sysroot_tarball(&built, &toolchain.version, Target::None, &sizes)?;
+    let ours = component::sysroot_tarball(built, &toolchain.version, Target::None, &sizes)?;
     let builtin_dir = toolchain.sysroot.join("lib/rustlib").join(BUILTIN);
     if !builtin_dir.is_dir() {
         bail!(
@@ -45,7 +55,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     }
     let builtin = repack_rust_std(&toolchain.sysroot, BUILTIN)?;
     let (ours_unpacked, builtin_unpacked) = (
-        dir_size(&sysroot::target_dir(&built))?,
+        dir_size(&sysroot::target_dir(built))?,
         dir_size(&builtin_dir)?,
     );
     let ratio = ours.size as f64 / builtin as f64;
@@ -80,21 +90,29 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          {GZIP_LEVEL} via flate2); rustup's rust-std is taken from the toolchain's \
          lib/rustlib/{BUILTIN}."
     ));
+    Ok((ours.size, ours_unpacked))
+}
 
-    // Install time: a full install.sh run from a local nginx into a scratch sysroot.
-    let (dist, nginx) = serve_dist(sh, &built, &scratch)?;
+/// A full install.sh run from a local nginx into a scratch sysroot, then a second one.
+fn measure_install(
+    sh: &Shell,
+    report: &mut Report,
+    toolchain: &Toolchain,
+    built: &Path,
+    scratch: &Path,
+    (packed, unpacked): (u64, u64),
+) -> Result<()> {
+    let (dist, nginx) = serve_dist(sh, built, scratch)?;
     let mut run = 0;
     let mut last = None;
     let install = median_time(INSTALL_RUNS, || {
         run += 1;
-        let fake = FakeToolchain::new(&scratch.join(format!("install-{run}")), &toolchain)?;
-        let start = Instant::now();
+        let fake = FakeToolchain::new(&scratch.join(format!("install-{run}")), toolchain)?;
         fake.install_sh(&dist, &nginx.url())?;
-        let elapsed = start.elapsed();
-        last = Some((fake, elapsed));
+        last = Some(fake);
         Ok(())
     })?;
-    let (fake, _) = last.unwrap();
+    let fake = last.expect("median_time runs at least once");
     let again = median_time(INSTALL_RUNS, || fake.install_sh(&dist, &nginx.url()))?;
     report.row(
         "`sh install.sh -y` from a local nginx (sysroot + runner, median)",
@@ -114,8 +132,8 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
          unpacking and swapping in. A second run downloads only the manifest and its signature, \
          and hashes the installed files ({:.1} MB) to compare them with the manifest's \
          installed-sha256, about half of its time.",
-        mb(ours.size),
-        mb(ours_unpacked)
+        mb(packed),
+        mb(unpacked)
     ));
     Ok(())
 }
@@ -128,6 +146,7 @@ pub fn serve_dist(sh: &Shell, built: &Path, scratch: &Path) -> Result<(PathBuf, 
         sh,
         crate::dist::DistOptions {
             sysroots: vec![built.to_owned()],
+            targets: vec![Target::None],
             out: Some(dist.clone()),
             ..Default::default()
         },

@@ -11,7 +11,7 @@
 pub mod demo;
 mod disasm;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use xshell::Shell;
@@ -21,6 +21,61 @@ use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 pub fn run(sh: &Shell) -> Result<()> {
     // cargo-hyperlight builds core and alloc from rust-src on nightly, and so do we.
     let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
+    let (official, ours) = build_both(sh, &nightly)?;
+    let official_code = disasm::Code::of(sh, &official)?;
+    let ours_code = disasm::Code::of(sh, &ours)?;
+    let version = guest_version(&official)?;
+    let ours_version = guest_version(&ours)?;
+    if ours_version != version {
+        bail!(
+            "{} carries hyperlight version {ours_version:?}, cargo-hyperlight's build {version:?}",
+            ours.display()
+        );
+    }
+    let release = &nightly.version.release;
+    println!("compared (debug profile, hyperlight-guest-bin {version}):");
+    let official_how = format!(
+        "cargo-hyperlight {} + {release}",
+        demo::CARGO_HYPERLIGHT.version
+    );
+    println!(
+        "  official: {}",
+        describe(&official, &official_code, &official_how)
+    );
+    let ours_how = format!("plain cargo + {release} with the installed target");
+    println!("  ours:     {}", describe(&ours, &ours_code, &ours_how));
+    println!(
+        "  compared: the disassembly of every function in {} (objdump -d), instruction by \
+         instruction; branch and call targets by symbol, RIP-relative displacements ignored \
+         (they move with the length of embedded source paths)",
+        official_code.sections.join(", ")
+    );
+    let nightly_name = nightly.name.as_str();
+    let stack_only = official_code.compare(&ours_code).map_err(|difference| {
+        anyhow::anyhow!(
+            "the machine code differs between the official and our {nightly_name} build: {difference}"
+        )
+    })?;
+    println!(
+        "  result:   same machine code on {nightly_name}: {} functions, {} instructions; {} identical, \
+         {} identical except for which stack slot holds which local (same instructions and frame \
+         size){}",
+        official_code.functions(),
+        official_code.instructions(),
+        official_code.functions() - stack_only.len(),
+        stack_only.len(),
+        if stack_only.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", stack_only.join(", "))
+        }
+    );
+    Ok(())
+}
+
+/// The demo guest built by cargo-hyperlight and by plain cargo with the installed target, both
+/// on `nightly`: the two ELF files.
+fn build_both(sh: &Shell, nightly: &Toolchain) -> Result<(PathBuf, PathBuf)> {
     let nightly_name = nightly.name.as_str();
     let (root, _lock) = demo::scratch_dir("compat")?;
     let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
@@ -43,71 +98,10 @@ pub fn run(sh: &Shell) -> Result<()> {
         nightly.version.release
     );
     let kind = format!("plain-{nightly_name}");
-    let temp = demo::toolchain_with_sysroot(sh, &nightly)?;
+    let temp = demo::toolchain_with_sysroot(sh, nightly)?;
     demo::generate(sh, &demo_dir(&kind))?;
     let ours = demo::build_plain(sh, &demo_dir(&kind), &target_dir(&kind), &temp)?;
-
-    let official_code = disasm::Code::of(sh, &official)?;
-    let ours_code = disasm::Code::of(sh, &ours)?;
-    let version = guest_version(&official)?;
-    let ours_version = guest_version(&ours)?;
-    if ours_version != version {
-        bail!(
-            "{} carries hyperlight version {ours_version:?}, cargo-hyperlight's build {version:?}",
-            ours.display()
-        );
-    }
-
-    println!("compared (debug profile, hyperlight-guest-bin {version}):");
-    println!(
-        "  official: {}",
-        describe(
-            &official,
-            &official_code,
-            &format!(
-                "cargo-hyperlight {} + {}",
-                demo::CARGO_HYPERLIGHT.version,
-                nightly.version.release
-            )
-        )
-    );
-    println!(
-        "  ours:     {}",
-        describe(
-            &ours,
-            &ours_code,
-            &format!(
-                "plain cargo + {} with the installed target",
-                nightly.version.release
-            )
-        )
-    );
-    println!(
-        "  compared: the disassembly of every function in {} (objdump -d), instruction by \
-         instruction; branch and call targets by symbol, RIP-relative displacements ignored \
-         (they move with the length of embedded source paths)",
-        official_code.sections.join(", ")
-    );
-    let stack_only = official_code.compare(&ours_code).map_err(|difference| {
-        anyhow::anyhow!(
-            "the machine code differs between the official and our {nightly_name} build: {difference}"
-        )
-    })?;
-    println!(
-        "  result:   same machine code on {nightly_name}: {} functions, {} instructions; {} identical, \
-         {} identical except for which stack slot holds which local (same instructions and frame \
-         size){}",
-        official_code.functions(),
-        official_code.instructions(),
-        official_code.functions() - stack_only.len(),
-        stack_only.len(),
-        if stack_only.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", stack_only.join(", "))
-        }
-    );
-    Ok(())
+    Ok((official, ours))
 }
 
 fn describe(elf: &Path, code: &disasm::Code, how: &str) -> String {
