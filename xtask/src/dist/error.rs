@@ -1,43 +1,56 @@
 //! What can go wrong while making or shipping a release, each case saying how to fix it.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use hyperlight_install::manifest::ManifestError;
 use hyperlight_install::signature::{PublicKey, SignatureError, MANIFEST_SIG};
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DistError {
     /// A `--sysroot` directory without the files `cargo xtask sysroot` writes.
-    NotASysroot {
-        dir: PathBuf,
-    },
+    #[error(
+        "{} is not a sysroot built by `cargo xtask sysroot` (no lib/rustlib/<target>/rustc-version \
+         for the targets to pack); build one with `cargo xtask sysroot --out {}` or drop `--sysroot`",
+        dir.display(),
+        dir.display()
+    )]
+    NotASysroot { dir: PathBuf },
     /// The toolchain lacks the standard library of a target the release needs.
-    MissingTarget {
-        target: String,
-        toolchain: String,
-    },
+    #[error(
+        "toolchain `{toolchain}` has no standard library for {target}; \
+         run `rustup target add {target} --toolchain {toolchain}`"
+    )]
+    MissingTarget { target: String, toolchain: String },
     /// A manifest written by a newer version of this tool.
-    UnsupportedManifest {
-        source: String,
-        version: String,
-    },
+    #[error(
+        "{origin} has manifest-version {version:?}, which this xtask does not understand; \
+         update this repository (git pull) before publishing"
+    )]
+    UnsupportedManifest { origin: String, version: String },
     /// A manifest that is not valid JSON of the documented shape.
-    BadManifest {
-        source: String,
-        reason: String,
-    },
+    #[error(
+        "{origin} is not a valid manifest ({reason}); regenerate it with `cargo xtask dist` \
+         or, for a broken manifest at the destination, delete it there and publish again"
+    )]
+    BadManifest { origin: String, reason: String },
     /// A file whose sha256 is not the one recorded for it.
+    #[error(
+        "{file}: sha256 is {actual}, expected {expected}; the file is corrupt or stale: \
+         run `cargo xtask dist` again"
+    )]
     HashMismatch {
         file: String,
         expected: String,
         actual: String,
     },
     /// A file the manifest names but the directory lacks.
-    MissingArtifact {
-        file: PathBuf,
-    },
+    #[error(
+        "{} is named by the manifest but missing; run `cargo xtask dist` again",
+        file.display()
+    )]
+    MissingArtifact { file: PathBuf },
     /// A server answered with an error status.
+    #[error("{method} {url} failed: HTTP {status}{}", http_detail(method, *status, body))]
     Http {
         method: &'static str,
         url: String,
@@ -45,163 +58,86 @@ pub enum DistError {
         body: String,
     },
     /// No connection or a broken one.
-    Network {
-        url: String,
-        reason: String,
-    },
+    #[error("cannot reach {url}: {reason}; check the address and that the server is running")]
+    Network { url: String, reason: String },
     /// `--to` is neither a URL nor `github:OWNER/REPO@TAG`.
-    BadDestination {
-        dest: String,
-    },
-    MissingToken {
-        repo: String,
-    },
+    #[error(
+        "`--to {dest}` is not understood; use an http(s):// base URL or github:OWNER/REPO@TAG"
+    )]
+    BadDestination { dest: String },
+    #[error(
+        "publishing to GitHub needs a token: set GITHUB_TOKEN to a token that may write releases \
+         of {repo} (in a workflow: `permissions: contents: write` and \
+         `GITHUB_TOKEN: ${{{{ secrets.GITHUB_TOKEN }}}}`)"
+    )]
+    MissingToken { repo: String },
     /// The manifest already at the destination cannot be merged with.
-    RemoteManifest {
-        dest: String,
-        reason: String,
-    },
+    #[error(
+        "the manifest.json already at {dest} cannot be merged with ({reason}); nothing was \
+         uploaded: repair or delete manifest.json, manifest.json.sha256 and {MANIFEST_SIG} \
+         there first (after an interrupted publish, delete them and publish the release again)"
+    )]
+    RemoteManifest { dest: String, reason: String },
     /// A dist directory whose manifest the signing key in use did not sign.
+    #[error(
+        "{}/manifest.json is not signed by the signing key in use, {key} ({reason}); dist, \
+         --include and publish of one release take one key: make that dist again with it \
+         (--signing-key FILE or ${})",
+        dir.display(),
+        crate::signing::SIGNING_KEY_ENV
+    )]
     UnsignedDist {
         dir: PathBuf,
         key: PublicKey,
         reason: String,
     },
     /// The manifest at the destination is signed by another key than the one publishing.
+    #[error(
+        "the manifest at {dest} is signed by key {signed_by}, not by the key publishing \
+         ({publishing}): publish with the key that signed that release (--signing-key), or \
+         delete manifest.json* there first; nothing was uploaded"
+    )]
     ForeignRemoteKey {
         dest: String,
         signed_by: PublicKey,
         publishing: PublicKey,
     },
     /// A GitHub release already has a different file of that name.
-    AssetExists {
-        name: String,
-        tag: String,
-    },
+    #[error(
+        "release {tag} already has a different {name}; refusing to overwrite it: \
+         publish to a new tag, or pass --force to replace it"
+    )]
+    AssetExists { name: String, tag: String },
 }
 
-impl fmt::Display for DistError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DistError::NotASysroot { dir } => write!(
-                f,
-                "{} is not a sysroot built by `cargo xtask sysroot` (no lib/rustlib/<target>/rustc-version \
-                 for the targets to pack); \
-                 build one with `cargo xtask sysroot --out {}` or drop `--sysroot`",
-                dir.display(),
-                dir.display()
-            ),
-            DistError::MissingTarget { target, toolchain } => write!(
-                f,
-                "toolchain `{toolchain}` has no standard library for {target}; \
-                 run `rustup target add {target} --toolchain {toolchain}`"
-            ),
-            DistError::UnsupportedManifest { source, version } => write!(
-                f,
-                "{source} has manifest-version {version:?}, which this xtask does not understand; \
-                 update this repository (git pull) before publishing"
-            ),
-            DistError::BadManifest { source, reason } => write!(
-                f,
-                "{source} is not a valid manifest ({reason}); regenerate it with `cargo xtask dist` \
-                 or, for a broken manifest at the destination, delete it there and publish again"
-            ),
-            DistError::HashMismatch {
-                file,
-                expected,
-                actual,
-            } => write!(
-                f,
-                "{file}: sha256 is {actual}, expected {expected}; the file is corrupt or stale: \
-                 run `cargo xtask dist` again"
-            ),
-            DistError::MissingArtifact { file } => write!(
-                f,
-                "{} is named by the manifest but missing; run `cargo xtask dist` again",
-                file.display()
-            ),
-            DistError::Http {
-                method,
-                url,
-                status,
-                body,
-            } => {
-                write!(f, "{method} {url} failed: HTTP {status}")?;
-                let body = body.trim();
-                if !body.is_empty() {
-                    let short: String = body.chars().take(300).collect();
-                    write!(f, " ({short})")?;
-                }
-                match status {
-                    401 | 403 => write!(f, "; check that the credentials may write there"),
-                    404 | 405 if *method == "PUT" => write!(
-                        f,
-                        "; the server does not accept uploads there (for nginx: `dav_methods PUT; create_full_put_path on;`)"
-                    ),
-                    _ => Ok(()),
-                }
-            }
-            DistError::Network { url, reason } => write!(
-                f,
-                "cannot reach {url}: {reason}; check the address and that the server is running"
-            ),
-            DistError::BadDestination { dest } => write!(
-                f,
-                "`--to {dest}` is not understood; use an http(s):// base URL or github:OWNER/REPO@TAG"
-            ),
-            DistError::MissingToken { repo } => write!(
-                f,
-                "publishing to GitHub needs a token: set GITHUB_TOKEN to a token that may write releases of {repo} \
-                 (in a workflow: `permissions: contents: write` and `GITHUB_TOKEN: ${{{{ secrets.GITHUB_TOKEN }}}}`)"
-            ),
-            DistError::RemoteManifest { dest, reason } => write!(
-                f,
-                "the manifest.json already at {dest} cannot be merged with ({reason}); nothing was \
-                 uploaded: repair or delete manifest.json, manifest.json.sha256 and {MANIFEST_SIG} \
-                 there first (after an interrupted publish, delete them and publish the release again)"
-            ),
-            DistError::UnsignedDist { dir, key, reason } => write!(
-                f,
-                "{}/manifest.json is not signed by the signing key in use, {key} ({reason}); dist, \
-                 --include and publish of one release take one key: make that dist again with it \
-                 (--signing-key FILE or ${})",
-                dir.display(),
-                crate::signing::SIGNING_KEY_ENV
-            ),
-            DistError::ForeignRemoteKey {
-                dest,
-                signed_by,
-                publishing,
-            } => write!(
-                f,
-                "the manifest at {dest} is signed by key {signed_by}, not by the key publishing \
-                 ({publishing}): publish with the key that signed that release (--signing-key), or \
-                 delete manifest.json* there first; nothing was uploaded"
-            ),
-            DistError::AssetExists { name, tag } => write!(
-                f,
-                "release {tag} already has a different {name}; refusing to overwrite it: \
-                 publish to a new tag, or pass --force to replace it"
-            ),
-        }
+/// The server's words (shortened) and, for the statuses that have one, the likely fix.
+fn http_detail(method: &str, status: u16, body: &str) -> String {
+    let mut detail = String::new();
+    let body = body.trim();
+    if !body.is_empty() {
+        let short: String = body.chars().take(300).collect();
+        detail.push_str(&format!(" ({short})"));
     }
+    detail.push_str(match status {
+        401 | 403 => "; check that the credentials may write there",
+        404 | 405 if method == "PUT" => {
+            "; the server does not accept uploads there (for nginx: `dav_methods PUT; \
+             create_full_put_path on;`)"
+        }
+        _ => "",
+    });
+    detail
 }
-
-impl std::error::Error for DistError {}
 
 /// A manifest read while making or publishing a release: the fix is on the release side.
 impl From<ManifestError> for DistError {
     fn from(err: ManifestError) -> DistError {
         match err {
-            ManifestError::Malformed { origin, reason } => DistError::BadManifest {
-                source: origin,
-                reason,
-            },
+            ManifestError::Malformed { origin, reason } => {
+                DistError::BadManifest { origin, reason }
+            }
             ManifestError::UnsupportedVersion { origin, version } => {
-                DistError::UnsupportedManifest {
-                    source: origin,
-                    version,
-                }
+                DistError::UnsupportedManifest { origin, version }
             }
             ManifestError::HashMismatch {
                 origin,
