@@ -435,7 +435,8 @@ fn doctor_checks_the_runtime_registry_and_names_the_fix() {
     assert_eq!(
         doctor(),
         format!(
-            "ok    runtime crates: registry `hyperlight` in {} serves hyperlight-rt {version}",
+            "ok    runtime crates: registry `hyperlight` in {} serves hyperlight-rt {version}, \
+             hyperlight-rt-macros {version}",
             config.display(),
         )
     );

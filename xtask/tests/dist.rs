@@ -229,7 +229,16 @@ fn check_source_archive(dir: &Path, entry: &serde_json::Value, version: &serde_j
         fs::read(root.join("target-specs/x86_64-hyperlight-none.json")).unwrap(),
     )]);
     for (in_tree, in_checkout, parts) in [
-        ("src/hyperlight-rt", "guest", &["Cargo.toml", "src"][..]),
+        (
+            "src/hyperlight-rt",
+            "guest",
+            &["Cargo.toml", "src", "macros"][..],
+        ),
+        (
+            "src/hyperlight-rt-macros",
+            "guest/macros",
+            &["Cargo.toml", "src"],
+        ),
         (
             "src/sysroot",
             "sysroot",
