@@ -5,6 +5,9 @@
 //! threads as libtest would use, and prints libtest's report. A test that panics, crashes or
 //! times out fails alone. How a binary lists and runs its tests is its [`Protocol`].
 
+mod options;
+mod report;
+
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -13,10 +16,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use hyperlight_rt::abi::test::{LIST, NOTE_NAME, NOTE_TYPE, RUN};
+use hyperlight_rt::abi::test::{parse_line, Ignore, ShouldPanic, LIST, NOTE_NAME, NOTE_TYPE, RUN};
 
+use crate::exit_code::PANIC as PANICKED;
 use crate::guest_file::GuestFile;
-use crate::{Captured, Config, HostStdio, Outcome, Output};
+use crate::{Captured, Config, HostStdio, Outcome, Output, Stream};
+use options::Options;
+use report::Finished;
 
 /// libtest's exit code when a test failed.
 const TESTS_FAILED: i32 = 101;
@@ -53,109 +59,29 @@ impl Protocol {
     }
 }
 
-/// The part of libtest's command line a guest test binary understands.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Options {
-    filters: Vec<String>,
-    skip: Vec<String>,
-    exact: bool,
-    list: bool,
-    terse: bool,
-    /// `--ignored`: only the ignored tests; `--include-ignored`: all of them.
-    ignored: bool,
-    include_ignored: bool,
-    nocapture: bool,
-    threads: Option<usize>,
-}
-
-impl Options {
-    /// Parses what cargo passes after the binary (`cargo test -- ARGS` included). Flags that
-    /// change nothing here (`--color`, `--show-output`, `-q`, ...) are accepted and ignored.
-    pub fn parse(args: &[OsString]) -> Result<Options, String> {
-        let mut options = Options::default();
-        let mut args = args.iter().map(|arg| arg.to_string_lossy().into_owned());
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((flag, value)) if flag.starts_with("--") => {
-                    (flag.to_owned(), Some(value.to_owned()))
-                }
-                _ => (arg.clone(), None),
-            };
-            let mut value = |name: &str| {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match flag.as_str() {
-                "--list" => options.list = true,
-                "--exact" => options.exact = true,
-                "--nocapture" | "--no-capture" => options.nocapture = true,
-                "--skip" => options.skip.push(value("--skip")?),
-                "--format" => options.terse = value("--format")? == "terse",
-                "--test-threads" => {
-                    let threads = value("--test-threads")?;
-                    options.threads =
-                        Some(threads.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                            format!("--test-threads takes a positive number, not `{threads}`")
-                        })?);
-                }
-                "--color" | "-Z" | "--logfile" | "--report-time" => {
-                    let _ = value(&flag)?;
-                }
-                "--ignored" => options.ignored = true,
-                "--include-ignored" => options.include_ignored = true,
-                "-q" | "--quiet" | "--show-output" | "--test" | "--bench" => {}
-                other if other.starts_with('-') => {
-                    return Err(format!("unsupported test option `{other}`"))
-                }
-                _ => options.filters.push(arg),
-            }
-        }
-        Ok(options)
-    }
-
-    /// Whether the test is run, or counted as ignored, rather than filtered out.
-    fn selects(&self, test: &Test) -> bool {
-        self.matches(&test.name) && (!self.ignored || test.ignored)
-    }
-
-    /// Whether an ignored test is run all the same.
-    fn runs_ignored(&self) -> bool {
-        self.ignored || self.include_ignored
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        let matches = |pattern: &String| {
-            if self.exact {
-                name == pattern
-            } else {
-                name.contains(pattern.as_str())
-            }
-        };
-        (self.filters.is_empty() || self.filters.iter().any(matches))
-            && !self.skip.iter().any(matches)
-    }
-}
+/// A test's attributes as the runner reads them from its binary's list.
+type Attributes = hyperlight_rt::abi::test::Attributes<String>;
 
 /// A test as its binary lists it.
 #[derive(Debug)]
 struct Test {
     name: String,
-    ignored: bool,
+    attributes: Attributes,
 }
 
-/// How one test ended, with what it printed.
-struct TestResult {
-    name: String,
-    passed: bool,
-    output: Vec<u8>,
+impl Test {
+    fn is_ignored(&self) -> bool {
+        self.attributes.ignore != Ignore::No
+    }
+
+    fn should_panic(&self) -> bool {
+        self.attributes.should_panic != ShouldPanic::No
+    }
 }
 
 /// Runs the tests of the test binary `elf` as libtest would and returns the exit code.
+/// `config.timeout` is the time limit of every test that sets none of its own.
 pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -> i32 {
-    // `hyperlight_rt::test_runner`'s tests are never ignored, so there `--ignored` selects
-    // none, as libtest's does in a binary without ignored tests.
     let options = match Options::parse(args) {
         Ok(options) => options,
         Err(message) => {
@@ -165,7 +91,7 @@ pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -
     };
     let started = Instant::now();
     let all = match list(elf, protocol, config) {
-        Ok(names) => names,
+        Ok(tests) => tests,
         Err(message) => {
             eprintln!(
                 "hyperlight-run: error: cannot list the tests of {}: {message}",
@@ -181,98 +107,109 @@ pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -
             let _ = writeln!(stdout, "{}: test", test.name);
         }
         if !options.terse {
-            let _ = writeln!(stdout, "\n{}, 0 benchmarks", count(selected.len(), "test"));
+            let _ = writeln!(
+                stdout,
+                "\n{}, 0 benchmarks",
+                report::count(selected.len(), "test")
+            );
         }
         return 0;
     }
 
-    let _ = writeln!(stdout, "\nrunning {}", count(selected.len(), "test"));
+    let _ = write!(stdout, "{}", report::header(selected.len()));
     let (to_run, ignored): (Vec<&Test>, Vec<&Test>) = selected
         .iter()
-        .partition(|test| !test.ignored || options.runs_ignored());
+        .partition(|test| !test.is_ignored() || options.runs_ignored());
     for test in &ignored {
-        let _ = writeln!(stdout, "test {} ... ignored", test.name);
+        let reason = match &test.attributes.ignore {
+            Ignore::Because(reason) => Some(reason.as_str()),
+            _ => None,
+        };
+        let _ = write!(stdout, "{}", report::ignored(&test.name, reason));
     }
     let _ = stdout.flush();
-    let selected = to_run;
     let threads = options
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .min(selected.len().max(1));
-    let next = AtomicUsize::new(0);
-    let (sender, receiver) = mpsc::channel();
-    let mut results = Vec::with_capacity(selected.len());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            let sender = sender.clone();
-            let (next, selected, options) = (&next, &selected, &options);
-            scope.spawn(move || {
-                while let Some(test) = selected.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let result = run_one(elf, protocol, &test.name, config, options.nocapture);
-                    let _ = sender.send(result);
-                }
-            });
-        }
-        drop(sender);
-        for result in receiver {
-            let verdict = if result.passed { "ok" } else { "FAILED" };
-            let _ = writeln!(stdout, "test {} ... {verdict}", result.name);
-            let _ = stdout.flush();
-            results.push(result);
-        }
+        .min(to_run.len().max(1));
+    let finished = run_all(&to_run, threads, &mut stdout, |test| {
+        run_one(elf, protocol, test, config, options.nocapture)
     });
-
-    let mut failed: Vec<&TestResult> = results.iter().filter(|r| !r.passed).collect();
-    failed.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut report = String::new();
-    if !failed.is_empty() {
-        report.push_str("\nfailures:\n");
-        for result in &failed {
-            let _ = write!(
-                report,
-                "\n---- {} stdout ----\n{}",
-                result.name,
-                String::from_utf8_lossy(&result.output)
-            );
-        }
-        report.push_str("\nfailures:\n");
-        for result in &failed {
-            let _ = writeln!(report, "    {}", result.name);
-        }
-    }
-    let verdict = if failed.is_empty() { "ok" } else { "FAILED" };
-    let _ = write!(
-        report,
-        "\ntest result: {verdict}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {:.2}s\n\n",
-        results.len() - failed.len(),
-        failed.len(),
+    let summary = report::summary(
+        &finished,
         ignored.len(),
-        all.len() - selected.len() - ignored.len(),
-        started.elapsed().as_secs_f64()
+        all.len() - selected.len(),
+        options.show_output,
+        started.elapsed(),
     );
-    let _ = stdout.write_all(report.as_bytes());
-    if failed.is_empty() {
+    let _ = stdout.write_all(summary.as_bytes());
+    if finished.iter().all(|test| test.passed) {
         0
     } else {
         TESTS_FAILED
     }
 }
 
-/// "1 test", "2 tests", as libtest counts.
-fn count(n: usize, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+/// Runs `tests` on `threads` threads, printing each one's line as it ends; one at a time, a
+/// test is named before it runs, as libtest does.
+fn run_all(
+    tests: &[&Test],
+    threads: usize,
+    out: &mut impl std::io::Write,
+    run: impl Fn(&Test) -> Finished + Sync,
+) -> Vec<Finished> {
+    if threads == 1 {
+        return tests
+            .iter()
+            .map(|test| {
+                let _ = write!(
+                    out,
+                    "{}",
+                    report::line_start(&test.name, test.should_panic())
+                );
+                let _ = out.flush();
+                let finished = run(test);
+                let _ = writeln!(out, "{}", report::verdict(finished.passed));
+                finished
+            })
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let (sender, receiver) = mpsc::channel();
+    let mut finished = Vec::with_capacity(tests.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (sender, next, run) = (sender.clone(), &next, &run);
+            scope.spawn(move || {
+                while let Some(test) = tests.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let _ = sender.send(run(test));
+                }
+            });
+        }
+        drop(sender);
+        for test in receiver {
+            let line = report::line_start(&test.name, test.should_panic);
+            let _ = writeln!(out, "{line}{}", report::verdict(test.passed));
+            let _ = out.flush();
+            finished.push(test);
+        }
+    });
+    finished
 }
 
-/// The binary's tests, in the order it lists them.
+/// The binary's tests, sorted by name as libtest sorts them.
 fn list(elf: &Path, protocol: Protocol, config: &Config) -> Result<Vec<Test>, String> {
-    match protocol {
-        Protocol::Runtime => Ok(list_lines(elf, &[LIST], config)?
+    let mut tests = match protocol {
+        Protocol::Runtime => list_lines(elf, &[LIST], config)?
             .lines()
-            .map(|name| Test {
-                name: name.to_owned(),
-                ignored: false,
+            .map(|line| match parse_line(line) {
+                Ok((name, attributes)) => Ok(Test {
+                    name: name.to_owned(),
+                    attributes,
+                }),
+                Err(field) => Err(format!("cannot read `{field}` in the line {line:?}")),
             })
-            .collect()),
+            .collect::<Result<Vec<Test>, String>>()?,
         Protocol::Libtest => {
             const LIST_TERSE: [&str; 3] = ["--list", "--format", "terse"];
             let ignored: Vec<String> = libtest_names(&list_lines(
@@ -280,15 +217,24 @@ fn list(elf: &Path, protocol: Protocol, config: &Config) -> Result<Vec<Test>, St
                 &[&LIST_TERSE[..], &["--ignored"]].concat(),
                 config,
             )?);
-            Ok(libtest_names(&list_lines(elf, &LIST_TERSE, config)?)
+            libtest_names(&list_lines(elf, &LIST_TERSE, config)?)
                 .into_iter()
                 .map(|name| Test {
-                    ignored: ignored.contains(&name),
+                    attributes: Attributes {
+                        ignore: if ignored.contains(&name) {
+                            Ignore::Yes
+                        } else {
+                            Ignore::No
+                        },
+                        ..Attributes::default()
+                    },
                     name,
                 })
-                .collect())
+                .collect()
         }
-    }
+    };
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tests)
 }
 
 /// The tests of libtest's terse list (`NAME: test` lines; benchmarks are not run).
@@ -306,83 +252,144 @@ fn list_lines(elf: &Path, args: &[&str], config: &Config) -> Result<String, Stri
     let mut argv = vec![elf.as_os_str().to_owned()];
     argv.extend(args.iter().map(OsString::from));
     match crate::run(elf, &argv, config, &mut output) {
-        Ok(report) if matches!(report.outcome, Outcome::Exited(0)) => {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        }
-        Ok(report) => Err(describe(&report.outcome, &output)),
+        Ok(report) => match report.outcome {
+            Outcome::Exited(0) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+            Outcome::Exited(code) => Err(format!(
+                "exited with code {code}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )),
+            other => Err(describe(&other)),
+        },
         Err(err) => Err(err.to_string()),
     }
 }
 
+/// Boots a fresh VM for `test` and judges how it ended.
 fn run_one(
     elf: &Path,
     protocol: Protocol,
-    name: &str,
+    test: &Test,
     config: &Config,
     nocapture: bool,
-) -> TestResult {
+) -> Finished {
     let mut args = vec![elf.as_os_str().to_owned()];
     let mut env = config.env.clone();
-    let passed_code = match protocol {
-        Protocol::Runtime => {
-            args.extend([RUN.into(), OsStr::new(name).to_owned()]);
-            0
-        }
-        Protocol::Libtest => {
-            env.push(format!("{LIBTEST_INVOKE}={name}").into());
-            LIBTEST_PASSED
-        }
-    };
+    match protocol {
+        Protocol::Runtime => args.extend([RUN.into(), OsStr::new(&test.name).to_owned()]),
+        Protocol::Libtest => env.push(format!("{LIBTEST_INVOKE}={}", test.name).into()),
+    }
     let config = Config {
         env,
+        timeout: test.attributes.timeout.or(config.timeout),
         ..config.clone()
     };
-    let mut captured = Captured::default();
-    let mut host = HostStdio::new();
-    let output: &mut dyn Output = if nocapture { &mut host } else { &mut captured };
-    let result = crate::run(elf, &args, &config, output);
-    let mut text = interleaved(&captured);
-    let passed = match result {
-        Ok(report) => {
-            let passed = matches!(report.outcome, Outcome::Exited(code) if code == passed_code);
-            if !passed && !matches!(report.outcome, Outcome::Exited(crate::exit_code::PANIC)) {
-                // A panic explains itself; anything else gets the runner's account of it.
-                text.extend_from_slice(describe(&report.outcome, &Captured::default()).as_bytes());
-                text.push(b'\n');
-            }
-            passed
-        }
-        Err(err) => {
-            text.extend_from_slice(format!("hyperlight-run: error: {err}\n").as_bytes());
-            false
-        }
+    let mut output = TestOutput {
+        text: Vec::new(),
+        stderr: Vec::new(),
+        passthrough: nocapture.then(HostStdio::new),
     };
-    TestResult {
-        name: name.to_owned(),
-        passed,
+    let verdict = match crate::run(elf, &args, &config, &mut output) {
+        Ok(report) => judge(
+            protocol,
+            &test.attributes.should_panic,
+            &report.outcome,
+            &output,
+        ),
+        Err(err) => Err(format!("hyperlight-run: error: {err}")),
+    };
+    let mut text = output.text;
+    if let Err(why) = &verdict {
+        text.extend_from_slice(why.as_bytes());
+    }
+    Finished {
+        name: test.name.clone(),
+        should_panic: test.should_panic(),
+        passed: verdict.is_ok(),
         output: text,
     }
 }
 
-/// libtest shows a failed test's stdout and stderr as one text.
-fn interleaved(captured: &Captured) -> Vec<u8> {
-    let mut text = captured.stdout.clone();
-    text.extend_from_slice(&captured.stderr);
-    text
+/// Whether a test passed, and if not, what to add to its output to say why (nothing when its
+/// own output says it, as a panic's does).
+fn judge(
+    protocol: Protocol,
+    should_panic: &ShouldPanic<String>,
+    outcome: &Outcome,
+    output: &TestOutput,
+) -> Result<(), String> {
+    let Outcome::Exited(code) = *outcome else {
+        return Err(describe(outcome));
+    };
+    match (protocol, code, should_panic) {
+        // libtest judged the test itself, `#[should_panic]` included, and said why it failed.
+        (Protocol::Libtest, LIBTEST_PASSED, _) => Ok(()),
+        (Protocol::Libtest, _, _) => Err(String::new()),
+        (Protocol::Runtime, 0, ShouldPanic::No) => Ok(()),
+        (Protocol::Runtime, 0, _) => Err("note: test did not panic as expected".to_owned()),
+        (Protocol::Runtime, PANICKED, ShouldPanic::No) => Err(String::new()),
+        (Protocol::Runtime, PANICKED, ShouldPanic::Yes) => Ok(()),
+        (Protocol::Runtime, PANICKED, ShouldPanic::Expected(expected)) => {
+            let message = panic_message(&output.stderr).unwrap_or_default();
+            if message.contains(expected.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "note: panic did not contain expected string\n      panic message: \
+                     {message:?}\n expected substring: {expected:?}"
+                ))
+            }
+        }
+        (Protocol::Runtime, code, _) => Err(format!("note: the test exited with code {code}")),
+    }
 }
 
-/// How a run that did not exit 0 ended, as the runner would report it.
-fn describe(outcome: &Outcome, output: &Captured) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    match outcome {
-        Outcome::Exited(code) => format!(
-            "exited with code {code}{}",
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!(": {stderr}")
+/// The message of the panic the runtime reported last on stderr: what follows its line
+/// `panicked at FILE:LINE:COL:` (or `panicked:`), without the final newline.
+fn panic_message(stderr: &[u8]) -> Option<String> {
+    let stderr = String::from_utf8_lossy(stderr);
+    let mut message = None;
+    let mut offset = 0;
+    for line in stderr.split_inclusive('\n') {
+        offset += line.len();
+        let line = line.trim_end_matches('\n');
+        if line == "panicked:" || (line.starts_with("panicked at ") && line.ends_with(':')) {
+            message = Some(offset);
+        }
+    }
+    message.map(|start| {
+        let rest = &stderr[start..];
+        rest.strip_suffix('\n').unwrap_or(rest).to_owned()
+    })
+}
+
+/// A test's output: in order as one text, as libtest captures a test's stdout and stderr,
+/// unless it goes straight to the runner's own (`--nocapture`); and its stderr apart, where
+/// the runtime reports a panic's message.
+struct TestOutput {
+    text: Vec<u8>,
+    stderr: Vec<u8>,
+    passthrough: Option<HostStdio>,
+}
+
+impl Output for TestOutput {
+    fn write(&mut self, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+        if stream == Stream::Stderr {
+            self.stderr.extend_from_slice(bytes);
+        }
+        match &mut self.passthrough {
+            Some(host) => host.write(stream, bytes),
+            None => {
+                self.text.extend_from_slice(bytes);
+                Ok(())
             }
-        ),
+        }
+    }
+}
+
+/// How a run that did not exit ended, as the runner reports it.
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Exited(code) => format!("exited with code {code}"),
         Outcome::Crashed(report) => {
             let mut text = format!("hyperlight-run: error: {}", report.summary);
             if !report.backtrace.is_empty() {
@@ -390,9 +397,7 @@ fn describe(outcome: &Outcome, output: &Captured) -> String {
             }
             text
         }
-        Outcome::TimedOut(after) => {
-            format!("hyperlight-run: error: the test did not finish within {after:?} (--timeout)")
-        }
+        Outcome::TimedOut(after) => format!("hyperlight-run: error: timed out after {after:?}"),
         Outcome::OutputClosed => "hyperlight-run: error: the test's output was closed".to_owned(),
     }
 }
@@ -400,36 +405,7 @@ fn describe(outcome: &Outcome, output: &Captured) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(args: &[&str]) -> Options {
-        Options::parse(&args.iter().map(OsString::from).collect::<Vec<_>>()).unwrap()
-    }
-
-    #[test]
-    fn selects_like_libtest() {
-        let options = parse(&["add"]);
-        assert!(options.matches("tests::adds") && !options.matches("tests::panics"));
-        let exact = parse(&["--exact", "tests::adds"]);
-        assert!(exact.matches("tests::adds") && !exact.matches("tests::adds_more"));
-        let skip = parse(&["--skip", "panic", "--skip=fault"]);
-        assert!(
-            skip.matches("tests::adds")
-                && !skip.matches("tests::panics")
-                && !skip.matches("tests::faults")
-        );
-        assert!(parse(&[]).matches("anything"));
-        let test = |name: &str, ignored| Test {
-            name: name.to_owned(),
-            ignored,
-        };
-        let only_ignored = parse(&["--ignored"]);
-        assert!(
-            only_ignored.selects(&test("slow", true))
-                && !only_ignored.selects(&test("fast", false))
-        );
-        assert!(parse(&[]).selects(&test("slow", true)) && !parse(&[]).runs_ignored());
-        assert!(parse(&["--include-ignored"]).runs_ignored());
-    }
+    use hyperlight_rt::abi::test::ListLine;
 
     #[test]
     fn reads_libtests_terse_list() {
@@ -438,18 +414,59 @@ mod tests {
     }
 
     #[test]
-    fn reads_cargos_flags() {
-        let options = parse(&[
-            "--list",
-            "--format",
-            "terse",
-            "--test-threads=2",
-            "--nocapture",
-            "-q",
-        ]);
-        assert!(options.list && options.terse && options.nocapture);
-        assert_eq!(options.threads, Some(2));
-        assert!(Options::parse(&[OsString::from("--test-threads=0")]).is_err());
-        assert!(Options::parse(&[OsString::from("--bogus")]).is_err());
+    fn finds_the_panic_message_the_runtime_printed() {
+        let stderr = b"panicked at src/main.rs:3:5:\nfirst\npanicked at src/main.rs:9:5:\nindex 7\nout of range\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("index 7\nout of range")
+        );
+        assert_eq!(panic_message(b"panicked:\nboom\n").as_deref(), Some("boom"));
+        assert_eq!(panic_message(b"no panic here\n"), None);
+    }
+
+    /// The attributes travel through the list line and back, escapes and all; a plain name (a
+    /// runtime from before attributes) has none, and unknown keys are skipped.
+    #[test]
+    fn list_lines_carry_the_attributes() {
+        let attributes = hyperlight_rt::abi::test::Attributes {
+            ignore: Ignore::Because("slow\tand\\heavy"),
+            should_panic: ShouldPanic::Expected("line one\nline two"),
+            timeout: Some(std::time::Duration::from_millis(500)),
+        };
+        let line = ListLine {
+            name: "tests::slow",
+            attributes: &attributes,
+        }
+        .to_string();
+        assert_eq!(
+            line,
+            "tests::slow\tignore=slow\\tand\\\\heavy\tshould_panic=line one\\nline two\ttimeout=500000000ns"
+        );
+        let (name, read) = parse_line::<String>(&line).unwrap();
+        assert_eq!(name, "tests::slow");
+        assert_eq!(
+            read,
+            Attributes {
+                ignore: Ignore::Because("slow\tand\\heavy".into()),
+                should_panic: ShouldPanic::Expected("line one\nline two".into()),
+                timeout: attributes.timeout,
+            }
+        );
+        assert_eq!(
+            parse_line::<String>("tests::plain").unwrap(),
+            ("tests::plain", Attributes::default())
+        );
+        assert_eq!(
+            parse_line::<String>("t\tignore\tshould_panic\tcolor=blue")
+                .unwrap()
+                .1,
+            Attributes {
+                ignore: Ignore::Yes,
+                should_panic: ShouldPanic::Yes,
+                timeout: None
+            }
+        );
+        assert_eq!(parse_line::<String>("t\ttimeout=soon"), Err("timeout=soon"));
+        assert_eq!(parse_line::<String>("t\tignore=a\\qb"), Err("ignore=a\\qb"));
     }
 }
