@@ -154,8 +154,10 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
         }
         paths.push(path);
     }
+    // Sorted by path, a directory's entry by its name without the trailing slash, as dist sorts
+    // them.
     let mut sorted = paths.clone();
-    sorted.sort();
+    sorted.sort_by(|a, b| a.trim_end_matches('/').cmp(b.trim_end_matches('/')));
     assert_eq!(paths, sorted, "entries are not sorted");
     assert_eq!(
         contents[&format!("{top}/components")],
