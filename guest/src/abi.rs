@@ -105,15 +105,8 @@ pub struct BootInfo {
     pub stdout_buffer_size: u64,
 }
 
-/// `cargo test` in micro-VMs: the runner recognises a test binary by a note (name
-/// [`test::NOTE_NAME`], type [`test::NOTE_TYPE`], empty description) and boots it once with
-/// [`test::LIST`] to learn its tests (printed one name per line), then once per test with
-/// [`test::RUN`] and the test's name as arguments.
-pub mod test {
-    pub const NOTE_NAME: &[u8] = b"hyperlight-rt";
-    pub const NOTE_TYPE: u32 = 1;
-    /// First argument asking a test binary to print its tests' names, one per line.
-    pub const LIST: &str = "--hyperlight-list-tests";
-    /// First argument asking a test binary to run the test named by the second argument.
-    pub const RUN: &str = "--hyperlight-run-test";
-}
+/// `cargo test` in micro-VMs: how the runner lists and runs a guest's tests.
+pub mod test;
+
+/// Durations as the runner's `--timeout` and `#[hyperlight_rt::test(timeout = ...)]` write them.
+pub mod duration;

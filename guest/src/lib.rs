@@ -61,6 +61,10 @@ pub mod random;
 #[cfg(target_os = "none")]
 pub mod time;
 
+/// `#[hyperlight_rt::test]`: a test with libtest's `#[ignore]` and `#[should_panic]`, and an
+/// optional time limit (see [`test`](mod@test) and the crate `hyperlight-rt-macros`).
+#[cfg(target_os = "none")]
+pub use hyperlight_rt_macros::test;
 #[cfg(target_os = "none")]
 pub use start::Termination;
 #[cfg(target_os = "none")]

@@ -59,7 +59,8 @@ struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     stack: u64,
 
-    /// Stop the guest after this long and exit 124, e.g. 500ms, 10s, 2m.
+    /// Stop the guest after this long and exit 124, e.g. 500ms, 10s, 2m. Under `cargo test`:
+    /// the time limit of each test that sets none of its own.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<Duration>,
 
@@ -289,24 +290,11 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
-/// `500ms`, `10s`, `2m`, `1.5s`; a bare number is seconds.
+/// `500ms`, `10s`, `2m`, `1.5s`; a bare number is seconds (the syntax of a test's `timeout`
+/// too, `hyperlight_rt::abi::duration`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let invalid = || format!("`{text}` is not a duration like 500ms, 10s or 2m");
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| invalid())?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1e3,
-        "us" | "µs" => value / 1e6,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(invalid()),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| invalid())
+    hyperlight_rt::abi::duration::parse(text)
+        .ok_or_else(|| format!("`{}` is not a duration like 500ms, 10s or 2m", text.trim()))
 }
 
 #[cfg(test)]
@@ -329,7 +317,15 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(" 250us "), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("0.1h"), Ok(Duration::from_secs(360)));
+        assert_eq!(
+            parse_duration("1.0000000015s"),
+            Ok(Duration::from_nanos(1_000_000_001))
+        );
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1 s").is_err() && parse_duration("ms").is_err());
+        assert!(parse_duration("99999999999h").is_err());
     }
 }

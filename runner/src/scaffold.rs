@@ -148,7 +148,7 @@ fn no_std_main_rs(name: &str) -> String {
     format!(
         r#"#![no_std]
 #![no_main]
-// `cargo test` runs the #[test_case]s below, each in its own micro-VM.
+// `cargo test` runs the tests below, each in its own micro-VM.
 #![cfg_attr(test, feature(custom_test_frameworks), test_runner(hyperlight_rt::test_runner), reexport_test_harness_main = "test_main")]
 
 use hyperlight_rt::println;
@@ -165,7 +165,9 @@ fn greeting() -> &'static str {{
 
 #[cfg(test)]
 mod tests {{
-    #[test_case]
+    // As libtest's #[test]: it takes #[ignore] and #[should_panic(expected = "...")] too, and a
+    // time limit: #[hyperlight_rt::test(timeout = "500ms")].
+    #[hyperlight_rt::test]
     fn greets() {{
         assert_eq!(super::greeting(), "Hello from {name}!");
     }}

@@ -75,7 +75,9 @@ fn policy() -> Vec<(libc::c_long, Arguments)> {
             },
         ),
         // --timeout: the alarm is armed and disarmed around the run loop.
-        (libc::SYS_setitimer, Any),
+        (libc::SYS_timer_create, Any),
+        (libc::SYS_timer_settime, Any),
+        (libc::SYS_timer_delete, Any),
         (libc::SYS_rt_sigaction, Any),
         (libc::SYS_rt_sigprocmask, Any),
         (libc::SYS_rt_sigreturn, Any),

@@ -5,11 +5,11 @@
 //! KVM_RUN instead of KVM_SET_SREGS/SET_REGS, exits read the general registers from there too,
 //! and the guest batches its output.
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
 use kvm_bindings::{kvm_enable_cap, kvm_userspace_memory_region, KVM_CAP_SPLIT_IRQCHIP};
@@ -173,7 +173,7 @@ impl Vm {
     ) -> Stop {
         let _alarm = timeout.map(|timeout| Alarm::arm(&mut self.vcpu, timeout));
         loop {
-            if TIMED_OUT.load(Ordering::Relaxed) {
+            if TIMED_OUT.get() {
                 return Stop::TimedOut;
             }
             // Only the exit's kind leaves this match: the exit borrows the vCPU.
@@ -257,67 +257,85 @@ enum Abnormal {
     Other(String),
 }
 
-static TIMED_OUT: AtomicBool = AtomicBool::new(false);
-/// `kvm_run.immediate_exit` of the vCPU being timed, so the alarm also stops a vCPU that is
-/// just about to enter the guest.
-static IMMEDIATE_EXIT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+thread_local! {
+    /// Set by this thread's alarm.
+    static TIMED_OUT: Cell<bool> = const { Cell::new(false) };
+    /// `kvm_run.immediate_exit` of the vCPU this thread is timing, so the alarm also stops a
+    /// vCPU that is just about to enter the guest.
+    static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
+}
 
+/// Runs on the thread whose alarm it is. The thread-locals are const-initialized without
+/// destructors, so touching them here allocates and registers nothing.
 extern "C" fn on_alarm(_: libc::c_int) {
-    TIMED_OUT.store(true, Ordering::SeqCst);
-    let immediate_exit = IMMEDIATE_EXIT.load(Ordering::SeqCst);
+    TIMED_OUT.set(true);
+    let immediate_exit = IMMEDIATE_EXIT.get();
     if !immediate_exit.is_null() {
         // SAFETY: points into the vCPU's kvm_run mapping, alive while the alarm is armed.
         unsafe { immediate_exit.write_volatile(1) };
     }
 }
 
-/// `--timeout`: SIGALRM (without SA_RESTART) interrupts KVM_RUN with EINTR. Process-wide, so
-/// one timed run at a time per process.
-struct Alarm;
+/// `--timeout`, or a test's own limit: a POSIX timer that sends SIGALRM (handled without
+/// SA_RESTART) to this very thread, interrupting its KVM_RUN with EINTR. Per thread, so that
+/// `cargo test`'s threads each time their own guest.
+struct Alarm {
+    /// The kernel's timer id (raw system calls: glibc and musl wrap these differently).
+    timer: libc::c_int,
+}
 
 impl Alarm {
     fn arm(vcpu: &mut VcpuFd, timeout: Duration) -> Alarm {
-        TIMED_OUT.store(false, Ordering::SeqCst);
-        IMMEDIATE_EXIT.store(&mut vcpu.get_kvm_run().immediate_exit, Ordering::SeqCst);
-        // SAFETY: installing a handler that only touches atomics and a live kvm_run byte.
+        TIMED_OUT.set(false);
+        IMMEDIATE_EXIT.set(&mut vcpu.get_kvm_run().immediate_exit);
+        let mut timer: libc::c_int = -1;
+        // SAFETY: installing a handler that only touches this thread's cells and a live
+        // kvm_run byte; creating and setting a timer with valid structs.
         unsafe {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_alarm as *const () as usize;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut());
-            set_timer(timeout);
+            let mut event: libc::sigevent = std::mem::zeroed();
+            event.sigev_notify = libc::SIGEV_THREAD_ID;
+            event.sigev_signo = libc::SIGALRM;
+            event.sigev_notify_thread_id = libc::syscall(libc::SYS_gettid) as libc::c_int;
+            libc::syscall(
+                libc::SYS_timer_create,
+                libc::CLOCK_MONOTONIC,
+                &mut event,
+                &mut timer,
+            );
+            // A zero value would disarm; a nanosecond is as good as immediate.
+            let after = timeout.max(Duration::from_nanos(1));
+            let setting = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                // `as _`: the field types differ between glibc and musl (the release build).
+                it_value: libc::timespec {
+                    tv_sec: after.as_secs() as _,
+                    tv_nsec: after.subsec_nanos() as _,
+                },
+            };
+            libc::syscall(
+                libc::SYS_timer_settime,
+                timer,
+                0,
+                &setting,
+                std::ptr::null_mut::<libc::itimerspec>(),
+            );
         }
-        Alarm
+        Alarm { timer }
     }
 }
 
 impl Drop for Alarm {
     fn drop(&mut self) {
-        // SAFETY: disarming our own timer.
-        unsafe { set_timer(Duration::ZERO) };
-        IMMEDIATE_EXIT.store(std::ptr::null_mut(), Ordering::SeqCst);
-        TIMED_OUT.store(false, Ordering::SeqCst);
+        // SAFETY: deleting (and so disarming) our own timer.
+        unsafe { libc::syscall(libc::SYS_timer_delete, self.timer) };
+        IMMEDIATE_EXIT.set(std::ptr::null_mut());
+        TIMED_OUT.set(false);
     }
-}
-
-unsafe fn set_timer(after: Duration) {
-    // A zero timeout would disarm instead; a microsecond is as good as immediate.
-    let after = if after.is_zero() {
-        Duration::ZERO
-    } else {
-        after.max(Duration::from_micros(1))
-    };
-    let timer = libc::itimerval {
-        it_interval: libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-        it_value: libc::timeval {
-            // `as _`: the field types differ between glibc and musl (the release build).
-            tv_sec: after.as_secs() as _,
-            tv_usec: after.subsec_micros() as _,
-        },
-    };
-    // SAFETY: plain syscall with a valid struct.
-    unsafe { libc::setitimer(libc::ITIMER_REAL, &timer, std::ptr::null_mut()) };
 }

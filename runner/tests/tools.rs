@@ -97,6 +97,12 @@ fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
         format!("channel = \"{}\"", toolchain.name)
     );
 
+    // Its test takes the runtime's test attribute, whose proc-macro crate the install serves.
+    let main_rs = fs::read_to_string(project.join("src/main.rs")).unwrap();
+    assert!(
+        main_rs.contains("    #[hyperlight_rt::test]\n    fn greets() {"),
+        "{main_rs}"
+    );
     runs_and_tests(&toolchain, &project, "Hello from my-guest!\n");
 
     let doctor = in_home(env!("CARGO_BIN_EXE_hyperlight-run"), &toolchain, &project)
@@ -201,7 +207,8 @@ fn runs_and_tests(toolchain: &TempToolchain, project: &Path, hello: &str) {
     let report = format!("{}{}", text(&test.stdout), text(&test.stderr));
     assert_eq!(test.status.code(), Some(0), "{report}");
     assert!(
-        report.contains("test result: ok. 1 passed; 0 failed;"),
+        report.contains("\ntest tests::greets ... ok\n")
+            && report.contains("test result: ok. 1 passed; 0 failed;"),
         "{report}"
     );
 }
@@ -282,12 +289,15 @@ fn a_new_project_works_unchanged_on_another_machine() {
         "{}",
         text(&metadata.stdout)
     );
-    // The lock file names the runtime's source by the registry's URL only, so it travels too.
+    // The lock file names the runtime's source, and its proc-macro crate's, by the registry's
+    // URL only, so it travels too.
     let lock = fs::read_to_string(project.join("Cargo.lock")).unwrap();
     let entry = format!(
-        "[[package]]\nname = \"hyperlight-rt\"\nversion = \"{}\"\nsource = \"{}\"\n\n",
-        hyperlight_rt::VERSION,
-        runtime::INDEX
+        "[[package]]\nname = \"hyperlight-rt\"\nversion = \"{version}\"\nsource = \"{index}\"\n\
+         dependencies = [\n \"hyperlight-rt-macros\",\n]\n\n\
+         [[package]]\nname = \"hyperlight-rt-macros\"\nversion = \"{version}\"\nsource = \"{index}\"\n",
+        version = hyperlight_rt::VERSION,
+        index = runtime::INDEX
     );
     let machine_b_paths = [
         machine_b.cargo_home(),
@@ -440,7 +450,8 @@ fn doctor_checks_the_runtime_registry_and_names_the_fix() {
     assert_eq!(
         doctor(),
         format!(
-            "ok    runtime crates: registry `hyperlight` in {} serves hyperlight-rt {version}",
+            "ok    runtime crates: registry `hyperlight` in {} serves hyperlight-rt {version}, \
+             hyperlight-rt-macros {version}",
             config.display(),
         )
     );

@@ -157,8 +157,9 @@ fn sysroot_stamp(toolchain: &str) -> String {
     ] {
         stamp.push_str(&fs::read_to_string(root.join(input)).unwrap());
     }
-    // The guest runtime's sources ship in the sysroot too.
+    // The guest runtime's sources ship in the sysroot too, its proc-macro crate's included.
     let mut runtime = files_under(&root.join("guest/src"));
+    runtime.extend(files_under(&root.join("guest/macros")));
     runtime.push(root.join("guest/Cargo.toml"));
     runtime.sort();
     for file in runtime {

@@ -138,6 +138,14 @@ enum Command {
         /// Only these sections (sysroot, compat, runner, harness, limits, dist, heal); default all.
         sections: Vec<String>,
     },
+    /// Run COMMAND (a runner process cargo-nextest starts), append its wall time in nanoseconds
+    /// to LOG and exit with its code: how `bench harness` times the runner under nextest.
+    #[command(hide = true)]
+    TimeRunner {
+        log: PathBuf,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Run every fuzz target (fuzz/, cargo-fuzz on nightly) for N seconds each; fails on a crash.
     Fuzz {
         /// Seconds per target.
@@ -293,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),
+        Command::TimeRunner { log, command } => bench::time_runner(&log, &command),
         Command::Fuzz { seconds, targets } => fuzz::run(&sh, seconds, &targets),
         Command::Compat { generate: None } => compat::run(&sh),
         Command::Compat {

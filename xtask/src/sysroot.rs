@@ -19,10 +19,18 @@ pub use hyperlight_install::toolchain::target_dir;
 
 /// The crates of the source tree: (its directory in the tree, in the checkout, what of it).
 /// Besides them the tree has the target spec and the C headers `c_headers` collects.
+///
+/// The runtime's proc-macro crate goes twice: inside the runtime, where its path dependency
+/// finds it (a sysroot build compiles a copy of the runtime's directory alone), and as a crate
+/// of its own, since installing serves each directory of `src/` as a registry crate and a
+/// registry crate's path dependency is looked up in its registry.
 const CRATES: &[(&str, &str, &[&str])] = &[
-    (RUNTIME_DIR, "guest", &["Cargo.toml", "src"]),
+    (RUNTIME_DIR, "guest", &["Cargo.toml", "src", "macros"]),
+    (MACROS_DIR, "guest/macros", &["Cargo.toml", "src"]),
     (CRATE_DIR, "sysroot", &["Cargo.toml", "Cargo.lock", "src"]),
 ];
+/// Where the runtime's proc-macro crate, `hyperlight-rt-macros`, is served from.
+const MACROS_DIR: &str = "src/hyperlight-rt-macros";
 
 pub fn default_out(toolchain: &Toolchain) -> PathBuf {
     project_root().join("target/sysroot").join(&toolchain.name)

@@ -227,8 +227,10 @@ fn check_component_tarball(bytes: &[u8], url: &str, target: &str, sysroot: &Path
         }
         paths.push(path);
     }
+    // Sorted by path, a directory's entry by its name without the trailing slash, as dist sorts
+    // them.
     let mut sorted = paths.clone();
-    sorted.sort();
+    sorted.sort_by(|a, b| a.trim_end_matches('/').cmp(b.trim_end_matches('/')));
     assert_eq!(paths, sorted, "entries are not sorted");
     assert_eq!(
         contents[&format!("{top}/components")],
@@ -310,7 +312,16 @@ fn check_source_archive(
         fs::read(root.join(format!("target-specs/{target}.json"))).unwrap(),
     )]);
     for (in_tree, in_checkout, parts) in [
-        ("src/hyperlight-rt", "guest", &["Cargo.toml", "src"][..]),
+        (
+            "src/hyperlight-rt",
+            "guest",
+            &["Cargo.toml", "src", "macros"][..],
+        ),
+        (
+            "src/hyperlight-rt-macros",
+            "guest/macros",
+            &["Cargo.toml", "src"],
+        ),
         (
             "src/sysroot",
             "sysroot",

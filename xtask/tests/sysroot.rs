@@ -246,13 +246,24 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         .filter(|line| line.contains("/x86_64-hyperlight-none/include/"))
         .count();
     assert!(headers > 100, "{manifest}");
-    // And the guest runtime's sources, which installing registers for guest projects.
-    let runtime = listed
-        .iter()
-        .filter(|line| line.contains("/x86_64-hyperlight-none/src/hyperlight-rt/"))
-        .count();
-    let runtime_files = 1 + testkit::files_under(&project_root().join("guest/src")).len();
-    assert_eq!(runtime, runtime_files, "{manifest}");
+    // And the guest runtime's sources, which installing registers for guest projects: the
+    // runtime with its proc-macro crate inside, and that crate on its own.
+    let listed_under = |dir: &str| {
+        let dir = format!("/x86_64-hyperlight-none/src/{dir}/");
+        listed.iter().filter(|line| line.contains(&dir)).count()
+    };
+    let files_under = |dir: &str| testkit::files_under(&project_root().join(dir)).len();
+    let runtime = listed_under("hyperlight-rt") + listed_under("hyperlight-rt-macros");
+    assert_eq!(
+        listed_under("hyperlight-rt"),
+        1 + files_under("guest/src") + files_under("guest/macros"),
+        "{manifest}"
+    );
+    assert_eq!(
+        listed_under("hyperlight-rt-macros"),
+        files_under("guest/macros"),
+        "{manifest}"
+    );
     // And the crate the libraries are built from, so that they can be rebuilt from here.
     for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
         let line = format!("file:lib/rustlib/x86_64-hyperlight-none/src/sysroot/{file}");
@@ -272,16 +283,18 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
     let components = fs::read_to_string(rustlib.join("components")).unwrap();
     assert_eq!(components.lines().filter(|c| *c == COMPONENT).count(), 1);
     // Guest projects reach the runtime through the registry installing sets up in the cargo
-    // home, whose directory source holds the runtime alone (not the sysroot crate).
+    // home, whose directory source holds the runtime crates alone (not the sysroot crate).
     let sources = runtime::sources_dir(toolchain.cargo_home());
     let status = runtime::status(toolchain.cargo_home(), &rustlib.join(TARGET)).unwrap();
     assert_eq!(status.problems, Vec::<String>::new());
     let runtime_dir = format!("hyperlight-rt-{}", runtime_version());
-    let in_sources: Vec<_> = fs::read_dir(&sources)
+    let mut in_sources: Vec<_> = fs::read_dir(&sources)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(in_sources, [runtime_dir.as_str()]);
+    in_sources.sort();
+    let macros_dir = format!("hyperlight-rt-macros-{}", runtime_version());
+    assert_eq!(in_sources, [runtime_dir.as_str(), macros_dir.as_str()]);
     assert!(sources.join(&runtime_dir).join("src/lib.rs").is_file());
 
     let elf = build_plain(&toolchain);

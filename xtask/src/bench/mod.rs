@@ -22,6 +22,8 @@ mod runner;
 mod std_target;
 mod sysroot;
 
+pub use harness::time_runner;
+
 /// The figures of one run, rendered as BENCHMARKS.md.
 #[derive(Default)]
 pub struct Report {

@@ -1,0 +1,472 @@
+//! `cargo test` for guests: each test of a guest test binary in its own fresh micro-VM.
+//!
+//! cargo hands the runner a test binary and libtest's command line. The runner asks the
+//! binary for its tests, selects them as libtest would, boots a fresh VM per test on as many
+//! threads as libtest would use, and prints libtest's report. A test that panics, crashes or
+//! times out fails alone. How a binary lists and runs its tests is its [`Protocol`].
+
+mod options;
+mod report;
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use hyperlight_rt::abi::test::{parse_line, Ignore, ShouldPanic, LIST, NOTE_NAME, NOTE_TYPE, RUN};
+
+use crate::exit_code::PANIC as PANICKED;
+use crate::guest_file::GuestFile;
+use crate::{Captured, Config, HostStdio, Outcome, Output, Stream};
+use options::Options;
+use report::Finished;
+
+/// libtest's exit code when a test failed.
+const TESTS_FAILED: i32 = 101;
+/// The environment variable naming the one test a libtest binary built with panic=abort runs
+/// (libtest's own way of running each test in a child process).
+const LIBTEST_INVOKE: &str = "__RUST_TEST_INVOKE";
+/// The exit code of such a run whose test passed (libtest's `TR_OK`).
+const LIBTEST_PASSED: i32 = 50;
+
+/// How a test binary lists its tests and runs one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// `hyperlight_rt::test_runner` (no_std guests; `hyperlight_rt::abi::test`): [`LIST`], and
+    /// [`RUN`] with the test's name.
+    Runtime,
+    /// libtest itself (std guests on x86_64-hyperlight-hermit): `--list --format terse`
+    /// (with `--ignored` for the ignored tests), and [`LIBTEST_INVOKE`] naming the test, which
+    /// exits [`LIBTEST_PASSED`] if it passed.
+    Libtest,
+}
+
+impl Protocol {
+    /// The protocol of `elf`, if it is a guest test binary: it carries the note
+    /// `hyperlight_rt::tests!` puts there, or libtest. Only the loaded parts are read.
+    pub fn of(elf: &Path) -> Option<Protocol> {
+        let file = GuestFile::open(elf).ok()?;
+        let front = file.front();
+        if crate::elf::find_note(front, NOTE_NAME, NOTE_TYPE).is_some() {
+            return Some(Protocol::Runtime);
+        }
+        // Every run of a guest that is no test binary pays for this search: memchr's is
+        // vectorized (a plain window compare costs about 1 ms per MB).
+        memchr::memmem::find(front, LIBTEST_INVOKE.as_bytes()).map(|_| Protocol::Libtest)
+    }
+}
+
+/// A test's attributes as the runner reads them from its binary's list.
+type Attributes = hyperlight_rt::abi::test::Attributes<String>;
+
+/// A test as its binary lists it.
+#[derive(Debug)]
+struct Test {
+    name: String,
+    attributes: Attributes,
+}
+
+impl Test {
+    fn is_ignored(&self) -> bool {
+        self.attributes.ignore != Ignore::No
+    }
+
+    fn should_panic(&self) -> bool {
+        self.attributes.should_panic != ShouldPanic::No
+    }
+}
+
+/// Runs the tests of the test binary `elf` as libtest would and returns the exit code.
+/// `config.timeout` is the time limit of every test that sets none of its own.
+pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -> i32 {
+    let options = match Options::parse(args) {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("hyperlight-run: error: {message}");
+            return crate::exit_code::RUNNER_FAILED;
+        }
+    };
+    let started = Instant::now();
+    let all = match list(elf, protocol, config) {
+        Ok(tests) => tests,
+        Err(message) => {
+            eprintln!(
+                "hyperlight-run: error: cannot list the tests of {}: {message}",
+                elf.display()
+            );
+            return TESTS_FAILED;
+        }
+    };
+    let selected: Vec<&Test> = all.iter().filter(|test| options.selects(test)).collect();
+    let mut stdout = std::io::stdout().lock();
+    if options.list {
+        for test in &selected {
+            let _ = writeln!(stdout, "{}: test", test.name);
+        }
+        if !options.terse {
+            let _ = writeln!(
+                stdout,
+                "\n{}, 0 benchmarks",
+                report::count(selected.len(), "test")
+            );
+        }
+        return 0;
+    }
+
+    let _ = write!(stdout, "{}", report::header(selected.len()));
+    let (to_run, ignored): (Vec<&Test>, Vec<&Test>) = selected
+        .iter()
+        .partition(|test| !test.is_ignored() || options.runs_ignored());
+    for test in &ignored {
+        let reason = match &test.attributes.ignore {
+            Ignore::Because(reason) => Some(reason.as_str()),
+            _ => None,
+        };
+        let _ = write!(stdout, "{}", report::ignored(&test.name, reason));
+    }
+    let _ = stdout.flush();
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .min(to_run.len().max(1));
+    let finished = run_all(&to_run, threads, &mut stdout, |test| {
+        run_one(elf, protocol, test, config, options.nocapture)
+    });
+    let summary = report::summary(
+        &finished,
+        ignored.len(),
+        all.len() - selected.len(),
+        options.show_output,
+        started.elapsed(),
+    );
+    let _ = stdout.write_all(summary.as_bytes());
+    if finished.iter().all(|test| test.passed) {
+        0
+    } else {
+        TESTS_FAILED
+    }
+}
+
+/// Runs `tests` on `threads` threads, printing each one's line as it ends; one at a time, a
+/// test is named before it runs, as libtest does.
+fn run_all(
+    tests: &[&Test],
+    threads: usize,
+    out: &mut impl std::io::Write,
+    run: impl Fn(&Test) -> Finished + Sync,
+) -> Vec<Finished> {
+    if threads == 1 {
+        return tests
+            .iter()
+            .map(|test| {
+                let _ = write!(
+                    out,
+                    "{}",
+                    report::line_start(&test.name, test.should_panic())
+                );
+                let _ = out.flush();
+                let finished = run(test);
+                let _ = writeln!(out, "{}", report::verdict(finished.passed));
+                finished
+            })
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let (sender, receiver) = mpsc::channel();
+    let mut finished = Vec::with_capacity(tests.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (sender, next, run) = (sender.clone(), &next, &run);
+            scope.spawn(move || {
+                while let Some(test) = tests.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let _ = sender.send(run(test));
+                }
+            });
+        }
+        drop(sender);
+        for test in receiver {
+            let line = report::line_start(&test.name, test.should_panic);
+            let _ = writeln!(out, "{line}{}", report::verdict(test.passed));
+            let _ = out.flush();
+            finished.push(test);
+        }
+    });
+    finished
+}
+
+/// The binary's tests, sorted by name as libtest sorts them.
+fn list(elf: &Path, protocol: Protocol, config: &Config) -> Result<Vec<Test>, String> {
+    let mut tests = match protocol {
+        Protocol::Runtime => list_lines(elf, &[LIST], config)?
+            .lines()
+            .map(|line| match parse_line(line) {
+                Ok((name, attributes)) => Ok(Test {
+                    name: name.to_owned(),
+                    attributes,
+                }),
+                Err(field) => Err(format!("cannot read `{field}` in the line {line:?}")),
+            })
+            .collect::<Result<Vec<Test>, String>>()?,
+        Protocol::Libtest => {
+            const LIST_TERSE: [&str; 3] = ["--list", "--format", "terse"];
+            let ignored: Vec<String> = libtest_names(&list_lines(
+                elf,
+                &[&LIST_TERSE[..], &["--ignored"]].concat(),
+                config,
+            )?);
+            libtest_names(&list_lines(elf, &LIST_TERSE, config)?)
+                .into_iter()
+                .map(|name| Test {
+                    attributes: Attributes {
+                        ignore: if ignored.contains(&name) {
+                            Ignore::Yes
+                        } else {
+                            Ignore::No
+                        },
+                        ..Attributes::default()
+                    },
+                    name,
+                })
+                .collect()
+        }
+    };
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tests)
+}
+
+/// The tests of libtest's terse list (`NAME: test` lines; benchmarks are not run).
+fn libtest_names(lines: &str) -> Vec<String> {
+    lines
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What the binary prints when booted with `args`, if it exits 0.
+fn list_lines(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
+    let mut output = Captured::default();
+    let mut argv = vec![elf.as_os_str().to_owned()];
+    argv.extend(args.iter().map(OsString::from));
+    match crate::run(elf, &argv, config, &mut output) {
+        Ok(report) => match report.outcome {
+            Outcome::Exited(0) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+            Outcome::Exited(code) => Err(format!(
+                "exited with code {code}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )),
+            other => Err(describe(&other)),
+        },
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Boots a fresh VM for `test` and judges how it ended.
+fn run_one(
+    elf: &Path,
+    protocol: Protocol,
+    test: &Test,
+    config: &Config,
+    nocapture: bool,
+) -> Finished {
+    let mut args = vec![elf.as_os_str().to_owned()];
+    let mut env = config.env.clone();
+    match protocol {
+        Protocol::Runtime => args.extend([RUN.into(), OsStr::new(&test.name).to_owned()]),
+        Protocol::Libtest => env.push(format!("{LIBTEST_INVOKE}={}", test.name).into()),
+    }
+    let config = Config {
+        env,
+        timeout: test.attributes.timeout.or(config.timeout),
+        ..config.clone()
+    };
+    let mut output = TestOutput {
+        text: Vec::new(),
+        stderr: Vec::new(),
+        passthrough: nocapture.then(HostStdio::new),
+    };
+    let verdict = match crate::run(elf, &args, &config, &mut output) {
+        Ok(report) => judge(
+            protocol,
+            &test.attributes.should_panic,
+            &report.outcome,
+            &output,
+        ),
+        Err(err) => Err(format!("hyperlight-run: error: {err}")),
+    };
+    let mut text = output.text;
+    if let Err(why) = &verdict {
+        text.extend_from_slice(why.as_bytes());
+    }
+    Finished {
+        name: test.name.clone(),
+        should_panic: test.should_panic(),
+        passed: verdict.is_ok(),
+        output: text,
+    }
+}
+
+/// Whether a test passed, and if not, what to add to its output to say why (nothing when its
+/// own output says it, as a panic's does).
+fn judge(
+    protocol: Protocol,
+    should_panic: &ShouldPanic<String>,
+    outcome: &Outcome,
+    output: &TestOutput,
+) -> Result<(), String> {
+    let Outcome::Exited(code) = *outcome else {
+        return Err(describe(outcome));
+    };
+    match (protocol, code, should_panic) {
+        // libtest judged the test itself, `#[should_panic]` included, and said why it failed.
+        (Protocol::Libtest, LIBTEST_PASSED, _) => Ok(()),
+        (Protocol::Libtest, _, _) => Err(String::new()),
+        (Protocol::Runtime, 0, ShouldPanic::No) => Ok(()),
+        (Protocol::Runtime, 0, _) => Err("note: test did not panic as expected".to_owned()),
+        (Protocol::Runtime, PANICKED, ShouldPanic::No) => Err(String::new()),
+        (Protocol::Runtime, PANICKED, ShouldPanic::Yes) => Ok(()),
+        (Protocol::Runtime, PANICKED, ShouldPanic::Expected(expected)) => {
+            let message = panic_message(&output.stderr).unwrap_or_default();
+            if message.contains(expected.as_str()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "note: panic did not contain expected string\n      panic message: \
+                     {message:?}\n expected substring: {expected:?}"
+                ))
+            }
+        }
+        (Protocol::Runtime, code, _) => Err(format!("note: the test exited with code {code}")),
+    }
+}
+
+/// The message of the panic the runtime reported last on stderr: what follows its line
+/// `panicked at FILE:LINE:COL:` (or `panicked:`), without the final newline.
+fn panic_message(stderr: &[u8]) -> Option<String> {
+    let stderr = String::from_utf8_lossy(stderr);
+    let mut message = None;
+    let mut offset = 0;
+    for line in stderr.split_inclusive('\n') {
+        offset += line.len();
+        let line = line.trim_end_matches('\n');
+        if line == "panicked:" || (line.starts_with("panicked at ") && line.ends_with(':')) {
+            message = Some(offset);
+        }
+    }
+    message.map(|start| {
+        let rest = &stderr[start..];
+        rest.strip_suffix('\n').unwrap_or(rest).to_owned()
+    })
+}
+
+/// A test's output: in order as one text, as libtest captures a test's stdout and stderr,
+/// unless it goes straight to the runner's own (`--nocapture`); and its stderr apart, where
+/// the runtime reports a panic's message.
+struct TestOutput {
+    text: Vec<u8>,
+    stderr: Vec<u8>,
+    passthrough: Option<HostStdio>,
+}
+
+impl Output for TestOutput {
+    fn write(&mut self, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+        if stream == Stream::Stderr {
+            self.stderr.extend_from_slice(bytes);
+        }
+        match &mut self.passthrough {
+            Some(host) => host.write(stream, bytes),
+            None => {
+                self.text.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// How a run that did not exit ended, as the runner reports it.
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Exited(code) => format!("exited with code {code}"),
+        Outcome::Crashed(report) => {
+            let mut text = format!("hyperlight-run: error: {}", report.summary);
+            if !report.backtrace.is_empty() {
+                let _ = write!(text, "\nguest backtrace:\n{}", report.backtrace.join("\n"));
+            }
+            text
+        }
+        Outcome::TimedOut(after) => format!("hyperlight-run: error: timed out after {after:?}"),
+        Outcome::OutputClosed => "hyperlight-run: error: the test's output was closed".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyperlight_rt::abi::test::ListLine;
+
+    #[test]
+    fn reads_libtests_terse_list() {
+        let listed = "tests::adds: test\ntests::slow: test\nbench::fast: bench\n";
+        assert_eq!(libtest_names(listed), ["tests::adds", "tests::slow"]);
+    }
+
+    #[test]
+    fn finds_the_panic_message_the_runtime_printed() {
+        let stderr = b"panicked at src/main.rs:3:5:\nfirst\npanicked at src/main.rs:9:5:\nindex 7\nout of range\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("index 7\nout of range")
+        );
+        assert_eq!(panic_message(b"panicked:\nboom\n").as_deref(), Some("boom"));
+        assert_eq!(panic_message(b"no panic here\n"), None);
+    }
+
+    /// The attributes travel through the list line and back, escapes and all; a plain name (a
+    /// runtime from before attributes) has none, and unknown keys are skipped.
+    #[test]
+    fn list_lines_carry_the_attributes() {
+        let attributes = hyperlight_rt::abi::test::Attributes {
+            ignore: Ignore::Because("slow\tand\\heavy"),
+            should_panic: ShouldPanic::Expected("line one\nline two"),
+            timeout: Some(std::time::Duration::from_millis(500)),
+        };
+        let line = ListLine {
+            name: "tests::slow",
+            attributes: &attributes,
+        }
+        .to_string();
+        assert_eq!(
+            line,
+            "tests::slow\tignore=slow\\tand\\\\heavy\tshould_panic=line one\\nline two\ttimeout=500000000ns"
+        );
+        let (name, read) = parse_line::<String>(&line).unwrap();
+        assert_eq!(name, "tests::slow");
+        assert_eq!(
+            read,
+            Attributes {
+                ignore: Ignore::Because("slow\tand\\heavy".into()),
+                should_panic: ShouldPanic::Expected("line one\nline two".into()),
+                timeout: attributes.timeout,
+            }
+        );
+        assert_eq!(
+            parse_line::<String>("tests::plain").unwrap(),
+            ("tests::plain", Attributes::default())
+        );
+        assert_eq!(
+            parse_line::<String>("t\tignore\tshould_panic\tcolor=blue")
+                .unwrap()
+                .1,
+            Attributes {
+                ignore: Ignore::Yes,
+                should_panic: ShouldPanic::Yes,
+                timeout: None
+            }
+        );
+        assert_eq!(parse_line::<String>("t\ttimeout=soon"), Err("timeout=soon"));
+        assert_eq!(parse_line::<String>("t\tignore=a\\qb"), Err("ignore=a\\qb"));
+    }
+}
