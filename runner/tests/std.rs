@@ -131,8 +131,8 @@ fn cargo_test_runs_libtest_with_each_test_in_its_own_vm() {
         "test tests::ignored ... ignored\n",
         "test tests::adds ... ok\n",
         "test tests::fails ... FAILED\n",
-        "test tests::panics_as_expected ... ok\n",
-        "test tests::panics_with_the_wrong_message ... FAILED\n",
+        "test tests::panics_as_expected - should panic ... ok\n",
+        "test tests::panics_with_the_wrong_message - should panic ... FAILED\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

@@ -132,7 +132,10 @@ pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .min(to_run.len().max(1));
-    let finished = run_all(&to_run, threads, &mut stdout, |test| {
+    // libtest's own tests say whether they expect a panic only by running (`judge`), so their
+    // line waits for the run unless their output goes straight through.
+    let name_first = protocol == Protocol::Runtime || options.nocapture;
+    let finished = run_all(&to_run, threads, name_first, &mut stdout, |test| {
         run_one(elf, protocol, test, config, options.nocapture)
     });
     let summary = report::summary(
@@ -150,15 +153,16 @@ pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -
     }
 }
 
-/// Runs `tests` on `threads` threads, printing each one's line as it ends; one at a time, a
-/// test is named before it runs, as libtest does.
+/// Runs `tests` on `threads` threads, printing each one's line as it ends; one at a time and
+/// with `name_first`, a test is named before it runs, as libtest does.
 fn run_all(
     tests: &[&Test],
     threads: usize,
+    name_first: bool,
     out: &mut impl std::io::Write,
     run: impl Fn(&Test) -> Finished + Sync,
 ) -> Vec<Finished> {
-    if threads == 1 {
+    if threads == 1 && name_first {
         return tests
             .iter()
             .map(|test| {
@@ -297,13 +301,17 @@ fn run_one(
         ),
         Err(err) => Err(format!("hyperlight-run: error: {err}")),
     };
+    let should_panic = match protocol {
+        Protocol::Runtime => test.should_panic(),
+        Protocol::Libtest => libtest_should_panic(verdict.is_ok(), &output.stderr),
+    };
     let mut text = output.text;
     if let Err(why) = &verdict {
         text.extend_from_slice(why.as_bytes());
     }
     Finished {
         name: test.name.clone(),
-        should_panic: test.should_panic(),
+        should_panic,
         passed: verdict.is_ok(),
         output: text,
     }
@@ -340,6 +348,27 @@ fn judge(
             }
         }
         (Protocol::Runtime, code, _) => Err(format!("note: the test exited with code {code}")),
+    }
+}
+
+/// Whether a libtest test was `#[should_panic]`, as its run tells: libtest's child process
+/// passes such a test only after std's panic hook printed the panic, and fails one with a note
+/// of its own; a plain test passes without a panic and fails without a note.
+fn libtest_should_panic(passed: bool, stderr: &[u8]) -> bool {
+    let stderr = String::from_utf8_lossy(stderr);
+    if passed {
+        stderr
+            .lines()
+            .any(|line| line.starts_with("thread '") && line.contains(" panicked at "))
+    } else {
+        const NOTES: [&str; 3] = [
+            "test did not panic as expected",
+            "panic did not contain expected string",
+            "expected panic with string value",
+        ];
+        stderr
+            .lines()
+            .any(|line| NOTES.iter().any(|note| line.starts_with(note)))
     }
 }
 
@@ -406,6 +435,17 @@ fn describe(outcome: &Outcome) -> String {
 mod tests {
     use super::*;
     use hyperlight_rt::abi::test::ListLine;
+
+    #[test]
+    fn libtests_should_panic_tests_are_told_by_their_run() {
+        let panicked = b"thread 'main' (1) panicked at src/lib.rs:9:9:\nattempt to divide by zero\n";
+        assert!(libtest_should_panic(true, panicked));
+        assert!(!libtest_should_panic(true, b"a plain test's own output\n"));
+        let wrong = b"panic did not contain expected string\n      panic message: \"overflow\"\n";
+        assert!(libtest_should_panic(false, wrong));
+        assert!(libtest_should_panic(false, b"test did not panic as expected at src/lib.rs:3:4\n"));
+        assert!(!libtest_should_panic(false, panicked));
+    }
 
     #[test]
     fn reads_libtests_terse_list() {
