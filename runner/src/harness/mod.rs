@@ -5,6 +5,7 @@
 //! threads as libtest would use, and prints libtest's report. A test that panics, crashes or
 //! times out fails alone. How a binary lists and runs its tests is its [`Protocol`].
 
+mod list_cache;
 mod options;
 mod report;
 
@@ -21,6 +22,7 @@ use hyperlight_rt::abi::test::{parse_line, Ignore, ShouldPanic, LIST, NOTE_NAME,
 use crate::exit_code::PANIC as PANICKED;
 use crate::guest_file::GuestFile;
 use crate::{Captured, Config, HostStdio, Outcome, Output, Stream};
+use list_cache::ListCache;
 use options::Options;
 use report::Finished;
 
@@ -250,8 +252,21 @@ fn libtest_names(lines: &str) -> Vec<String> {
         .collect()
 }
 
-/// What the binary prints when booted with `args`, if it exits 0.
+/// What the binary prints when booted with `args`, if it exits 0: from the binary's
+/// [`ListCache`] when it has this file's list.
 fn list_lines(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
+    let cache = ListCache::new(elf, args);
+    if let Some(list) = cache.as_ref().and_then(ListCache::read) {
+        return Ok(list);
+    }
+    let list = boot_for_list(elf, args, config)?;
+    if let Some(cache) = cache {
+        cache.write(&list);
+    }
+    Ok(list)
+}
+
+fn boot_for_list(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
     let mut output = Captured::default();
     let mut argv = vec![elf.as_os_str().to_owned()];
     argv.extend(args.iter().map(OsString::from));
@@ -438,12 +453,16 @@ mod tests {
 
     #[test]
     fn libtests_should_panic_tests_are_told_by_their_run() {
-        let panicked = b"thread 'main' (1) panicked at src/lib.rs:9:9:\nattempt to divide by zero\n";
+        let panicked =
+            b"thread 'main' (1) panicked at src/lib.rs:9:9:\nattempt to divide by zero\n";
         assert!(libtest_should_panic(true, panicked));
         assert!(!libtest_should_panic(true, b"a plain test's own output\n"));
         let wrong = b"panic did not contain expected string\n      panic message: \"overflow\"\n";
         assert!(libtest_should_panic(false, wrong));
-        assert!(libtest_should_panic(false, b"test did not panic as expected at src/lib.rs:3:4\n"));
+        assert!(libtest_should_panic(
+            false,
+            b"test did not panic as expected at src/lib.rs:3:4\n"
+        ));
         assert!(!libtest_should_panic(false, panicked));
     }
 
