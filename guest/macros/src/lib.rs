@@ -1,10 +1,10 @@
 //! `#[hyperlight_rt::test]`, the test attribute of guests for `x86_64-hyperlight-none`. Use it
 //! through the runtime, `hyperlight-rt`, which re-exports it.
+//!
+//! Written against `proc_macro` alone: every guest's build compiles this crate, and syn would
+//! add seconds to each cold build for an attribute this small.
 
-use proc_macro::TokenStream;
-use proc_macro2::TokenStream as Tokens;
-use quote::{format_ident, quote, quote_spanned};
-use syn::{parse_macro_input, Attribute, Expr, ExprLit, ItemFn, Lit, LitStr, Meta, Signature};
+use proc_macro::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 
 /// Marks a function as a test, with libtest's meaning: `cargo test` (or `cargo nextest run`)
 /// runs it in a fresh micro-VM of its own. It combines with `#[ignore]`,
@@ -15,146 +15,250 @@ use syn::{parse_macro_input, Attribute, Expr, ExprLit, ItemFn, Lit, LitStr, Meta
 /// builds.
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut timeout: Option<LitStr> = None;
-    let arguments = syn::meta::parser(|meta| {
-        if meta.path.is_ident("timeout") && timeout.is_none() {
-            timeout = Some(meta.value()?.parse()?);
-            Ok(())
-        } else {
-            Err(meta.error("the test attribute takes one argument: `timeout = \"500ms\"`"))
-        }
-    });
-    parse_macro_input!(args with arguments);
-    let function = parse_macro_input!(item as ItemFn);
-    expand(function, timeout)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    expand(args, item).unwrap_or_else(Error::into_compile_error)
 }
 
-fn expand(mut function: ItemFn, timeout: Option<LitStr>) -> syn::Result<Tokens> {
-    check(&function.sig)?;
-    let (mut ignore, mut should_panic) = (None, None);
-    let mut kept = Vec::new();
-    for attribute in std::mem::take(&mut function.attrs) {
-        if attribute.path().is_ident("ignore") {
-            once(&mut ignore, &attribute, ignore_variant(&attribute)?)?;
-        } else if attribute.path().is_ident("should_panic") {
-            once(
-                &mut should_panic,
-                &attribute,
-                should_panic_variant(&attribute)?,
-            )?;
-        } else {
-            kept.push(attribute);
+const TEST: &str = "::hyperlight_rt::test";
+
+/// A compile error at `span`.
+struct Error {
+    span: Span,
+    message: String,
+}
+
+impl Error {
+    fn at(span: Span, message: &str) -> Error {
+        Error {
+            span,
+            message: message.to_owned(),
         }
     }
-    function.attrs = kept;
-    let test = quote!(::hyperlight_rt::test);
-    let ignore = ignore.unwrap_or_else(|| quote!(#test::Ignore::No));
-    let should_panic = should_panic.unwrap_or_else(|| quote!(#test::ShouldPanic::No));
+
+    fn into_compile_error(self) -> TokenStream {
+        let message = TokenTree::Literal(Literal::string(&self.message));
+        let call = code("::core::compile_error!")
+            .into_iter()
+            .chain([group(Delimiter::Parenthesis, message.into())]);
+        respan(call.chain(code(";")).collect(), self.span)
+    }
+}
+
+fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
+    let timeout = timeout_argument(args)?;
+    let mut tokens: Vec<TokenTree> = item.into_iter().collect();
+    let (mut ignore, mut should_panic) = (None, None);
+    let mut kept = Vec::new();
+    let mut at = 0;
+    // Outer attributes: `#` and a bracketed group each.
+    while let [TokenTree::Punct(hash), TokenTree::Group(body), ..] = &tokens[at..] {
+        if hash.as_char() != '#' || body.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        let content: Vec<TokenTree> = body.stream().into_iter().collect();
+        match content.first() {
+            Some(TokenTree::Ident(name)) if name.to_string() == "ignore" => once(
+                &mut ignore,
+                body.span(),
+                ignore_variant(&content, body.span())?,
+            )?,
+            Some(TokenTree::Ident(name)) if name.to_string() == "should_panic" => once(
+                &mut should_panic,
+                body.span(),
+                should_panic_variant(&content, body.span())?,
+            )?,
+            _ => kept.extend_from_slice(&tokens[at..at + 2]),
+        }
+        at += 2;
+    }
+    let function = tokens.split_off(at);
+    let name = check_signature(&function)?;
+    let case = format!(
+        "__hyperlight_test_{}",
+        name.strip_prefix("r#").unwrap_or(&name)
+    );
+    let ignore = ignore.unwrap_or_else(|| code(&format!("{TEST}::Ignore::No")));
+    let should_panic = should_panic.unwrap_or_else(|| code(&format!("{TEST}::ShouldPanic::No")));
     let timeout = match timeout {
         // Spanned at the literal, so that a malformed duration is reported there.
         Some(limit) => {
-            quote_spanned!(limit.span()=> ::core::option::Option::Some(#test::timeout(#limit)))
+            let span = limit.span();
+            let call = code(&format!("{TEST}::timeout")).into_iter().chain([group(
+                Delimiter::Parenthesis,
+                TokenTree::Literal(limit).into(),
+            )]);
+            let some = code("::core::option::Option::Some")
+                .into_iter()
+                .chain([group(Delimiter::Parenthesis, call.collect())]);
+            respan(some.collect(), span)
         }
-        None => quote!(::core::option::Option::None),
+        None => code("::core::option::Option::None"),
     };
-    let name = &function.sig.ident;
-    let case = format_ident!("__hyperlight_test_{}", name);
-    Ok(quote! {
-        #[cfg(test)]
-        #function
-
-        #[cfg(test)]
-        #[test_case]
-        #[doc(hidden)]
-        #[allow(non_upper_case_globals)]
-        static #case: #test::Test = #test::Test {
-            path: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#name)),
-            run: || ::hyperlight_rt::Termination::report(#name()),
-            attributes: #test::Attributes {
-                ignore: #ignore,
-                should_panic: #should_panic,
-                timeout: #timeout,
-            },
-        };
-    })
+    let attributes = [
+        code("ignore:"),
+        ignore,
+        code(", should_panic:"),
+        should_panic,
+        code(", timeout:"),
+        timeout,
+    ];
+    let fields = code(&format!(
+        "path: ::core::concat!(::core::module_path!(), \"::\", ::core::stringify!({name})), \
+         run: || ::hyperlight_rt::Termination::report({name}()), \
+         attributes: {TEST}::Attributes"
+    ))
+    .into_iter()
+    .chain([group(Delimiter::Brace, attributes.into_iter().collect())]);
+    let registration = code(&format!(
+        "#[cfg(test)] #[test_case] #[doc(hidden)] #[allow(non_upper_case_globals)] \
+         static {case}: {TEST}::Test = {TEST}::Test"
+    ))
+    .into_iter()
+    .chain([group(Delimiter::Brace, fields.collect())])
+    .chain(code(";"));
+    let mut expanded = code("#[cfg(test)]");
+    expanded.extend(kept);
+    expanded.extend(function);
+    expanded.extend(registration);
+    Ok(expanded)
 }
 
-/// A test is called as `name()`, once, in a VM of its own.
-fn check(signature: &Signature) -> syn::Result<()> {
-    let refuse = |what: &dyn quote::ToTokens, why: &str| Err(syn::Error::new_spanned(what, why));
-    if !signature.inputs.is_empty() {
-        return refuse(&signature.inputs, "a test function takes no arguments");
+/// `timeout = "500ms"`, the attribute's one optional argument.
+fn timeout_argument(args: TokenStream) -> Result<Option<Literal>, Error> {
+    let args: Vec<TokenTree> = args.into_iter().collect();
+    match args.as_slice() {
+        [] => Ok(None),
+        [TokenTree::Ident(key), TokenTree::Punct(eq), value]
+            if key.to_string() == "timeout" && eq.as_char() == '=' =>
+        {
+            string_literal(value).map(Some)
+        }
+        other => Err(Error::at(
+            other[0].span(),
+            "the test attribute takes one argument: `timeout = \"500ms\"`",
+        )),
     }
-    if !signature.generics.params.is_empty() {
-        return refuse(&signature.generics, "a test function cannot be generic");
+}
+
+/// Refuses what cannot be called as `name()`, once, in a VM of its own; returns the name.
+fn check_signature(function: &[TokenTree]) -> Result<String, Error> {
+    let fn_at = function
+        .iter()
+        .position(|token| matches!(token, TokenTree::Ident(ident) if ident.to_string() == "fn"))
+        .ok_or_else(|| Error::at(Span::call_site(), "the test attribute goes on a function"))?;
+    for qualifier in &function[..fn_at] {
+        if let TokenTree::Ident(ident) = qualifier {
+            match ident.to_string().as_str() {
+                "async" => return Err(Error::at(ident.span(), "a test function cannot be async")),
+                "unsafe" => {
+                    return Err(Error::at(ident.span(), "a test function cannot be unsafe"))
+                }
+                _ => {}
+            }
+        }
     }
-    if let Some(asyncness) = &signature.asyncness {
-        return refuse(asyncness, "a test function cannot be async");
+    let Some(TokenTree::Ident(name)) = function.get(fn_at + 1) else {
+        return Err(Error::at(
+            function[fn_at].span(),
+            "a test function needs a name",
+        ));
+    };
+    match function.get(fn_at + 2) {
+        Some(TokenTree::Punct(open)) if open.as_char() == '<' => {
+            Err(Error::at(open.span(), "a test function cannot be generic"))
+        }
+        Some(TokenTree::Group(inputs)) if !inputs.stream().is_empty() => Err(Error::at(
+            inputs.span(),
+            "a test function takes no arguments",
+        )),
+        _ => Ok(name.to_string()),
     }
-    if let Some(unsafety) = &signature.unsafety {
-        return refuse(unsafety, "a test function cannot be unsafe");
-    }
-    Ok(())
 }
 
 /// Stores `value` in `slot`, refusing a second attribute of the same name.
-fn once(slot: &mut Option<Tokens>, attribute: &Attribute, value: Tokens) -> syn::Result<()> {
+fn once(slot: &mut Option<TokenStream>, span: Span, value: TokenStream) -> Result<(), Error> {
     if slot.is_some() {
-        return Err(syn::Error::new_spanned(attribute, "duplicate attribute"));
+        return Err(Error::at(span, "duplicate attribute"));
     }
     *slot = Some(value);
     Ok(())
 }
 
-/// `#[ignore]` or `#[ignore = "reason"]`.
-fn ignore_variant(attribute: &Attribute) -> syn::Result<Tokens> {
-    Ok(match &attribute.meta {
-        Meta::Path(_) => quote!(::hyperlight_rt::test::Ignore::Yes),
-        Meta::NameValue(pair) => {
-            let reason = string(&pair.value)?;
-            quote!(::hyperlight_rt::test::Ignore::Because(#reason))
+/// `#[ignore]` or `#[ignore = "reason"]`, given the tokens inside the brackets.
+fn ignore_variant(content: &[TokenTree], span: Span) -> Result<TokenStream, Error> {
+    match content {
+        [_] => Ok(code(&format!("{TEST}::Ignore::Yes"))),
+        [_, TokenTree::Punct(eq), reason] if eq.as_char() == '=' => {
+            let reason = string_literal(reason)?;
+            Ok(code(&format!("{TEST}::Ignore::Because({reason})")))
         }
-        Meta::List(list) => {
-            return Err(syn::Error::new_spanned(
-                list,
-                "write `#[ignore]` or `#[ignore = \"reason\"]`",
-            ))
-        }
-    })
-}
-
-/// `#[should_panic]`, `#[should_panic(expected = "...")]` or `#[should_panic = "..."]`.
-fn should_panic_variant(attribute: &Attribute) -> syn::Result<Tokens> {
-    let expected: LitStr = match &attribute.meta {
-        Meta::Path(_) => return Ok(quote!(::hyperlight_rt::test::ShouldPanic::Yes)),
-        Meta::NameValue(pair) => string(&pair.value)?,
-        Meta::List(_) => {
-            let mut expected = None;
-            attribute.parse_nested_meta(|meta| {
-                if meta.path.is_ident("expected") && expected.is_none() {
-                    expected = Some(meta.value()?.parse::<LitStr>()?);
-                    Ok(())
-                } else {
-                    Err(meta.error("write `#[should_panic(expected = \"...\")]`"))
-                }
-            })?;
-            expected.ok_or_else(|| {
-                syn::Error::new_spanned(attribute, "write `#[should_panic(expected = \"...\")]`")
-            })?
-        }
-    };
-    Ok(quote!(::hyperlight_rt::test::ShouldPanic::Expected(#expected)))
-}
-
-/// The string literal an attribute's `= "..."` gives.
-fn string(value: &Expr) -> syn::Result<LitStr> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) => Ok(text.clone()),
-        other => Err(syn::Error::new_spanned(other, "expected a string literal")),
+        _ => Err(Error::at(
+            span,
+            "write `#[ignore]` or `#[ignore = \"reason\"]`",
+        )),
     }
+}
+
+/// `#[should_panic]`, `#[should_panic(expected = "...")]` or `#[should_panic = "..."]`,
+/// given the tokens inside the brackets.
+fn should_panic_variant(content: &[TokenTree], span: Span) -> Result<TokenStream, Error> {
+    let refuse = || Error::at(span, "write `#[should_panic(expected = \"...\")]`");
+    let expected = match content {
+        [_] => return Ok(code(&format!("{TEST}::ShouldPanic::Yes"))),
+        [_, TokenTree::Punct(eq), expected] if eq.as_char() == '=' => string_literal(expected)?,
+        [_, TokenTree::Group(list)] if list.delimiter() == Delimiter::Parenthesis => {
+            let list: Vec<TokenTree> = list.stream().into_iter().collect();
+            match list.as_slice() {
+                [TokenTree::Ident(key), TokenTree::Punct(eq), expected]
+                    if key.to_string() == "expected" && eq.as_char() == '=' =>
+                {
+                    string_literal(expected)?
+                }
+                _ => return Err(refuse()),
+            }
+        }
+        _ => return Err(refuse()),
+    };
+    Ok(code(&format!("{TEST}::ShouldPanic::Expected({expected})")))
+}
+
+/// The token if it is a string literal (plain or raw).
+fn string_literal(token: &TokenTree) -> Result<Literal, Error> {
+    match token {
+        TokenTree::Literal(literal) => {
+            let text = literal.to_string();
+            if text.starts_with('"') || text.starts_with("r\"") || text.starts_with("r#") {
+                Ok(literal.clone())
+            } else {
+                Err(Error::at(literal.span(), "expected a string literal"))
+            }
+        }
+        other => Err(Error::at(other.span(), "expected a string literal")),
+    }
+}
+
+/// Rust source as tokens, at the call site.
+fn code(source: &str) -> TokenStream {
+    source.parse().expect("the macro writes valid Rust")
+}
+
+fn group(delimiter: Delimiter, stream: TokenStream) -> TokenTree {
+    TokenTree::Group(Group::new(delimiter, stream))
+}
+
+/// `tokens`, all of them (nested ones too) at `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(inner) => {
+                let mut spanned = Group::new(inner.delimiter(), respan(inner.stream(), span));
+                spanned.set_span(span);
+                TokenTree::Group(spanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }

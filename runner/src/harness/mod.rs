@@ -84,7 +84,9 @@ impl Test {
 /// Runs the tests of the test binary `elf` as libtest would and returns the exit code.
 /// `config.timeout` is the time limit of every test that sets none of its own.
 pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -> i32 {
-    let options = match Options::parse(args) {
+    let options = match Options::parse(args)
+        .and_then(|options| options.with_environment(|name| std::env::var(name).ok()))
+    {
         Ok(options) => options,
         Err(message) => {
             eprintln!("hyperlight-run: error: {message}");

@@ -70,6 +70,24 @@ impl Options {
         Ok(options)
     }
 
+    /// What libtest also reads from the environment, where the command line says nothing:
+    /// `RUST_TEST_THREADS` (a positive number) and `RUST_TEST_NOCAPTURE` (any value but `0`).
+    pub fn with_environment(
+        mut self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Options, String> {
+        if self.threads.is_none() {
+            if let Some(threads) = var("RUST_TEST_THREADS") {
+                let parsed = threads.parse().ok().filter(|&n: &usize| n > 0);
+                self.threads = Some(parsed.ok_or_else(|| {
+                    format!("RUST_TEST_THREADS is `{threads}`, should be a positive integer")
+                })?);
+            }
+        }
+        self.nocapture |= var("RUST_TEST_NOCAPTURE").is_some_and(|value| value != "0");
+        Ok(self)
+    }
+
     /// Whether the test is run, or counted as ignored, rather than filtered out.
     pub fn selects(&self, test: &Test) -> bool {
         self.matches(&test.name) && (!self.ignored || test.is_ignored())
@@ -146,6 +164,21 @@ mod tests {
         assert!(options.list && options.terse && options.nocapture && options.show_output);
         assert_eq!(options.threads, Some(2));
         assert!(Options::parse(&[OsString::from("--test-threads=0")]).is_err());
+        let env = |threads: &'static str, nocapture: &'static str| {
+            move |name: &str| match name {
+                "RUST_TEST_THREADS" => Some(threads.to_owned()),
+                "RUST_TEST_NOCAPTURE" => Some(nocapture.to_owned()),
+                _ => None,
+            }
+        };
+        let from_env = parse(&[]).with_environment(env("3", "1")).unwrap();
+        assert_eq!((from_env.threads, from_env.nocapture), (Some(3), true));
+        // The command line wins; `RUST_TEST_NOCAPTURE=0` means capture.
+        let both = parse(&["--test-threads", "1"])
+            .with_environment(env("3", "0"))
+            .unwrap();
+        assert_eq!((both.threads, both.nocapture), (Some(1), false));
+        assert!(parse(&[]).with_environment(env("none", "0")).is_err());
         assert!(Options::parse(&[OsString::from("--bogus")]).is_err());
     }
 }
