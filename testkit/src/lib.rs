@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod nginx;
+
 use hyperlight_install::rustc::RustcVersion;
 use hyperlight_install::Target;
 

@@ -10,12 +10,12 @@ use anyhow::{bail, Context, Result};
 use hyperlight_install::Target;
 use xshell::Shell;
 
-use super::nginx::Nginx;
 use super::{median_time, Report};
 use crate::dist::component::{self, Tarball, GZIP_LEVEL};
 use crate::sysroot;
 use crate::toolchain::{project_root, Toolchain};
 use hyperlight_install::manifest::MANIFEST;
+use testkit::nginx::Nginx;
 
 const SIZE_GOAL: f64 = 1.05;
 const INSTALL_RUNS: usize = 3;

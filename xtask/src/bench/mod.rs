@@ -17,7 +17,6 @@ mod dist;
 mod harness;
 mod heal;
 mod limits;
-pub mod nginx;
 mod runner;
 mod std_target;
 mod sysroot;

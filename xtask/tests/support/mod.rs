@@ -24,8 +24,7 @@ use std::sync::OnceLock;
 
 use testkit::{assert_success, fixture_dir, project_root, TempDir, TempToolchain};
 
-#[path = "../../src/bench/nginx.rs"]
-pub mod nginx;
+pub use testkit::nginx;
 
 pub use testkit::COMPONENT;
 

@@ -2,7 +2,7 @@
 //! install benchmark. It accepts PUT (WebDAV module) like a release server would, answers 500
 //! for tarballs under `/tar500/`, and throttles everything under `/slow/` (a copy of `/`).
 //!
-//! Uses only std so that integration tests can include it with `#[path]`.
+//! Shared by the tests and `cargo xtask bench`.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
