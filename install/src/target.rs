@@ -30,6 +30,16 @@ impl Target {
         }
     }
 
+    /// The targets a command names, each once; x86_64-hyperlight-none when it names none.
+    pub fn or_default(mut targets: Vec<Target>) -> Vec<Target> {
+        if targets.is_empty() {
+            targets.push(Target::None);
+        }
+        targets.sort();
+        targets.dedup();
+        targets
+    }
+
     pub fn from_name(name: &str) -> Option<Target> {
         Target::ALL.into_iter().find(|target| target.name() == name)
     }

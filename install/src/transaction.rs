@@ -129,6 +129,32 @@ fn register_runtime(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// Uninstalls `named` targets from `sysroot`, every target when none is named, and tells `say`
+/// what it did: each removal, and the absence of a named target or of x86_64-hyperlight-none
+/// (the others are installed on request, so their absence goes unsaid).
+pub fn uninstall_targets(
+    sysroot: &Path,
+    named: &[Target],
+    mut say: impl FnMut(String),
+) -> Result<()> {
+    let targets = if named.is_empty() {
+        &Target::ALL[..]
+    } else {
+        named
+    };
+    for &target in targets {
+        if uninstall(sysroot, target)? {
+            say(format!("removed {target} from {}", sysroot.display()));
+        } else if !named.is_empty() || target == Target::None {
+            say(format!(
+                "{target} is not installed in {}",
+                sysroot.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Removes exactly the files the install records list, then the records. Returns whether the
 /// component was installed at all.
 pub fn uninstall(sysroot: &Path, target: Target) -> Result<bool> {

@@ -122,9 +122,14 @@ pub fn run(command: TargetCommand) -> i32 {
             toolchain,
             source,
             quiet,
-        } => target_add(&or_default(targets), &toolchain, &source, &Ui::new(quiet)),
+        } => target_add(
+            &Target::or_default(targets),
+            &toolchain,
+            &source,
+            &Ui::new(quiet),
+        ),
         TargetCommand::Remove { targets, toolchain } => {
-            target_remove(&or_default(targets), &toolchain)
+            target_remove(&Target::or_default(targets), &toolchain)
         }
         TargetCommand::List => target_list(),
     };
@@ -162,16 +167,6 @@ pub fn add_command(target: Target) -> String {
         Target::None => "hyperlight-run target add".to_owned(),
         other => format!("hyperlight-run target add {other}"),
     }
-}
-
-/// The targets named, x86_64-hyperlight-none when none is, each once.
-fn or_default(mut targets: Vec<Target>) -> Vec<Target> {
-    if targets.is_empty() {
-        targets.push(Target::None);
-    }
-    targets.sort();
-    targets.dedup();
-    targets
 }
 
 fn target_add(
@@ -295,7 +290,7 @@ fn install(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
     }
     let release = Release::fetch(&server, ui)?;
     let confirm = |plan: &str| confirm(args.yes, plan);
-    let targets = or_default(args.targets.clone());
+    let targets = Target::or_default(args.targets.clone());
     add_targets(
         &targets,
         &toolchain,
@@ -387,22 +382,7 @@ fn write_executable(path: &Path, data: &[u8]) -> Result<(), InstallError> {
 fn uninstall(args: &InitArgs, ui: &Ui) -> Result<(), InstallError> {
     let toolchain = find_toolchain(&args.toolchain)?;
     let sysroot = &toolchain.sysroot;
-    let named = !args.targets.is_empty();
-    let targets = if named {
-        args.targets.clone()
-    } else {
-        Target::ALL.to_vec()
-    };
-    for target in targets {
-        if transaction::uninstall(sysroot, target)? {
-            ui.say(&format!("removed {target} from {}", sysroot.display()));
-        } else if named || target == Target::None {
-            ui.say(&format!(
-                "{target} is not installed in {}",
-                sysroot.display()
-            ));
-        }
-    }
+    transaction::uninstall_targets(sysroot, &args.targets, |said| ui.say(&said))?;
     if args.no_runner {
         return Ok(());
     }

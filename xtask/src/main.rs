@@ -190,18 +190,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Install {
             toolchain,
-            mut targets,
+            targets,
             prefix,
             no_runner,
             key,
         } => {
             let toolchain =
                 Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
-            if targets.is_empty() {
-                targets.push(Target::None);
-            }
-            targets.sort();
-            targets.dedup();
+            let targets = Target::or_default(targets);
             let built = sysroot::default_out(&toolchain);
             for &target in &targets {
                 sysroot::build(&sh, &toolchain, target, &built)?;
@@ -237,15 +233,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let toolchain = Toolchain::resolve(toolchain.as_deref())?;
             let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            let named = !targets.is_empty();
-            let targets = if named { targets } else { Target::ALL.to_vec() };
-            for target in targets {
-                if transaction::uninstall(&sysroot, target)? {
-                    eprintln!("removed {target} from {}", sysroot.display());
-                } else if named || target == Target::None {
-                    eprintln!("{target} is not installed in {}", sysroot.display());
-                }
-            }
+            transaction::uninstall_targets(&sysroot, &targets, |said| eprintln!("{said}"))?;
             match installed_runner::uninstall(&sysroot)? {
                 Removal::Removed(runner) => eprintln!("removed {}", runner.display()),
                 Removal::Kept { runner, user } => eprintln!(
