@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hyperlight_install::Target;
-use hyperlight_run::{Config, HostStdio, Outcome};
+use hyperlight_run::{Config, GuestFile, HostStdio, Outcome};
 
 /// The environment variable that overrides the KVM device (tests point it at a missing path).
 const KVM_DEVICE_VAR: &str = "HYPERLIGHT_KVM_DEVICE";
@@ -209,21 +209,28 @@ pub fn main() -> i32 {
     args.push(cli.guest.clone().into_os_string());
     args.extend(cli.args.iter().cloned());
 
+    let guest = match GuestFile::open(&cli.guest) {
+        Ok(guest) => guest,
+        Err(err) => {
+            error(&err);
+            return err.exit_code();
+        }
+    };
     if let Some(times) = cli.repeat {
-        return repeat(&cli, &args, &config, times);
+        return repeat(&guest, &args, &config, times);
     }
-    if let Some(protocol) = hyperlight_run::harness::Protocol::of(&cli.guest) {
+    if let Some(protocol) = hyperlight_run::harness::Protocol::of(&guest) {
         // One process boots a VM per test, so the filter that would forbid creating the
         // next VM is not installed: test binaries are the developer's own code.
         let config = Config {
             seccomp: false,
             ..config
         };
-        return hyperlight_run::harness::run(&cli.guest, protocol, &cli.args, &config);
+        return hyperlight_run::harness::run(&guest, protocol, &cli.args, &config);
     }
 
     let mut output = HostStdio::new();
-    match hyperlight_run::run(&cli.guest, &args, &config, &mut output) {
+    match hyperlight_run::run(&guest, &args, &config, &mut output) {
         Ok(report) => {
             match &report.outcome {
                 Outcome::Crashed(report) => {
@@ -250,10 +257,10 @@ pub fn main() -> i32 {
     }
 }
 
-fn repeat(cli: &Cli, args: &[OsString], config: &Config, times: u32) -> i32 {
+fn repeat(guest: &GuestFile, args: &[OsString], config: &Config, times: u32) -> i32 {
     let mut samples = Vec::new();
     for _ in 0..times.max(1) {
-        match hyperlight_run::run(&cli.guest, args, config, &mut hyperlight_run::Discard) {
+        match hyperlight_run::run(guest, args, config, &mut hyperlight_run::Discard) {
             Ok(report) => samples.push(report.boot_to_exit),
             Err(err) => {
                 error(&err);

@@ -3,28 +3,53 @@
 //! them and are read only to explain a crash. Reading those few bytes with `pread` costs a
 //! fraction of mapping the file, faulting its pages in and unmapping it again.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::elf;
+use crate::{elf, Error};
 
 /// The first read: the headers, and for a small guest everything it loads.
 const FIRST_READ: u64 = 16 << 10;
 
+/// A guest ELF, opened once per process: its front is what every boot of it reads.
 pub struct GuestFile {
+    path: PathBuf,
     file: File,
-    len: u64,
+    metadata: Metadata,
     front: Vec<u8>,
 }
 
 impl GuestFile {
-    pub fn open(path: &Path) -> io::Result<GuestFile> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        let front = read_front(len, |buffer, offset| file.read_exact_at(buffer, offset))?;
-        Ok(GuestFile { file, len, front })
+    pub fn open(path: &Path) -> Result<GuestFile, Error> {
+        let read = || {
+            let file = File::open(path)?;
+            let metadata = file.metadata()?;
+            let front = read_front(metadata.len(), |buffer, offset| {
+                file.read_exact_at(buffer, offset)
+            })?;
+            io::Result::Ok((file, metadata, front))
+        };
+        let (file, metadata, front) = read().map_err(|err| Error::Load {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })?;
+        Ok(GuestFile {
+            path: path.to_path_buf(),
+            file,
+            metadata,
+            front,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's metadata as it was opened.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
     /// The headers and everything the program headers describe (or the whole file, if they
@@ -37,7 +62,7 @@ impl GuestFile {
     pub fn everything(&self) -> io::Result<Vec<u8>> {
         let mut bytes = self.front.clone();
         let start = bytes.len();
-        bytes.resize(self.len as usize, 0);
+        bytes.resize(self.metadata.len() as usize, 0);
         self.file.read_exact_at(&mut bytes[start..], start as u64)?;
         Ok(bytes)
     }

@@ -28,7 +28,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use guest_file::GuestFile;
+pub use guest_file::GuestFile;
 pub use output::{Captured, Discard, HostStdio, Output, Stream};
 
 /// Process exit codes of `hyperlight-run` (the guest's own code passes through otherwise).
@@ -170,21 +170,20 @@ pub struct Report {
     pub boot_to_exit: Duration,
 }
 
-/// Boots the guest at `elf_path` with `args` (the first being the program name) and runs it
-/// to the end, sending its output to `output`.
+/// Boots `guest` with `args` (the first being the program name) and runs it to the end,
+/// sending its output to `output`.
 pub fn run(
-    elf_path: &Path,
+    guest: &GuestFile,
     args: &[OsString],
     config: &Config,
     output: &mut dyn Output,
 ) -> Result<Report, Error> {
     let started = Instant::now();
-    let load_error = |reason: String| Error::Load {
+    let elf_path = guest.path();
+    let image = elf::Image::parse(guest.front()).map_err(|err| Error::Load {
         path: elf_path.to_path_buf(),
-        reason,
-    };
-    let file = GuestFile::open(elf_path).map_err(|err| load_error(err.to_string()))?;
-    let image = elf::Image::parse(file.front()).map_err(|err| load_error(err.0))?;
+        reason: err.0,
+    })?;
     // Official guests expect the Hyperlight host's memory layout and calling convention (and
     // crash on some KVMs before reaching their code): say what they need instead of booting.
     if let Some(version) = &image.hyperlight_version_note {
@@ -205,7 +204,7 @@ pub fn run(
     test_hook::after_confinement();
     let stop = vm.run(output, started, config.timeout);
     let boot_to_exit = started.elapsed();
-    let outcome = outcome(stop, &vm, &file, &map, elf_path, config, output)?;
+    let outcome = outcome(stop, &vm, guest, &map, config, output)?;
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
     // kernel-wide switches on instead of patching kernel code for each new VM. A thread that
     // runs guest after guest (`cargo test`, `--repeat`) therefore tears each VM down after the
@@ -281,7 +280,6 @@ fn outcome(
     vm: &vcpu::Vm,
     file: &GuestFile,
     map: &layout::MemoryMap,
-    elf_path: &Path,
     config: &Config,
     output: &mut dyn Output,
 ) -> Result<Outcome, Error> {
@@ -299,7 +297,7 @@ fn outcome(
             // the report still names the crashing function (addr2line reads by path).
             let everything = file.everything();
             let elf = everything.as_deref().unwrap_or(file.front());
-            Outcome::Crashed(fault::report(&crash, map, elf_path, elf, vm.memory()))
+            Outcome::Crashed(fault::report(&crash, map, file.path(), elf, vm.memory()))
         }
         vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
         vcpu::Stop::OutputClosed => Outcome::OutputClosed,

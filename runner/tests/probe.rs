@@ -221,6 +221,7 @@ fn a_guest_sees_nothing_of_the_guest_before_it_on_the_same_thread() {
     // memory of the one before; every boot here dirties what the next one checks.
     use hyperlight_run::{Captured, Config, Outcome};
     let elf = probe();
+    let guest = hyperlight_run::GuestFile::open(&elf).unwrap();
     let args = [elf.clone().into_os_string(), "leftovers".into()];
     let config = Config {
         seccomp: false,
@@ -228,7 +229,7 @@ fn a_guest_sees_nothing_of_the_guest_before_it_on_the_same_thread() {
     };
     for boot in 0..3 {
         let mut output = Captured::default();
-        let report = hyperlight_run::run(&elf, &args, &config, &mut output).unwrap();
+        let report = hyperlight_run::run(&guest, &args, &config, &mut output).unwrap();
         assert!(
             matches!(report.outcome, Outcome::Exited(0)),
             "boot {boot}: {:?}",

@@ -6,7 +6,9 @@
 use std::fs;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use crate::GuestFile;
 
 pub struct ListCache {
     path: PathBuf,
@@ -14,9 +16,9 @@ pub struct ListCache {
 }
 
 impl ListCache {
-    /// The entry for what `elf` prints when booted with `args`.
-    pub fn new(elf: &Path, args: &[&str]) -> Option<ListCache> {
-        let meta = fs::metadata(elf).ok()?;
+    /// The entry for what `guest` prints when booted with `args`.
+    pub fn new(guest: &GuestFile, args: &[&str]) -> Option<ListCache> {
+        let meta = guest.metadata();
         let identity = format!(
             "{} {} {} {}.{:09}",
             meta.dev(),
@@ -27,6 +29,7 @@ impl ListCache {
         );
         let mut hasher = DefaultHasher::new();
         args.hash(&mut hasher);
+        let elf = guest.path();
         let name = elf.file_name()?.to_str()?;
         let path = elf.with_file_name(format!(".{name}.{:016x}.hyperlight-list", hasher.finish()));
         Some(ListCache { path, identity })
@@ -62,23 +65,19 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         let elf = dir.join("tests-0123");
         fs::write(&elf, b"first build").unwrap();
-        let cache = ListCache::new(&elf, &["--list"]).unwrap();
+        let new = |args: &[&str]| ListCache::new(&GuestFile::open(&elf).unwrap(), args).unwrap();
+        let cache = new(&["--list"]);
         assert_eq!(cache.read(), None);
         cache.write("a: test\nb: test\n");
         assert_eq!(
-            ListCache::new(&elf, &["--list"]).unwrap().read().as_deref(),
+            new(&["--list"]).read().as_deref(),
             Some("a: test\nb: test\n")
         );
-        assert_eq!(
-            ListCache::new(&elf, &["--list", "--ignored"])
-                .unwrap()
-                .read(),
-            None
-        );
+        assert_eq!(new(&["--list", "--ignored"]).read(), None);
         // A rebuilt binary (a new file in its place) is listed afresh.
         fs::remove_file(&elf).unwrap();
         fs::write(&elf, b"second build, longer").unwrap();
-        assert_eq!(ListCache::new(&elf, &["--list"]).unwrap().read(), None);
+        assert_eq!(new(&["--list"]).read(), None);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

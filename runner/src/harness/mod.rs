@@ -12,7 +12,6 @@ mod report;
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
@@ -20,8 +19,7 @@ use std::time::Instant;
 use hyperlight_rt::abi::test::{parse_line, Ignore, ShouldPanic, LIST, NOTE_NAME, NOTE_TYPE, RUN};
 
 use crate::exit_code::PANIC as PANICKED;
-use crate::guest_file::GuestFile;
-use crate::{Captured, Config, HostStdio, Outcome, Output, Stream};
+use crate::{Captured, Config, GuestFile, HostStdio, Outcome, Output, Stream};
 use list_cache::ListCache;
 use options::Options;
 use report::Finished;
@@ -49,9 +47,8 @@ pub enum Protocol {
 impl Protocol {
     /// The protocol of `elf`, if it is a guest test binary: it carries the note
     /// `hyperlight_rt::tests!` puts there, or libtest. Only the loaded parts are read.
-    pub fn of(elf: &Path) -> Option<Protocol> {
-        let file = GuestFile::open(elf).ok()?;
-        let front = file.front();
+    pub fn of(guest: &GuestFile) -> Option<Protocol> {
+        let front = guest.front();
         if crate::elf::find_note(front, NOTE_NAME, NOTE_TYPE).is_some() {
             return Some(Protocol::Runtime);
         }
@@ -83,7 +80,7 @@ impl Test {
 
 /// Runs the tests of the test binary `elf` as libtest would and returns the exit code.
 /// `config.timeout` is the time limit of every test that sets none of its own.
-pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -> i32 {
+pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Config) -> i32 {
     let options = match Options::parse(args)
         .and_then(|options| options.with_environment(|name| std::env::var(name).ok()))
     {
@@ -94,12 +91,12 @@ pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -
         }
     };
     let started = Instant::now();
-    let all = match list(elf, protocol, config) {
+    let all = match list(guest, protocol, config) {
         Ok(tests) => tests,
         Err(message) => {
             eprintln!(
                 "hyperlight-run: error: cannot list the tests of {}: {message}",
-                elf.display()
+                guest.path().display()
             );
             return TESTS_FAILED;
         }
@@ -132,15 +129,19 @@ pub fn run(elf: &Path, protocol: Protocol, args: &[OsString], config: &Config) -
         let _ = write!(stdout, "{}", report::ignored(&test.name, reason));
     }
     let _ = stdout.flush();
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-        .min(to_run.len().max(1));
+    // cargo-nextest runs one test per process: no need to ask the host how many cores it has.
+    let threads = match (options.threads, to_run.len()) {
+        (_, 0 | 1) => 1,
+        (Some(threads), tests) => threads.min(tests),
+        (None, tests) => std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(tests),
+    };
     // libtest's own tests say whether they expect a panic only by running (`judge`), so their
     // line waits for the run unless their output goes straight through.
     let name_first = protocol == Protocol::Runtime || options.nocapture;
     let finished = run_all(&to_run, threads, name_first, &mut stdout, |test| {
-        run_one(elf, protocol, test, config, options.nocapture)
+        run_one(guest, protocol, test, config, options.nocapture)
     });
     let summary = report::summary(
         &finished,
@@ -206,9 +207,9 @@ fn run_all(
 }
 
 /// The binary's tests, sorted by name as libtest sorts them.
-fn list(elf: &Path, protocol: Protocol, config: &Config) -> Result<Vec<Test>, String> {
+fn list(guest: &GuestFile, protocol: Protocol, config: &Config) -> Result<Vec<Test>, String> {
     let mut tests = match protocol {
-        Protocol::Runtime => list_lines(elf, &[LIST], config)?
+        Protocol::Runtime => list_lines(guest, &[LIST], config)?
             .lines()
             .map(|line| match parse_line(line) {
                 Ok((name, attributes)) => Ok(Test {
@@ -221,11 +222,11 @@ fn list(elf: &Path, protocol: Protocol, config: &Config) -> Result<Vec<Test>, St
         Protocol::Libtest => {
             const LIST_TERSE: [&str; 3] = ["--list", "--format", "terse"];
             let ignored: Vec<String> = libtest_names(&list_lines(
-                elf,
+                guest,
                 &[&LIST_TERSE[..], &["--ignored"]].concat(),
                 config,
             )?);
-            libtest_names(&list_lines(elf, &LIST_TERSE, config)?)
+            libtest_names(&list_lines(guest, &LIST_TERSE, config)?)
                 .into_iter()
                 .map(|name| Test {
                     attributes: Attributes {
@@ -256,23 +257,23 @@ fn libtest_names(lines: &str) -> Vec<String> {
 
 /// What the binary prints when booted with `args`, if it exits 0: from the binary's
 /// [`ListCache`] when it has this file's list.
-fn list_lines(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
-    let cache = ListCache::new(elf, args);
+fn list_lines(guest: &GuestFile, args: &[&str], config: &Config) -> Result<String, String> {
+    let cache = ListCache::new(guest, args);
     if let Some(list) = cache.as_ref().and_then(ListCache::read) {
         return Ok(list);
     }
-    let list = boot_for_list(elf, args, config)?;
+    let list = boot_for_list(guest, args, config)?;
     if let Some(cache) = cache {
         cache.write(&list);
     }
     Ok(list)
 }
 
-fn boot_for_list(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
+fn boot_for_list(guest: &GuestFile, args: &[&str], config: &Config) -> Result<String, String> {
     let mut output = Captured::default();
-    let mut argv = vec![elf.as_os_str().to_owned()];
+    let mut argv = vec![guest.path().as_os_str().to_owned()];
     argv.extend(args.iter().map(OsString::from));
-    match crate::run(elf, &argv, config, &mut output) {
+    match crate::run(guest, &argv, config, &mut output) {
         Ok(report) => match report.outcome {
             Outcome::Exited(0) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
             Outcome::Exited(code) => Err(format!(
@@ -287,13 +288,13 @@ fn boot_for_list(elf: &Path, args: &[&str], config: &Config) -> Result<String, S
 
 /// Boots a fresh VM for `test` and judges how it ended.
 fn run_one(
-    elf: &Path,
+    guest: &GuestFile,
     protocol: Protocol,
     test: &Test,
     config: &Config,
     nocapture: bool,
 ) -> Finished {
-    let mut args = vec![elf.as_os_str().to_owned()];
+    let mut args = vec![guest.path().as_os_str().to_owned()];
     let mut env = config.env.clone();
     match protocol {
         Protocol::Runtime => args.extend([RUN.into(), OsStr::new(&test.name).to_owned()]),
@@ -309,7 +310,7 @@ fn run_one(
         stderr: Vec::new(),
         passthrough: nocapture.then(HostStdio::new),
     };
-    let verdict = match crate::run(elf, &args, &config, &mut output) {
+    let verdict = match crate::run(guest, &args, &config, &mut output) {
         Ok(report) => judge(
             protocol,
             &test.attributes.should_panic,
