@@ -81,17 +81,19 @@ impl fmt::Display for Target {
     }
 }
 
-impl std::str::FromStr for Target {
-    type Err = String;
+/// A target name this project does not distribute.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown target `{0}`; this project distributes {known}",
+    known = Target::ALL.map(Target::name).join(" and ")
+)]
+pub struct UnknownTarget(pub String);
 
-    fn from_str(name: &str) -> Result<Target, String> {
-        Target::from_name(name).ok_or_else(|| {
-            let known: Vec<_> = Target::ALL.iter().map(|t| t.name()).collect();
-            format!(
-                "unknown target `{name}`; this project distributes {}",
-                known.join(" and ")
-            )
-        })
+impl std::str::FromStr for Target {
+    type Err = UnknownTarget;
+
+    fn from_str(name: &str) -> Result<Target, UnknownTarget> {
+        Target::from_name(name).ok_or_else(|| UnknownTarget(name.to_owned()))
     }
 }
 
@@ -106,12 +108,12 @@ mod tests {
             assert_eq!(target.component(), format!("rust-std-{target}"));
         }
         assert_eq!(
-            "x86_64-unknown-hermit".parse::<Target>(),
-            Err(
-                "unknown target `x86_64-unknown-hermit`; this project distributes \
-                 x86_64-hyperlight-none and x86_64-hyperlight-hermit"
-                    .to_owned()
-            )
+            "x86_64-unknown-hermit"
+                .parse::<Target>()
+                .unwrap_err()
+                .to_string(),
+            "unknown target `x86_64-unknown-hermit`; this project distributes \
+             x86_64-hyperlight-none and x86_64-hyperlight-hermit"
         );
     }
 }

@@ -45,23 +45,21 @@ fn exit_only_guest() -> Vec<u8> {
     elf
 }
 
-fn main() -> Result<(), String> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = std::env::args()
         .nth(1)
         .and_then(|count| count.parse().ok())
         .ok_or("usage: kvm_floor COUNT")?;
     let elf = exit_only_guest();
-    let image = Image::parse(&elf).map_err(|err| err.0)?;
+    let image = Image::parse(&elf)?;
     let map = MemoryMap::new(&image, DEFAULT_MEMORY, PAGE)?;
     let kvm = vcpu::kvm_for_this_thread(Path::new("/dev/kvm"))?;
     let mut samples = Vec::with_capacity(count);
     // Like `hyperlight_run::run`: each VM is torn down after the next one has run.
     let mut previous = None;
     for _ in 0..count.max(1) {
-        let mut memory = GuestMemory::new(DEFAULT_MEMORY).map_err(|err| err.to_string())?;
-        image
-            .load(&mut memory, map.load_bias)
-            .map_err(|err| err.0)?;
+        let mut memory = GuestMemory::new(DEFAULT_MEMORY)?;
+        image.load(&mut memory, map.load_bias)?;
         layout::build(&mut memory, &map, &image)?;
 
         let started = Instant::now();
@@ -69,7 +67,7 @@ fn main() -> Result<(), String> {
         let stop = vm.run(&mut Discard, started, None);
         samples.push(started.elapsed());
         if !matches!(stop, Stop::Exited(0)) {
-            return Err(format!("the exit-only guest did not exit 0: {stop:?}"));
+            return Err(format!("the exit-only guest did not exit 0: {stop:?}").into());
         }
         previous = Some(vm.retire());
     }

@@ -10,6 +10,10 @@ use hyperlight_rt::abi::{
 
 use crate::layout::MemoryMap;
 use crate::memory::GuestMemory;
+use crate::SetupError;
+
+/// How many bytes the boot block, arguments and environment together may take.
+pub const ARGUMENTS_LIMIT: u64 = BOOT_INFO_END - BOOT_INFO_ADDR;
 
 /// Everything the guest is told at start.
 pub struct BootParameters<'a> {
@@ -25,19 +29,14 @@ pub fn write(
     memory: &mut GuestMemory,
     map: &MemoryMap,
     parameters: &BootParameters<'_>,
-) -> Result<(), String> {
+) -> Result<(), SetupError> {
     let slice_size = std::mem::size_of::<GuestSlice>() as u64;
     let info_size = std::mem::size_of::<BootInfo>() as u64;
     let args_at = BOOT_INFO_ADDR + info_size.next_multiple_of(16);
     let env_at = args_at + slice_size * parameters.args.len() as u64;
     let mut strings_at = env_at + slice_size * parameters.env.len() as u64;
 
-    let too_large = || {
-        format!(
-            "the guest's arguments and environment are too large (limit {} bytes)",
-            BOOT_INFO_END - BOOT_INFO_ADDR
-        )
-    };
+    let too_large = || SetupError::ArgumentsTooLarge;
     if strings_at > BOOT_INFO_END {
         return Err(too_large());
     }
@@ -53,7 +52,7 @@ pub fn write(
             .write_u64(slot + 8, bytes.len() as u64)
             .ok_or_else(too_large)?;
         strings_at = end;
-        Ok::<(), String>(())
+        Ok::<(), SetupError>(())
     };
     for (i, arg) in parameters.args.iter().enumerate() {
         place(memory, args_at + i as u64 * slice_size, arg)?;

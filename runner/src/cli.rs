@@ -276,8 +276,19 @@ fn repeat(guest: &GuestFile, args: &[OsString], config: &Config, times: u32) -> 
     0
 }
 
+/// An option's value clap hands over that is not what the option takes.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum ValueError {
+    #[error("`{0}` is not a size like 64M or 1G")]
+    Size(String),
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+    #[error("`{0}` is not a duration like 500ms, 10s or 2m")]
+    Duration(String),
+}
+
 /// `64M`, `1G`, `512K`, `4096`; binary units, an optional `B`/`iB` suffix.
-fn parse_size(text: &str) -> Result<u64, String> {
+fn parse_size(text: &str) -> Result<u64, ValueError> {
     let lower = text.trim().to_ascii_lowercase();
     let lower = lower
         .strip_suffix("ib")
@@ -291,17 +302,17 @@ fn parse_size(text: &str) -> Result<u64, String> {
     };
     let number: u64 = digits
         .parse()
-        .map_err(|_| format!("`{text}` is not a size like 64M or 1G"))?;
+        .map_err(|_| ValueError::Size(text.to_owned()))?;
     number
         .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))
+        .ok_or_else(|| ValueError::TooLarge(text.to_owned()))
 }
 
 /// `500ms`, `10s`, `2m`, `1.5s`; a bare number is seconds (the syntax of a test's `timeout`
 /// too, `hyperlight_rt::abi::duration`).
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, ValueError> {
     hyperlight_rt::abi::duration::parse(text)
-        .ok_or_else(|| format!("`{}` is not a duration like 500ms, 10s or 2m", text.trim()))
+        .ok_or_else(|| ValueError::Duration(text.trim().to_owned()))
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub fn run(toolchain: Option<&str>, kvm_device: &Path) -> i32 {
         .unwrap_or(Target::None);
     let found = Toolchain::find(toolchain, &cwd);
     match &found {
-        Err(message) => report.line(Verdict::Fail, "toolchain", message),
+        Err(err) => report.line(Verdict::Fail, "toolchain", &err.to_string()),
         Ok(found) => {
             for target in Target::ALL {
                 check_target(&mut report, found, target, target == needed);
@@ -86,7 +86,7 @@ fn check_kvm(report: &mut Report, kvm_device: &Path) {
                 kvm_device.display()
             ),
         ),
-        Err(message) => report.line(Verdict::Fail, "KVM", &message),
+        Err(err) => report.line(Verdict::Fail, "KVM", &err.to_string()),
     }
 }
 

@@ -5,8 +5,6 @@
 //! `object` checks for us); [`Image::load`] then copies the segments and applies the
 //! `R_X86_64_RELATIVE` relocations. Anything else is rejected with one clear message.
 
-use std::fmt;
-
 use object::elf::{self, FileHeader64, ProgramHeader64};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::LittleEndian as LE;
@@ -20,17 +18,96 @@ pub const PAGE: u64 = hyperlight_rt::abi::PAGE_SIZE;
 const MAX_LOAD_SEGMENTS: usize = 64;
 
 /// Why an ELF file was rejected. The message completes "cannot load GUEST: ".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ElfError(pub String);
-
-impl fmt::Display for ElfError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn reject<T>(message: impl Into<String>) -> Result<T, ElfError> {
-    Err(ElfError(message.into()))
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElfError {
+    #[error("not an ELF file")]
+    NotElf,
+    #[error("truncated ELF header")]
+    TruncatedHeader,
+    #[error("32-bit ELF; guests must be 64-bit x86_64")]
+    Class32,
+    #[error("unknown ELF class {0}")]
+    UnknownClass(u8),
+    #[error("big-endian ELF; guests must be little-endian x86_64")]
+    BigEndian,
+    #[error("unknown ELF data encoding {0}")]
+    UnknownEncoding(u8),
+    #[error("malformed ELF header ({0})")]
+    MalformedHeader(object::read::Error),
+    #[error("ELF machine {0} is not x86_64 (62)")]
+    Machine(u16),
+    #[error("not a position-independent executable (ET_EXEC); build for x86_64-hyperlight-none")]
+    NotPositionIndependent,
+    #[error("ELF type {0} is not an executable")]
+    NotExecutable(u16),
+    #[error("malformed program headers ({0})")]
+    MalformedProgramHeaders(object::read::Error),
+    #[error("no program headers")]
+    NoProgramHeaders,
+    #[error("more than {MAX_LOAD_SEGMENTS} loadable segments")]
+    TooManySegments,
+    #[error("no loadable segments")]
+    NoLoadableSegments,
+    #[error("segment at {0:#x} is out of range")]
+    SegmentOutOfRange(u64),
+    #[error(
+        "segment at {vaddr:#x} has more file bytes ({file_size}) than memory bytes ({mem_size})"
+    )]
+    FileBytesBeyondMemory {
+        vaddr: u64,
+        file_size: u64,
+        mem_size: u64,
+    },
+    #[error("truncated file: segment at {vaddr:#x} needs bytes {start:#x}..{end:#x}, the file has {len:#x}")]
+    TruncatedSegment {
+        vaddr: u64,
+        start: u64,
+        end: u64,
+        len: usize,
+    },
+    #[error("segments at {0:#x} and {1:#x} overlap")]
+    OverlappingSegments(u64, u64),
+    #[error("RELRO segment out of range")]
+    RelroOutOfRange,
+    #[error("dynamically linked (has an interpreter); guests must be static")]
+    Interpreter,
+    #[error("entry point {0:#x} is outside executable memory")]
+    EntryOutsideCode(u64),
+    #[error(
+        "thread-local storage of {mem_size} bytes ({file_size} initialised); at most \
+         {MAX_TLS_SIZE} are supported"
+    )]
+    TlsTooLarge { mem_size: u64, file_size: u64 },
+    #[error("thread-local storage aligned to {0}; at most a page is supported")]
+    TlsAlignment(u64),
+    #[error("thread-local data at {0:#x} is out of range")]
+    TlsOutOfRange(u64),
+    #[error("thread-local data at {0:#x} is outside the loaded segments")]
+    TlsOutsideSegments(u64),
+    #[error("truncated file: dynamic section out of range")]
+    DynamicOutOfRange,
+    #[error("misaligned dynamic section")]
+    MisalignedDynamic,
+    #[error("needs a shared library; guests must be static")]
+    SharedLibrary,
+    #[error("unsupported relocation format ({0}); only RELA is supported")]
+    RelocationFormat(&'static str),
+    #[error("has PLT relocations; guests must be static")]
+    PltRelocations,
+    #[error("unsupported RELA entry size {0}")]
+    RelaEntrySize(u64),
+    #[error("relocation table out of range")]
+    RelocationTableOutOfRange,
+    #[error(
+        "unsupported relocation type {kind} at {offset:#x}; only R_X86_64_RELATIVE is supported"
+    )]
+    RelocationType { kind: u32, offset: u64 },
+    #[error("relocation at {0:#x} is outside the loaded segments")]
+    RelocationOutsideSegments(u64),
+    #[error("segment does not fit in guest memory")]
+    SegmentBeyondMemory,
+    #[error("relocation outside guest memory")]
+    RelocationBeyondMemory,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,27 +182,21 @@ pub struct Image<'data> {
 impl<'data> Image<'data> {
     pub fn parse(data: &'data [u8]) -> Result<Image<'data>, ElfError> {
         check_ident(data)?;
-        let header = FileHeader64::<LE>::parse(data)
-            .or_else(|err| reject(format!("malformed ELF header ({err})")))?;
+        let header = FileHeader64::<LE>::parse(data).map_err(ElfError::MalformedHeader)?;
         let endian = LE;
         if header.e_machine(endian) != elf::EM_X86_64 {
-            return reject(format!(
-                "ELF machine {} is not x86_64 (62)",
-                header.e_machine(endian)
-            ));
+            return Err(ElfError::Machine(header.e_machine(endian)));
         }
         match header.e_type(endian) {
             elf::ET_DYN => {}
-            elf::ET_EXEC => return reject(
-                "not a position-independent executable (ET_EXEC); build for x86_64-hyperlight-none",
-            ),
-            other => return reject(format!("ELF type {other} is not an executable")),
+            elf::ET_EXEC => return Err(ElfError::NotPositionIndependent),
+            other => return Err(ElfError::NotExecutable(other)),
         }
         let program_headers = header
             .program_headers(endian, data)
-            .or_else(|err| reject(format!("malformed program headers ({err})")))?;
+            .map_err(ElfError::MalformedProgramHeaders)?;
         if program_headers.is_empty() {
-            return reject("no program headers");
+            return Err(ElfError::NoProgramHeaders);
         }
 
         let mut segments = Vec::new();
@@ -136,7 +207,7 @@ impl<'data> Image<'data> {
             match ph.p_type(endian) {
                 elf::PT_LOAD => {
                     if segments.len() == MAX_LOAD_SEGMENTS {
-                        return reject(format!("more than {MAX_LOAD_SEGMENTS} loadable segments"));
+                        return Err(ElfError::TooManySegments);
                     }
                     segments.push(load_segment(ph, data)?);
                 }
@@ -146,26 +217,21 @@ impl<'data> Image<'data> {
                     let end = start
                         .checked_add(ph.p_memsz(endian))
                         .filter(|end| *end <= MAX_ADDRESS)
-                        .ok_or_else(|| ElfError("RELRO segment out of range".into()))?;
+                        .ok_or(ElfError::RelroOutOfRange)?;
                     relro = Some((start, end));
                 }
-                elf::PT_INTERP => {
-                    return reject("dynamically linked (has an interpreter); guests must be static")
-                }
+                elf::PT_INTERP => return Err(ElfError::Interpreter),
                 elf::PT_TLS => tls = Some(tls_template(ph)?),
                 _ => {}
             }
         }
         if segments.is_empty() {
-            return reject("no loadable segments");
+            return Err(ElfError::NoLoadableSegments);
         }
         segments.sort_by_key(|segment| segment.vaddr);
         for pair in segments.windows(2) {
             if pair[0].page_range().1 > pair[1].page_range().0 {
-                return reject(format!(
-                    "segments at {:#x} and {:#x} overlap",
-                    pair[0].vaddr, pair[1].vaddr
-                ));
+                return Err(ElfError::OverlappingSegments(pair[0].vaddr, pair[1].vaddr));
             }
         }
         let span = segments.last().unwrap().page_range().1;
@@ -175,9 +241,7 @@ impl<'data> Image<'data> {
             segment.permissions.execute && segment.vaddr <= entry && entry < segment.end()
         });
         if !entry_ok {
-            return reject(format!(
-                "entry point {entry:#x} is outside executable memory"
-            ));
+            return Err(ElfError::EntryOutsideCode(entry));
         }
 
         let relocations = match dynamic {
@@ -190,10 +254,7 @@ impl<'data> Image<'data> {
                 segment.vaddr <= tls.vaddr && tls.vaddr + tls.file_size <= segment.end()
             });
             if !loaded {
-                return reject(format!(
-                    "thread-local data at {:#x} is outside the loaded segments",
-                    tls.vaddr
-                ));
+                return Err(ElfError::TlsOutsideSegments(tls.vaddr));
             }
         }
 
@@ -216,13 +277,13 @@ impl<'data> Image<'data> {
             let bytes = &self.data[segment.file_offset..segment.file_offset + segment.file_size];
             memory
                 .write(bias.wrapping_add(segment.vaddr), bytes)
-                .ok_or_else(|| ElfError("segment does not fit in guest memory".into()))?;
+                .ok_or(ElfError::SegmentBeyondMemory)?;
             // The rest (bss) is already zero: guest memory starts zeroed.
         }
         for &(offset, addend) in &self.relocations {
             memory
                 .write_u64(bias.wrapping_add(offset), bias.wrapping_add(addend))
-                .ok_or_else(|| ElfError("relocation outside guest memory".into()))?;
+                .ok_or(ElfError::RelocationBeyondMemory)?;
         }
         Ok(())
     }
@@ -271,23 +332,23 @@ const MAX_ADDRESS: u64 = 1 << 46;
 
 fn check_ident(data: &[u8]) -> Result<(), ElfError> {
     if data.len() < 4 || data[..4] != elf::ELFMAG {
-        return reject("not an ELF file");
+        return Err(ElfError::NotElf);
     }
     if data.len() < 16 {
-        return reject("truncated ELF header");
+        return Err(ElfError::TruncatedHeader);
     }
     match data[4] {
         elf::ELFCLASS64 => {}
-        elf::ELFCLASS32 => return reject("32-bit ELF; guests must be 64-bit x86_64"),
-        other => return reject(format!("unknown ELF class {other}")),
+        elf::ELFCLASS32 => return Err(ElfError::Class32),
+        other => return Err(ElfError::UnknownClass(other)),
     }
     match data[5] {
         elf::ELFDATA2LSB => {}
-        elf::ELFDATA2MSB => return reject("big-endian ELF; guests must be little-endian x86_64"),
-        other => return reject(format!("unknown ELF data encoding {other}")),
+        elf::ELFDATA2MSB => return Err(ElfError::BigEndian),
+        other => return Err(ElfError::UnknownEncoding(other)),
     }
     if data.len() < std::mem::size_of::<FileHeader64<LE>>() {
-        return reject("truncated ELF header");
+        return Err(ElfError::TruncatedHeader);
     }
     Ok(())
 }
@@ -303,22 +364,25 @@ fn load_segment(ph: &ProgramHeader64<LE>, data: &[u8]) -> Result<Segment, ElfErr
         .checked_add(mem_size)
         .is_none_or(|end| end > MAX_ADDRESS)
     {
-        return reject(format!("segment at {vaddr:#x} is out of range"));
+        return Err(ElfError::SegmentOutOfRange(vaddr));
     }
     if file_size > mem_size {
-        return reject(format!(
-            "segment at {vaddr:#x} has more file bytes ({file_size}) than memory bytes ({mem_size})"
-        ));
+        return Err(ElfError::FileBytesBeyondMemory {
+            vaddr,
+            file_size,
+            mem_size,
+        });
     }
     let file_end = file_offset
         .checked_add(file_size)
         .filter(|end| *end <= data.len() as u64);
     if file_end.is_none() {
-        return reject(format!(
-            "truncated file: segment at {vaddr:#x} needs bytes {file_offset:#x}..{:#x}, the file has {:#x}",
-            file_offset.saturating_add(file_size),
-            data.len()
-        ));
+        return Err(ElfError::TruncatedSegment {
+            vaddr,
+            start: file_offset,
+            end: file_offset.saturating_add(file_size),
+            len: data.len(),
+        });
     }
     Ok(Segment {
         vaddr,
@@ -342,22 +406,16 @@ fn tls_template(ph: &ProgramHeader64<LE>) -> Result<TlsTemplate, ElfError> {
         align: ph.p_align(endian).max(1),
     };
     if template.mem_size > MAX_TLS_SIZE || template.file_size > template.mem_size {
-        return reject(format!(
-            "thread-local storage of {} bytes ({} initialised); at most {MAX_TLS_SIZE} are supported",
-            template.mem_size, template.file_size
-        ));
+        return Err(ElfError::TlsTooLarge {
+            mem_size: template.mem_size,
+            file_size: template.file_size,
+        });
     }
     if !template.align.is_power_of_two() || template.align > PAGE {
-        return reject(format!(
-            "thread-local storage aligned to {}; at most a page is supported",
-            template.align
-        ));
+        return Err(ElfError::TlsAlignment(template.align));
     }
     if template.vaddr > MAX_ADDRESS {
-        return reject(format!(
-            "thread-local data at {:#x} is out of range",
-            template.vaddr
-        ));
+        return Err(ElfError::TlsOutOfRange(template.vaddr));
     }
     Ok(template)
 }
@@ -382,12 +440,12 @@ fn relocations(
     let endian = LE;
     let table = dynamic
         .data(endian, data)
-        .or_else(|_| reject("truncated file: dynamic section out of range"))?;
+        .map_err(|_| ElfError::DynamicOutOfRange)?;
     let entries: &[elf::Dyn64<LE>] = object::pod::slice_from_all_bytes(
         &table[..table.len() / std::mem::size_of::<elf::Dyn64<LE>>()
             * std::mem::size_of::<elf::Dyn64<LE>>()],
     )
-    .or_else(|_| reject("misaligned dynamic section"))?;
+    .map_err(|()| ElfError::MisalignedDynamic)?;
     let (mut rela, mut rela_size, mut rela_entry) = (None, 0u64, 24u64);
     for entry in entries {
         let value = entry.d_val.get(endian);
@@ -396,15 +454,13 @@ fn relocations(
             elf::DT_RELA => rela = Some(value),
             elf::DT_RELASZ => rela_size = value,
             elf::DT_RELAENT => rela_entry = value,
-            elf::DT_NEEDED => return reject("needs a shared library; guests must be static"),
+            elf::DT_NEEDED => return Err(ElfError::SharedLibrary),
             elf::DT_REL | elf::DT_RELSZ if value != 0 => {
-                return reject("unsupported relocation format (REL); only RELA is supported")
+                return Err(ElfError::RelocationFormat("REL"))
             }
-            DT_RELR | DT_RELRSZ if value != 0 => {
-                return reject("unsupported relocation format (RELR); only RELA is supported")
-            }
+            DT_RELR | DT_RELRSZ if value != 0 => return Err(ElfError::RelocationFormat("RELR")),
             elf::DT_JMPREL | elf::DT_PLTRELSZ if value != 0 => {
-                return reject("has PLT relocations; guests must be static")
+                return Err(ElfError::PltRelocations)
             }
             _ => {}
         }
@@ -413,10 +469,10 @@ fn relocations(
         return Ok(Vec::new());
     };
     if rela_entry != 24 {
-        return reject(format!("unsupported RELA entry size {rela_entry}"));
+        return Err(ElfError::RelaEntrySize(rela_entry));
     }
-    let bytes = file_bytes(data, segments, rela, rela_size)
-        .ok_or_else(|| ElfError("relocation table out of range".into()))?;
+    let bytes =
+        file_bytes(data, segments, rela, rela_size).ok_or(ElfError::RelocationTableOutOfRange)?;
     let mut relocations = Vec::with_capacity(bytes.len() / 24);
     for raw in bytes.as_chunks::<24>().0 {
         let offset = u64::from_le_bytes(raw[0..8].try_into().unwrap());
@@ -425,11 +481,7 @@ fn relocations(
         match (info & 0xffff_ffff) as u32 {
             elf::R_X86_64_NONE => continue,
             elf::R_X86_64_RELATIVE if info >> 32 == 0 => {}
-            kind => {
-                return reject(format!(
-                    "unsupported relocation type {kind} at {offset:#x}; only R_X86_64_RELATIVE is supported"
-                ))
-            }
+            kind => return Err(ElfError::RelocationType { kind, offset }),
         }
         let inside = segments.iter().any(|segment| {
             segment.vaddr <= offset
@@ -438,9 +490,7 @@ fn relocations(
                     .is_some_and(|end| end <= segment.end())
         });
         if !inside {
-            return reject(format!(
-                "relocation at {offset:#x} is outside the loaded segments"
-            ));
+            return Err(ElfError::RelocationOutsideSegments(offset));
         }
         relocations.push((offset, addend));
     }

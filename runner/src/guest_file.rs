@@ -33,7 +33,7 @@ impl GuestFile {
         };
         let (file, metadata, front) = read().map_err(|err| Error::Load {
             path: path.to_path_buf(),
-            reason: err.to_string(),
+            reason: err.into(),
         })?;
         Ok(GuestFile {
             path: path.to_path_buf(),

@@ -75,9 +75,38 @@ impl TlsBlock {
     }
 }
 
+/// Why the guest's memory cannot be laid out or its tables written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LayoutError {
+    #[error("stack too large")]
+    StackTooLarge,
+    #[error(
+        "the guest needs at least {} of memory (image {} + stack {}), but --memory is {}",
+        human(*needed),
+        human(*image),
+        human(*stack),
+        human(*memory)
+    )]
+    TooLittleMemory {
+        needed: u64,
+        image: u64,
+        stack: u64,
+        memory: u64,
+    },
+    #[error("guest memory layout needs too many page tables")]
+    TooManyPageTables,
+    /// What the runner writes at boot does not fit in guest memory (a bug: the map is checked).
+    #[error("{0} outside guest memory")]
+    OutsideMemory(&'static str),
+}
+
 impl MemoryMap {
     /// Lays out the image, the stack and the heap, or says how much memory they need.
-    pub fn new(image: &Image<'_>, memory_size: u64, stack_size: u64) -> Result<MemoryMap, String> {
+    pub fn new(
+        image: &Image<'_>,
+        memory_size: u64,
+        stack_size: u64,
+    ) -> Result<MemoryMap, LayoutError> {
         let first_page = crate::elf::align_down(image.segments[0].vaddr);
         let load_bias = IMAGE_BASE.wrapping_sub(first_page);
         let image_end = IMAGE_BASE + (image.span - first_page);
@@ -85,19 +114,18 @@ impl MemoryMap {
         let stack_bottom = stack_guard + PAGE;
         let stack_top = stack_bottom
             .checked_add(align_up(stack_size))
-            .ok_or("stack too large")?;
+            .ok_or(LayoutError::StackTooLarge)?;
         let tls = image
             .tls
             .map(|template| TlsBlock::new(&template, stack_top));
         let heap_start = tls.map_or(stack_top, |tls| tls.end);
         if heap_start > memory_size {
-            return Err(format!(
-                "the guest needs at least {} of memory (image {} + stack {}), but --memory is {}",
-                human(heap_start),
-                human(image.span),
-                human(align_up(stack_size)),
-                human(memory_size)
-            ));
+            return Err(LayoutError::TooLittleMemory {
+                needed: heap_start,
+                image: image.span,
+                stack: align_up(stack_size),
+                memory: memory_size,
+            });
         }
         Ok(MemoryMap {
             memory_size,
@@ -200,9 +228,9 @@ impl<'m> PageTables<'m> {
         }
     }
 
-    fn allocate_table(&mut self) -> Result<u64, String> {
+    fn allocate_table(&mut self) -> Result<u64, LayoutError> {
         if self.next_table >= PAGE_TABLES_END {
-            return Err("guest memory layout needs too many page tables".into());
+            return Err(LayoutError::TooManyPageTables);
         }
         let table = self.next_table;
         self.next_table += PAGE;
@@ -210,7 +238,7 @@ impl<'m> PageTables<'m> {
     }
 
     /// The table the entry at `entry_addr` points to, created if absent.
-    fn child_table(&mut self, entry_addr: u64) -> Result<u64, String> {
+    fn child_table(&mut self, entry_addr: u64) -> Result<u64, LayoutError> {
         let entry = self.memory.read_u64(entry_addr).unwrap();
         if entry & PTE_PRESENT != 0 {
             return Ok(entry & ADDRESS_MASK);
@@ -227,7 +255,7 @@ impl<'m> PageTables<'m> {
     }
 
     /// Maps `[start, end)` (page-aligned) identity with `protection`.
-    pub fn map(&mut self, start: u64, end: u64, protection: Protection) -> Result<(), String> {
+    pub fn map(&mut self, start: u64, end: u64, protection: Protection) -> Result<(), LayoutError> {
         // Accessed and dirty preset: with shadow paging KVM would otherwise take an extra fault
         // on a page's first read and again on its first write just to set them.
         let mut flags = PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY;
@@ -273,7 +301,11 @@ impl<'m> PageTables<'m> {
 
 /// Writes GDT, TSS, IDT, exception stubs and page tables for `map`, and maps the image's
 /// segments with their permissions. Guest memory must be freshly zeroed.
-pub fn build(memory: &mut GuestMemory, map: &MemoryMap, image: &Image<'_>) -> Result<(), String> {
+pub fn build(
+    memory: &mut GuestMemory,
+    map: &MemoryMap,
+    image: &Image<'_>,
+) -> Result<(), LayoutError> {
     crate::machine::write_system_tables(memory)?;
 
     let mut tables = PageTables::new(memory);
@@ -347,20 +379,20 @@ fn write_tls(
     map: &MemoryMap,
     block: &TlsBlock,
     template: &TlsTemplate,
-) -> Result<(), String> {
+) -> Result<(), LayoutError> {
     let initialised = memory
         .slice(
             map.load_bias.wrapping_add(template.vaddr),
             template.file_size,
         )
-        .ok_or("thread-local data outside guest memory")?
+        .ok_or(LayoutError::OutsideMemory("thread-local data"))?
         .to_vec();
     memory
         .write(block.start, &initialised)
-        .ok_or("thread-local storage outside guest memory")?;
+        .ok_or(LayoutError::OutsideMemory("thread-local storage"))?;
     memory
         .write_u64(block.thread_pointer, block.thread_pointer)
-        .ok_or_else(|| "thread pointer outside guest memory".to_owned())
+        .ok_or(LayoutError::OutsideMemory("thread pointer"))
 }
 
 /// Whether `rip` is inside the runner's exception stubs (so an EXCEPTION exit is genuine).

@@ -10,6 +10,7 @@
 pub mod backtrace;
 pub mod boot;
 pub mod elf;
+mod error;
 pub mod fault;
 pub mod guest_file;
 pub mod harness;
@@ -23,11 +24,11 @@ pub mod test_hook;
 pub mod vcpu;
 
 use std::ffi::OsString;
-use std::fmt;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use error::{Error, KvmError, LoadError, SetupError};
 pub use guest_file::GuestFile;
 pub use output::{Captured, Discard, HostStdio, Output, Stream};
 
@@ -89,56 +90,6 @@ impl Default for Config {
     }
 }
 
-/// Why the runner could not run the guest: exit code 125, or 126 for an official guest.
-#[derive(Debug)]
-pub enum Error {
-    Kvm(String),
-    /// The ELF file could not be read or was rejected.
-    Load {
-        path: PathBuf,
-        reason: String,
-    },
-    /// The guest does not fit the configured memory, or similar.
-    Setup(String),
-    Io(String),
-    /// An official Hyperlight guest; `version` is its `.note.hyperlight-version`.
-    OfficialGuest {
-        path: PathBuf,
-        version: String,
-    },
-}
-
-impl Error {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::OfficialGuest { .. } => exit_code::OFFICIAL_GUEST,
-            _ => exit_code::RUNNER_FAILED,
-        }
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Kvm(message) | Error::Setup(message) | Error::Io(message) => {
-                f.write_str(message)
-            }
-            Error::Load { path, reason } => {
-                write!(f, "cannot load {}: {reason}", path.display())
-            }
-            Error::OfficialGuest { path, version } => write!(
-                f,
-                "{} is an official Hyperlight guest (hyperlight-guest-bin {version}); it needs a \
-                 Hyperlight host, version {version} (hyperlight-host), and hyperlight-run does \
-                 not boot it",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
 /// How the guest ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -180,10 +131,11 @@ pub fn run(
 ) -> Result<Report, Error> {
     let started = Instant::now();
     let elf_path = guest.path();
-    let image = elf::Image::parse(guest.front()).map_err(|err| Error::Load {
+    let load_error = |reason: LoadError| Error::Load {
         path: elf_path.to_path_buf(),
-        reason: err.0,
-    })?;
+        reason,
+    };
+    let image = elf::Image::parse(guest.front()).map_err(|err| load_error(err.into()))?;
     // Official guests expect the Hyperlight host's memory layout and calling convention (and
     // crash on some KVMs before reaching their code): say what they need instead of booting.
     if let Some(version) = &image.hyperlight_version_note {
@@ -192,14 +144,19 @@ pub fn run(
             version: version.clone(),
         });
     }
-    let map = memory_map(&image, config, elf_path)?;
-    let kvm = vcpu::kvm_for_this_thread(&config.kvm_device).map_err(Error::Kvm)?;
+    let memory_size = config.memory & !(elf::PAGE - 1);
+    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory_size) {
+        return Err(SetupError::MemorySize.into());
+    }
+    let map = layout::MemoryMap::new(&image, memory_size, config.stack)
+        .map_err(|err| load_error(err.into()))?;
+    let kvm = vcpu::kvm_for_this_thread(&config.kvm_device)?;
     let memory = guest_memory(&image, &map, args, config, elf_path)?;
 
     let entry = map.load_bias.wrapping_add(image.entry);
-    let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry).map_err(Error::Kvm)?;
+    let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry)?;
     if config.seccomp {
-        seccomp::install().map_err(Error::Setup)?;
+        seccomp::install()?;
     }
     test_hook::after_confinement();
     let stop = vm.run(output, started, config.timeout);
@@ -218,26 +175,6 @@ pub fn run(
     })
 }
 
-/// Where the parts of the guest at `elf_path` go in `config.memory` bytes of guest memory.
-fn memory_map(
-    image: &elf::Image<'_>,
-    config: &Config,
-    elf_path: &Path,
-) -> Result<layout::MemoryMap, Error> {
-    let memory_size = config.memory & !(elf::PAGE - 1);
-    if !(MIN_MEMORY..=MAX_MEMORY).contains(&memory_size) {
-        return Err(Error::Setup(format!(
-            "--memory must be between {} and {}",
-            layout::human(MIN_MEMORY),
-            layout::human(MAX_MEMORY)
-        )));
-    }
-    layout::MemoryMap::new(image, memory_size, config.stack).map_err(|reason| Error::Load {
-        path: elf_path.to_path_buf(),
-        reason,
-    })
-}
-
 /// Guest memory as the guest at `elf_path` finds it at `entrypoint`: the image loaded, the
 /// system tables and page tables, the boot information with `args` and `config.env`.
 fn guest_memory(
@@ -247,19 +184,18 @@ fn guest_memory(
     config: &Config,
     elf_path: &Path,
 ) -> Result<memory::GuestMemory, Error> {
-    let mut memory = memory::GuestMemory::new(map.memory_size).map_err(|err| {
-        Error::Setup(format!(
-            "cannot reserve {} of guest memory: {err}",
-            layout::human(map.memory_size)
-        ))
-    })?;
+    let mut memory =
+        memory::GuestMemory::new(map.memory_size).map_err(|source| SetupError::ReserveMemory {
+            size: map.memory_size,
+            source,
+        })?;
     image
         .load(&mut memory, map.load_bias)
         .map_err(|err| Error::Load {
             path: elf_path.to_path_buf(),
-            reason: err.0,
+            reason: err.into(),
         })?;
-    layout::build(&mut memory, map, image).map_err(Error::Setup)?;
+    layout::build(&mut memory, map, image).map_err(SetupError::from)?;
     let mut random_seed = [0u8; 32];
     getrandom(&mut random_seed);
     let parameters = boot::BootParameters {
@@ -268,7 +204,7 @@ fn guest_memory(
         stdout_is_tty: config.stdout_is_tty,
         random_seed,
     };
-    boot::write(&mut memory, map, &parameters).map_err(Error::Setup)?;
+    boot::write(&mut memory, map, &parameters)?;
     test_hook::before_boot(&mut memory);
     Ok(memory)
 }
@@ -301,12 +237,8 @@ fn outcome(
         }
         vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
         vcpu::Stop::OutputClosed => Outcome::OutputClosed,
-        vcpu::Stop::HostError(err) => {
-            return Err(Error::Io(format!(
-                "writing the guest's output failed: {err}"
-            )))
-        }
-        vcpu::Stop::KvmError(message) => return Err(Error::Kvm(message)),
+        vcpu::Stop::HostError(err) => return Err(Error::Output(err)),
+        vcpu::Stop::KvmError(err) => return Err(err.into()),
     })
 }
 

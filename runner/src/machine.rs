@@ -14,7 +14,9 @@ use x86_64::structures::idt::ExceptionVector;
 use x86_64::structures::tss::TaskStateSegment;
 use x86_64::PrivilegeLevel::{Ring0, Ring3};
 
-use crate::layout::{FAULT_STACK_TOP, GDT_ADDR, IDT_ADDR, PML4_ADDR, STUBS_ADDR, TSS_ADDR};
+use crate::layout::{
+    LayoutError, FAULT_STACK_TOP, GDT_ADDR, IDT_ADDR, PML4_ADDR, STUBS_ADDR, TSS_ADDR,
+};
 use crate::memory::GuestMemory;
 
 /// Paging, write protection, alignment checks, native x87 errors; SSE without x87 traps.
@@ -183,10 +185,8 @@ fn segment(selector: SegmentSelector) -> kvm_segment {
 }
 
 /// Writes the GDT, the TSS with its I/O permission bitmap, the IDT and the exception stubs.
-pub fn write_system_tables(memory: &mut GuestMemory) -> Result<(), String> {
-    let fits = |written: Option<()>| {
-        written.ok_or_else(|| "the system tables lie outside guest memory".to_owned())
-    };
+pub fn write_system_tables(memory: &mut GuestMemory) -> Result<(), LayoutError> {
+    let fits = |written: Option<()>| written.ok_or(LayoutError::OutsideMemory("the system tables"));
     for (index, flags) in SEGMENTS {
         fits(memory.write_u64(GDT_ADDR + u64::from(index) * 8, flags.bits()))?;
     }

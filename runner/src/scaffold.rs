@@ -4,13 +4,36 @@
 //! x86_64-hyperlight-hermit.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hyperlight_install::runtime::REGISTRY;
 use hyperlight_install::Target;
 
-use crate::toolchain::{install_fix, Installed, Toolchain};
+use crate::toolchain::{install_fix, Installed, Toolchain, ToolchainError};
+
+/// Why `new` created nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error("{} already exists; `new` only creates a new directory", .0.display())]
+    Exists(PathBuf),
+    #[error(
+        "`{0}` is not a valid package name (letters, digits, `-` and `_`, not starting with a \
+         digit); pass one with --name"
+    )]
+    InvalidName(String),
+    #[error("{} is not a directory", .0.display())]
+    NoParent(PathBuf),
+    #[error(transparent)]
+    Toolchain(#[from] ToolchainError),
+    #[error("no toolchain has {target} installed; {fix}")]
+    NoToolchainWithTarget { target: Target, fix: String },
+    #[error("cannot create {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// The guest configuration every guest project of `target` carries (see the README): the
 /// text of templates/`target.guest_config_file()`.
@@ -22,12 +45,9 @@ pub const fn cargo_config(target: Target) -> &'static str {
 }
 
 /// Creates the project for `target` and returns what to tell the user.
-pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String, String> {
+pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String, ScaffoldError> {
     if path.exists() || path.is_symlink() {
-        return Err(format!(
-            "{} already exists; `new` only creates a new directory",
-            path.display()
-        ));
+        return Err(ScaffoldError::Exists(path.to_path_buf()));
     }
     let name = match name {
         Some(name) => name.to_owned(),
@@ -42,7 +62,7 @@ pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String,
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(format!("{} is not a directory", parent.display()));
+        return Err(ScaffoldError::NoParent(parent.to_path_buf()));
     }
     let toolchain = toolchain_with_target(parent, target)?;
     let channel = toolchain.rustup_name();
@@ -53,11 +73,14 @@ pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String,
         Target::None => no_std_files(&name),
         Target::Hermit => std_files(&name),
     };
-    let result = write_project(&staging, files, target, &channel)
-        .and_then(|()| fs::rename(&staging, path).map_err(|err| err.to_string()));
-    if let Err(err) = result {
+    let result =
+        write_project(&staging, files, target, &channel).and_then(|()| fs::rename(&staging, path));
+    if let Err(source) = result {
         let _ = fs::remove_dir_all(&staging);
-        return Err(format!("cannot create {}: {err}", path.display()));
+        return Err(ScaffoldError::Write {
+            path: path.to_path_buf(),
+            source,
+        });
     }
     Ok(format!(
         "Created guest `{name}` in {} (toolchain {channel}).\nRun it with `cd {} && cargo run`, test it with `cargo test`.",
@@ -69,7 +92,7 @@ pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String,
 /// A project's files that differ between targets: Cargo.toml, src/main.rs and the guest config.
 type Files = [(&'static str, String); 3];
 
-fn write_project(dir: &Path, files: Files, target: Target, channel: &str) -> Result<(), String> {
+fn write_project(dir: &Path, files: Files, target: Target, channel: &str) -> std::io::Result<()> {
     let common = [
         (
             "rust-toolchain.toml",
@@ -79,8 +102,8 @@ fn write_project(dir: &Path, files: Files, target: Target, channel: &str) -> Res
     ];
     for (file, contents) in files.into_iter().chain(common) {
         let path = dir.join(file);
-        fs::create_dir_all(path.parent().unwrap()).map_err(|err| err.to_string())?;
-        fs::write(&path, contents).map_err(|err| format!("{}: {err}", path.display()))?;
+        fs::create_dir_all(path.parent().unwrap())?;
+        fs::write(&path, contents)?;
     }
     Ok(())
 }
@@ -177,7 +200,7 @@ mod tests {{
 }
 
 /// cargo's rules for a package name, so the project builds as created.
-fn check_crate_name(name: &str) -> Result<(), String> {
+fn check_crate_name(name: &str) -> Result<(), ScaffoldError> {
     let valid = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name
@@ -186,13 +209,13 @@ fn check_crate_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("`{name}` is not a valid package name (letters, digits, `-` and `_`, not starting with a digit); pass one with --name"))
+        Err(ScaffoldError::InvalidName(name.to_owned()))
     }
 }
 
 /// The toolchain active in `dir` if `target` is installed there, else the first rustup
 /// toolchain that has it.
-fn toolchain_with_target(dir: &Path, target: Target) -> Result<Toolchain, String> {
+fn toolchain_with_target(dir: &Path, target: Target) -> Result<Toolchain, ScaffoldError> {
     let has_target = |toolchain: &Toolchain| {
         matches!(toolchain.installed(target), Installed::Yes)
             && (target != Target::None || toolchain.runtime_dir().is_dir())
@@ -215,8 +238,8 @@ fn toolchain_with_target(dir: &Path, target: Target) -> Result<Toolchain, String
             }
         }
     }
-    Err(format!(
-        "no toolchain has {target} installed; {}",
-        install_fix(&active.rustup_name(), target)
-    ))
+    Err(ScaffoldError::NoToolchainWithTarget {
+        target,
+        fix: install_fix(&active.rustup_name(), target),
+    })
 }

@@ -16,6 +16,8 @@
 use kvm_bindings::kvm_sregs;
 use seccompiler::{sock_filter, BpfProgram};
 
+use crate::SetupError;
+
 const KVMIO: u32 = 0xAE;
 
 /// `_IOR`/`_IOW`/`_IO` of the KVM ioctls the run loop makes, computed from the structs' sizes.
@@ -267,12 +269,10 @@ fn argument_check(arguments: &Arguments) -> Vec<Instruction> {
 
 /// Installs the SIGSYS reporter and the filter. From here on, the process can only do what
 /// [`policy`] lists.
-pub fn install() -> Result<(), String> {
+pub fn install() -> Result<(), SetupError> {
     let program = compile(&policy());
     install_reporter();
-    seccompiler::apply_filter(&program)
-        .map_err(|err| format!("seccomp: installing the filter failed: {err}"))?;
-    Ok(())
+    seccompiler::apply_filter(&program).map_err(SetupError::Seccomp)
 }
 
 fn install_reporter() {

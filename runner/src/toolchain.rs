@@ -17,6 +17,17 @@ pub struct Toolchain {
     pub sysroot: PathBuf,
 }
 
+/// Why a toolchain could not be asked what it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolchainError {
+    #[error("cannot run rustc ({0}); install Rust with rustup (https://rustup.rs)")]
+    NoRustc(std::io::Error),
+    #[error("`rustc {command}` failed: {stderr}")]
+    Failed { command: String, stderr: String },
+    #[error(transparent)]
+    Version(#[from] hyperlight_install::rustc::MissingField),
+}
+
 /// How the target stands in a toolchain.
 pub enum Installed {
     Yes,
@@ -27,28 +38,26 @@ pub enum Installed {
 
 impl Toolchain {
     /// `name` of `None` is the toolchain active in `dir` (rust-toolchain.toml, overrides).
-    pub fn find(name: Option<&str>, dir: &Path) -> Result<Toolchain, String> {
-        let rustc =
-            |args: &[&str]| -> Result<String, String> {
-                let mut command = Command::new("rustc");
-                if let Some(name) = name {
-                    command.arg(format!("+{name}"));
-                }
-                let output = command.args(args).current_dir(dir).output().map_err(|err| {
-                format!("cannot run rustc ({err}); install Rust with rustup (https://rustup.rs)")
-            })?;
-                if !output.status.success() {
-                    let stderr = String::from_utf8_lossy(&output.stderr);
-                    return Err(format!(
-                        "`rustc {}` failed: {}",
-                        args.join(" "),
-                        stderr.trim()
-                    ));
-                }
-                Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-            };
-        let verbose = rustc(&["-vV"])?;
-        let version = RustcVersion::parse(&verbose).map_err(|err| err.to_string())?;
+    pub fn find(name: Option<&str>, dir: &Path) -> Result<Toolchain, ToolchainError> {
+        let rustc = |args: &[&str]| {
+            let mut command = Command::new("rustc");
+            if let Some(name) = name {
+                command.arg(format!("+{name}"));
+            }
+            let output = command
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .map_err(ToolchainError::NoRustc)?;
+            if !output.status.success() {
+                return Err(ToolchainError::Failed {
+                    command: args.join(" "),
+                    stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                });
+            }
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        };
+        let version = RustcVersion::parse(&rustc(&["-vV"])?)?;
         Ok(Toolchain {
             name: name.map(str::to_owned),
             dir: dir.to_path_buf(),

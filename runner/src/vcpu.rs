@@ -21,6 +21,7 @@ use crate::layout::MemoryMap;
 use crate::machine;
 use crate::memory::GuestMemory;
 use crate::output::Output;
+use crate::KvmError;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -32,31 +33,24 @@ pub enum Stop {
     /// Writing the guest's output failed.
     HostError(std::io::Error),
     /// KVM_RUN itself failed (the vCPU state was refused, or KVM ran out of memory).
-    KvmError(String),
+    KvmError(KvmError),
 }
 
 /// Opens the KVM device and checks the API the runner relies on. Errors say what to do.
-pub fn open_kvm(device: &Path) -> Result<Kvm, String> {
+pub fn open_kvm(device: &Path) -> Result<Kvm, KvmError> {
     let path = CString::new(device.as_os_str().as_bytes())
-        .map_err(|_| format!("invalid KVM device path {}", device.display()))?;
-    let kvm = Kvm::new_with_path(&path).map_err(|err| match err.errno() {
-        libc::ENOENT | libc::ENODEV | libc::ENXIO => format!(
-            "{} does not exist: KVM is not available here; enable hardware virtualization (or \
-             nested virtualization in a VM) and load the kvm module",
-            device.display()
-        ),
-        libc::EACCES | libc::EPERM => format!(
-            "permission denied opening {}: add your user to the `kvm` group \
-             (`sudo usermod -aG kvm $USER`, then log in again)",
-            device.display()
-        ),
-        _ => format!("cannot open {}: {err}", device.display()),
+        .map_err(|_| KvmError::InvalidPath(device.to_path_buf()))?;
+    let kvm = Kvm::new_with_path(&path).map_err(|source| match source.errno() {
+        libc::ENOENT | libc::ENODEV | libc::ENXIO => KvmError::Missing(device.to_path_buf()),
+        libc::EACCES | libc::EPERM => KvmError::PermissionDenied(device.to_path_buf()),
+        _ => KvmError::Open {
+            device: device.to_path_buf(),
+            source,
+        },
     })?;
     let version = kvm.get_api_version();
     if version != 12 {
-        return Err(format!(
-            "KVM API version {version} is not supported (need 12)"
-        ));
+        return Err(KvmError::ApiVersion(version));
     }
     for (cap, name) in [
         (Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
@@ -65,9 +59,7 @@ pub fn open_kvm(device: &Path) -> Result<Kvm, String> {
         (Cap::SplitIrqchip, "KVM_CAP_SPLIT_IRQCHIP"),
     ] {
         if !kvm.check_extension(cap) {
-            return Err(format!(
-                "KVM is too old: it lacks {name} (Linux 4.16 or newer is needed)"
-            ));
+            return Err(KvmError::MissingCapability(name));
         }
     }
     Ok(kvm)
@@ -80,7 +72,7 @@ thread_local! {
 
 /// [`open_kvm`], once per thread and device: a thread that runs guest after guest (`cargo
 /// test`, `--repeat`) checks the device and its API once.
-pub fn kvm_for_this_thread(device: &Path) -> Result<Rc<Kvm>, String> {
+pub fn kvm_for_this_thread(device: &Path) -> Result<Rc<Kvm>, KvmError> {
     OPENED_KVM.with(|opened| {
         let mut opened = opened.borrow_mut();
         if let Some((path, kvm)) = opened.as_ref() {
@@ -108,13 +100,18 @@ pub struct Retired {
     _vm: VmFd,
 }
 
-fn kvm_error(what: &str) -> impl FnOnce(kvm_ioctls::Error) -> String + '_ {
-    move |err| format!("{what} failed: {err}")
+fn kvm_error(ioctl: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> KvmError {
+    move |source| KvmError::Ioctl { ioctl, source }
 }
 
 impl Vm {
     /// Creates the VM over `memory` (already filled) and points the vCPU at `entry`.
-    pub fn new(kvm: &Kvm, memory: GuestMemory, map: &MemoryMap, entry: u64) -> Result<Vm, String> {
+    pub fn new(
+        kvm: &Kvm,
+        memory: GuestMemory,
+        map: &MemoryMap,
+        entry: u64,
+    ) -> Result<Vm, KvmError> {
         let vm = kvm.create_vm().map_err(kvm_error("KVM_CREATE_VM"))?;
         // The local APIC is emulated in the kernel (a "split" irqchip, without the PIC and
         // IOAPIC no guest uses): for a vCPU without one, KVM flips a kernel-wide static key
@@ -184,7 +181,7 @@ impl Vm {
                 Ok(VcpuExit::FailEntry(reason, _)) => Err(Abnormal::EntryFailure(reason)),
                 Ok(other) => Err(Abnormal::Other(format!("{other:?}"))),
                 Err(err) if err.errno() == libc::EINTR => continue,
-                Err(err) => return Stop::KvmError(format!("KVM_RUN failed: {err}")),
+                Err(err) => return Stop::KvmError(kvm_error("KVM_RUN")(err)),
             };
             let port = match abnormal {
                 Ok(port) => port,

@@ -206,8 +206,21 @@ fn run_all(
     finished
 }
 
+/// Why a test binary's tests could not be listed.
+#[derive(Debug, thiserror::Error)]
+enum ListError {
+    #[error("cannot read `{field}` in the line {line:?}")]
+    Line { field: String, line: String },
+    #[error("exited with code {code}: {stderr}")]
+    Exited { code: i32, stderr: String },
+    #[error("{}", describe(.0))]
+    Ended(Outcome),
+    #[error(transparent)]
+    Run(#[from] crate::Error),
+}
+
 /// The binary's tests, sorted by name as libtest sorts them.
-fn list(guest: &GuestFile, protocol: Protocol, config: &Config) -> Result<Vec<Test>, String> {
+fn list(guest: &GuestFile, protocol: Protocol, config: &Config) -> Result<Vec<Test>, ListError> {
     let mut tests = match protocol {
         Protocol::Runtime => list_lines(guest, &[LIST], config)?
             .lines()
@@ -216,9 +229,12 @@ fn list(guest: &GuestFile, protocol: Protocol, config: &Config) -> Result<Vec<Te
                     name: name.to_owned(),
                     attributes,
                 }),
-                Err(field) => Err(format!("cannot read `{field}` in the line {line:?}")),
+                Err(field) => Err(ListError::Line {
+                    field: field.to_owned(),
+                    line: line.to_owned(),
+                }),
             })
-            .collect::<Result<Vec<Test>, String>>()?,
+            .collect::<Result<Vec<Test>, ListError>>()?,
         Protocol::Libtest => {
             const LIST_TERSE: [&str; 3] = ["--list", "--format", "terse"];
             let ignored: Vec<String> = libtest_names(&list_lines(
@@ -257,7 +273,7 @@ fn libtest_names(lines: &str) -> Vec<String> {
 
 /// What the binary prints when booted with `args`, if it exits 0: from the binary's
 /// [`ListCache`] when it has this file's list.
-fn list_lines(guest: &GuestFile, args: &[&str], config: &Config) -> Result<String, String> {
+fn list_lines(guest: &GuestFile, args: &[&str], config: &Config) -> Result<String, ListError> {
     let cache = ListCache::new(guest, args);
     if let Some(list) = cache.as_ref().and_then(ListCache::read) {
         return Ok(list);
@@ -269,20 +285,17 @@ fn list_lines(guest: &GuestFile, args: &[&str], config: &Config) -> Result<Strin
     Ok(list)
 }
 
-fn boot_for_list(guest: &GuestFile, args: &[&str], config: &Config) -> Result<String, String> {
+fn boot_for_list(guest: &GuestFile, args: &[&str], config: &Config) -> Result<String, ListError> {
     let mut output = Captured::default();
     let mut argv = vec![guest.path().as_os_str().to_owned()];
     argv.extend(args.iter().map(OsString::from));
-    match crate::run(guest, &argv, config, &mut output) {
-        Ok(report) => match report.outcome {
-            Outcome::Exited(0) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
-            Outcome::Exited(code) => Err(format!(
-                "exited with code {code}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )),
-            other => Err(describe(&other)),
-        },
-        Err(err) => Err(err.to_string()),
+    match crate::run(guest, &argv, config, &mut output)?.outcome {
+        Outcome::Exited(0) => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+        Outcome::Exited(code) => Err(ListError::Exited {
+            code,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }),
+        other => Err(ListError::Ended(other)),
     }
 }
 
@@ -317,14 +330,14 @@ fn run_one(
             &report.outcome,
             &output,
         ),
-        Err(err) => Err(format!("hyperlight-run: error: {err}")),
+        Err(err) => Err(Failure(format!("hyperlight-run: error: {err}"))),
     };
     let should_panic = match protocol {
         Protocol::Runtime => test.should_panic(),
         Protocol::Libtest => libtest_should_panic(verdict.is_ok(), &output.stderr),
     };
     let mut text = output.text;
-    if let Err(why) = &verdict {
+    if let Err(Failure(why)) = &verdict {
         text.extend_from_slice(why.as_bytes());
     }
     Finished {
@@ -335,37 +348,45 @@ fn run_one(
     }
 }
 
-/// Whether a test passed, and if not, what to add to its output to say why (nothing when its
-/// own output says it, as a panic's does).
+/// Why a test failed: what to add to its output to say so (nothing when its own output says
+/// it, as a panic's does).
+struct Failure(String);
+
+/// Whether a test passed.
 fn judge(
     protocol: Protocol,
     should_panic: &ShouldPanic<String>,
     outcome: &Outcome,
     output: &TestOutput,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let Outcome::Exited(code) = *outcome else {
-        return Err(describe(outcome));
+        return Err(Failure(describe(outcome)));
     };
+    let said = || Failure(String::new());
     match (protocol, code, should_panic) {
         // libtest judged the test itself, `#[should_panic]` included, and said why it failed.
         (Protocol::Libtest, LIBTEST_PASSED, _) => Ok(()),
-        (Protocol::Libtest, _, _) => Err(String::new()),
+        (Protocol::Libtest, _, _) => Err(said()),
         (Protocol::Runtime, 0, ShouldPanic::No) => Ok(()),
-        (Protocol::Runtime, 0, _) => Err("note: test did not panic as expected".to_owned()),
-        (Protocol::Runtime, PANICKED, ShouldPanic::No) => Err(String::new()),
+        (Protocol::Runtime, 0, _) => {
+            Err(Failure("note: test did not panic as expected".to_owned()))
+        }
+        (Protocol::Runtime, PANICKED, ShouldPanic::No) => Err(said()),
         (Protocol::Runtime, PANICKED, ShouldPanic::Yes) => Ok(()),
         (Protocol::Runtime, PANICKED, ShouldPanic::Expected(expected)) => {
             let message = panic_message(&output.stderr).unwrap_or_default();
             if message.contains(expected.as_str()) {
                 Ok(())
             } else {
-                Err(format!(
+                Err(Failure(format!(
                     "note: panic did not contain expected string\n      panic message: \
                      {message:?}\n expected substring: {expected:?}"
-                ))
+                )))
             }
         }
-        (Protocol::Runtime, code, _) => Err(format!("note: the test exited with code {code}")),
+        (Protocol::Runtime, code, _) => {
+            Err(Failure(format!("note: the test exited with code {code}")))
+        }
     }
 }
 

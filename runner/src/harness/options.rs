@@ -5,6 +5,19 @@ use std::ffi::OsString;
 
 use super::Test;
 
+/// A command line or environment libtest would refuse too.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("{0} needs a value")]
+    MissingValue(String),
+    #[error("--test-threads takes a positive number, not `{0}`")]
+    Threads(String),
+    #[error("RUST_TEST_THREADS is `{0}`, should be a positive integer")]
+    ThreadsVariable(String),
+    #[error("unsupported test option `{0}`")]
+    Unsupported(String),
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Options {
     filters: Vec<String>,
@@ -25,7 +38,7 @@ pub struct Options {
 impl Options {
     /// Parses what cargo passes after the binary (`cargo test -- ARGS` included). Flags that
     /// change nothing here (`--color`, `-q`, ...) are accepted and ignored.
-    pub fn parse(args: &[OsString]) -> Result<Options, String> {
+    pub fn parse(args: &[OsString]) -> Result<Options, OptionsError> {
         let mut options = Options::default();
         let mut args = args.iter().map(|arg| arg.to_string_lossy().into_owned());
         while let Some(arg) = args.next() {
@@ -39,7 +52,7 @@ impl Options {
                 inline
                     .clone()
                     .or_else(|| args.next())
-                    .ok_or_else(|| format!("{name} needs a value"))
+                    .ok_or_else(|| OptionsError::MissingValue(name.to_owned()))
             };
             match flag.as_str() {
                 "--list" => options.list = true,
@@ -50,10 +63,8 @@ impl Options {
                 "--format" => options.terse = value("--format")? == "terse",
                 "--test-threads" => {
                     let threads = value("--test-threads")?;
-                    options.threads =
-                        Some(threads.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                            format!("--test-threads takes a positive number, not `{threads}`")
-                        })?);
+                    let parsed = threads.parse().ok().filter(|&n| n > 0);
+                    options.threads = Some(parsed.ok_or(OptionsError::Threads(threads))?);
                 }
                 "--color" | "-Z" | "--logfile" | "--report-time" => {
                     let _ = value(&flag)?;
@@ -62,7 +73,7 @@ impl Options {
                 "--include-ignored" => options.include_ignored = true,
                 "-q" | "--quiet" | "--test" | "--bench" => {}
                 other if other.starts_with('-') => {
-                    return Err(format!("unsupported test option `{other}`"))
+                    return Err(OptionsError::Unsupported(other.to_owned()))
                 }
                 _ => options.filters.push(arg),
             }
@@ -75,13 +86,11 @@ impl Options {
     pub fn with_environment(
         mut self,
         var: impl Fn(&str) -> Option<String>,
-    ) -> Result<Options, String> {
+    ) -> Result<Options, OptionsError> {
         if self.threads.is_none() {
             if let Some(threads) = var("RUST_TEST_THREADS") {
                 let parsed = threads.parse().ok().filter(|&n: &usize| n > 0);
-                self.threads = Some(parsed.ok_or_else(|| {
-                    format!("RUST_TEST_THREADS is `{threads}`, should be a positive integer")
-                })?);
+                self.threads = Some(parsed.ok_or(OptionsError::ThreadsVariable(threads))?);
             }
         }
         self.nocapture |= var("RUST_TEST_NOCAPTURE").is_some_and(|value| value != "0");
