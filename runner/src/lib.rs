@@ -7,8 +7,8 @@
 //! `entrypoint`, [`vcpu`] creates the VM and runs it, [`hypercall`] serves the guest's
 //! requests, and [`fault`] explains crashes. docs/abi.md describes the guest-visible contract.
 
-pub mod backtrace;
-pub mod boot;
+mod backtrace;
+mod boot;
 pub mod elf;
 mod error;
 pub mod fault;
@@ -16,11 +16,11 @@ pub mod guest_file;
 pub mod harness;
 pub mod hypercall;
 pub mod layout;
-pub mod machine;
+mod machine;
 pub mod memory;
-pub mod output;
-pub mod seccomp;
-pub mod test_hook;
+mod output;
+mod seccomp;
+mod test_hook;
 pub mod vcpu;
 
 use std::ffi::OsString;
