@@ -27,30 +27,35 @@ Exit status:
          exploit attempt; the message names the call's number)
   2      invalid command line
 
-Every error message starts with `hyperlight-run: error:`.
+Every error message starts with `hyperlight-run: error:`. A guest ELF named like a command
+runs as `./new`.
 
-Also:
-  hyperlight-run new <PATH> [--name NAME] [--std]
-                                            create a guest crate, with --std a std guest for
-                                            x86_64-hyperlight-hermit (exit 1 if PATH exists)
-  hyperlight-run doctor [--toolchain T]     check KVM, the installed target, the guest
-                                            project's config, clang and llvm-ar
-                                            (exit 0 only if ready)
-  hyperlight-run target add|remove|list     install, remove or list the target per toolchain
 As a rustc wrapper (`hyperlight-run rustc ...`, the guest config's build.rustc-wrapper) it
 installs the target for the toolchain a build uses when missing or stale, then runs rustc.
 Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
 As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none or
 x86_64-hyperlight-hermit (std guests).";
 
+/// The whole command line: a guest to run, or one of the tools.
 #[derive(Parser)]
 #[command(
     name = "hyperlight-run",
     version,
     about = "Boot an x86_64-hyperlight-none guest in a KVM micro-VM and run it like a program",
-    after_help = AFTER_HELP
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    disable_help_subcommand = true
 )]
 struct Cli {
+    #[command(subcommand)]
+    tool: Option<Tool>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
     /// Guest memory, e.g. 64M or 1G (reserved lazily: untouched memory costs nothing).
     #[arg(short, long, value_name = "SIZE", default_value = "64M", value_parser = parse_size)]
     memory: u64,
@@ -80,8 +85,8 @@ struct Cli {
     repeat: Option<u32>,
 
     /// The guest ELF (cargo passes the built binary here).
-    #[arg(value_name = "GUEST-ELF")]
-    guest: PathBuf,
+    #[arg(value_name = "GUEST-ELF", required = true)]
+    guest: Option<PathBuf>,
 
     /// Arguments for the guest.
     #[arg(
@@ -97,9 +102,8 @@ fn error(message: impl std::fmt::Display) {
     let _ = writeln!(std::io::stderr(), "hyperlight-run: error: {message}");
 }
 
-/// The tools beside running a guest. A guest ELF named like one of them runs as `./new`.
-#[derive(Parser)]
-#[command(name = "hyperlight-run", version)]
+/// The tools beside running a guest.
+#[derive(clap::Subcommand)]
 enum Tool {
     /// Create a guest crate that builds, runs and tests as it is; exit 1 if PATH exists.
     New {
@@ -123,16 +127,12 @@ enum Tool {
         #[command(subcommand)]
         command: crate::target::TargetCommand,
     },
+    // What install.sh hands over to, with its options (its help and errors speak as it).
+    #[command(hide = true, override_usage = "install.sh [OPTIONS]")]
+    Init(crate::target::InitArgs),
 }
 
-fn tool(kvm_device: &Path) -> i32 {
-    let tool = match Tool::try_parse() {
-        Ok(tool) => tool,
-        Err(err) => {
-            let _ = err.print();
-            return err.exit_code();
-        }
-    };
+fn tool(tool: Tool, kvm_device: &Path) -> i32 {
     match tool {
         Tool::New { path, name, std } => {
             let target = if std { Target::Hermit } else { Target::None };
@@ -149,18 +149,7 @@ fn tool(kvm_device: &Path) -> i32 {
         }
         Tool::Doctor { toolchain } => crate::doctor::run(toolchain.as_deref(), kvm_device),
         Tool::Target { command } => crate::target::run(command),
-    }
-}
-
-/// `hyperlight-run init [install.sh's options]`: what install.sh hands over to.
-fn init() -> i32 {
-    let args = std::iter::once(OsString::from("install.sh")).chain(std::env::args_os().skip(2));
-    match crate::target::InitArgs::try_parse_from(args) {
-        Ok(args) => crate::target::init(args),
-        Err(err) => {
-            let _ = err.print();
-            err.exit_code()
-        }
+        Tool::Init(args) => crate::target::init(args),
     }
 }
 
@@ -171,51 +160,36 @@ pub fn main() -> i32 {
     if crate::heal::is_wrapper_call(Path::new(&first)) {
         return crate::heal::main(std::env::args_os().skip(1).collect());
     }
-    match first.to_str() {
-        Some("new" | "doctor" | "target") => return tool(&kvm_device),
-        Some("init") => return init(),
-        _ => {}
-    }
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    match Cli::try_parse() {
+        Ok(Cli {
+            tool: Some(command),
+            ..
+        }) => tool(command, &kvm_device),
+        Ok(Cli { run, .. }) => run_guest(run, kvm_device),
         Err(err) => {
             let code = err.exit_code();
             let _ = err.print();
-            return code;
-        }
-    };
-    let mut env = Vec::with_capacity(cli.env.len());
-    for entry in &cli.env {
-        if entry.as_encoded_bytes().contains(&b'=') {
-            env.push(entry.clone());
-        } else if let Some(value) = std::env::var_os(entry) {
-            let mut pair = entry.clone();
-            pair.push("=");
-            pair.push(value);
-            env.push(pair);
+            code
         }
     }
-    let config = Config {
-        memory: cli.memory,
-        stack: cli.stack,
-        timeout: cli.timeout,
-        env,
-        kvm_device,
-        // One guest per process, so the filter can stay for the rest of its life.
-        seccomp: !cli.no_seccomp && cli.repeat.is_none(),
-        ..Config::default()
-    };
-    let mut args = Vec::with_capacity(cli.args.len() + 1);
-    args.push(cli.guest.clone().into_os_string());
-    args.extend(cli.args.iter().cloned());
+}
 
-    let guest = match GuestFile::open(&cli.guest) {
+/// Runs the guest the command line names: a test binary's tests, or the program itself.
+fn run_guest(cli: RunArgs, kvm_device: PathBuf) -> i32 {
+    let Some(path) = &cli.guest else {
+        unreachable!("clap requires GUEST-ELF unless a command is given")
+    };
+    let config = config(&cli, kvm_device);
+    let guest = match GuestFile::open(path) {
         Ok(guest) => guest,
         Err(err) => {
             error(&err);
             return err.exit_code();
         }
     };
+    let mut args = Vec::with_capacity(cli.args.len() + 1);
+    args.push(path.clone().into_os_string());
+    args.extend(cli.args.iter().cloned());
     if let Some(times) = cli.repeat {
         return repeat(&guest, &args, &config, times);
     }
@@ -228,32 +202,60 @@ pub fn main() -> i32 {
         };
         return hyperlight_run::harness::run(&guest, protocol, &cli.args, &config);
     }
-
-    let mut output = HostStdio::new();
-    match hyperlight_run::run(&guest, &args, &config, &mut output) {
+    match hyperlight_run::run(&guest, &args, &config, &mut HostStdio::new()) {
         Ok(report) => {
-            match &report.outcome {
-                Outcome::Crashed(report) => {
-                    error(&report.summary);
-                    if !report.backtrace.is_empty() {
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "guest backtrace:\n{}",
-                            report.backtrace.join("\n")
-                        );
-                    }
-                }
-                Outcome::TimedOut(after) => error(format_args!(
-                    "the guest did not finish within {after:?} (--timeout); stopped it"
-                )),
-                Outcome::Exited(_) | Outcome::OutputClosed => {}
-            }
+            explain(&report.outcome);
             report.outcome.exit_code()
         }
         Err(err) => {
             error(&err);
             err.exit_code()
         }
+    }
+}
+
+/// How to run a guest, from the options.
+fn config(cli: &RunArgs, kvm_device: PathBuf) -> Config {
+    let mut env = Vec::with_capacity(cli.env.len());
+    for entry in &cli.env {
+        if entry.as_encoded_bytes().contains(&b'=') {
+            env.push(entry.clone());
+        } else if let Some(value) = std::env::var_os(entry) {
+            let mut pair = entry.clone();
+            pair.push("=");
+            pair.push(value);
+            env.push(pair);
+        }
+    }
+    Config {
+        memory: cli.memory,
+        stack: cli.stack,
+        timeout: cli.timeout,
+        env,
+        kvm_device,
+        // One guest per process, so the filter can stay for the rest of its life.
+        seccomp: !cli.no_seccomp && cli.repeat.is_none(),
+        ..Config::default()
+    }
+}
+
+/// Says on stderr why a guest that did not exit ended.
+fn explain(outcome: &Outcome) {
+    match outcome {
+        Outcome::Crashed(report) => {
+            error(&report.summary);
+            if !report.backtrace.is_empty() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "guest backtrace:\n{}",
+                    report.backtrace.join("\n")
+                );
+            }
+        }
+        Outcome::TimedOut(after) => error(format_args!(
+            "the guest did not finish within {after:?} (--timeout); stopped it"
+        )),
+        Outcome::Exited(_) | Outcome::OutputClosed => {}
     }
 }
 

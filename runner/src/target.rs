@@ -63,9 +63,8 @@ pub struct SourceArgs {
 }
 
 /// install.sh's command line, which it passes on unchanged.
-#[derive(clap::Parser)]
+#[derive(clap::Args)]
 #[command(
-    name = "install.sh",
     about = "Install the x86_64-hyperlight-none target (prebuilt core/alloc) and hyperlight-run; \
              x86_64-hyperlight-hermit (prebuilt std) on request",
     after_help = INIT_AFTER_HELP,
