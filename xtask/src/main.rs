@@ -13,7 +13,7 @@ mod sysroot;
 mod toolchain;
 mod tools;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -194,57 +194,18 @@ fn run(cli: Cli) -> Result<()> {
             prefix,
             no_runner,
             key,
-        } => {
-            let toolchain =
-                Toolchain::provision(&sh, toolchain.as_deref(), &[RUST_SRC], &[], FOR_SYSROOT)?;
-            let targets = Target::or_default(targets);
-            let built = sysroot::default_out(&toolchain);
-            for &target in &targets {
-                sysroot::build(&sh, &toolchain, target, &built)?;
-            }
-            let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            // Built before anything is installed, so a failing build leaves the toolchain as it was.
-            let runner = if no_runner {
-                None
-            } else {
-                let trusted = signing::public_key(key.signing_key.as_deref())?;
-                Some(runner::build_release(&sh, &trusted)?)
-            };
-            for &target in &targets {
-                match transaction::install(&built, &sysroot, target)? {
-                    transaction::Outcome::Installed => {
-                        eprintln!("installed {target} into {}", sysroot.display())
-                    }
-                    transaction::Outcome::AlreadyInstalled => {
-                        eprintln!("{target} is already installed in {}", sysroot.display())
-                    }
-                }
-            }
-            if let Some(runner) = runner {
-                let runner = installed_runner::install(&runner, &installed_runner::bin_dir()?)?;
-                eprintln!("installed {}", runner.display());
-            }
-            Ok(())
-        }
+        } => install(
+            &sh,
+            toolchain.as_deref(),
+            Target::or_default(targets),
+            prefix,
+            (!no_runner).then_some(key),
+        ),
         Command::Uninstall {
             toolchain,
             targets,
             prefix,
-        } => {
-            let toolchain = Toolchain::resolve(toolchain.as_deref())?;
-            let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
-            transaction::uninstall_targets(&sysroot, &targets, |said| eprintln!("{said}"))?;
-            match installed_runner::uninstall(&sysroot)? {
-                Removal::Removed(runner) => eprintln!("removed {}", runner.display()),
-                Removal::Kept { runner, user } => eprintln!(
-                    "kept {}: the toolchain at {} still uses it",
-                    runner.display(),
-                    user.display()
-                ),
-                Removal::NotInstalled => {}
-            }
-            Ok(())
-        }
+        } => uninstall(toolchain.as_deref(), &targets, prefix),
         Command::Dist {
             toolchains,
             targets,
@@ -277,16 +238,7 @@ fn run(cli: Cli) -> Result<()> {
             let dir = dir.unwrap_or_else(dist::default_out);
             publish::run(&to, &dir, force, keep_nightlies, &key)
         }
-        Command::Keygen { out } => {
-            let public = signing::keygen(&out)?;
-            eprintln!(
-                "wrote the signing key to {} (keep it secret) and its public key to {}.pub:",
-                out.display(),
-                out.display()
-            );
-            println!("{public}");
-            Ok(())
-        }
+        Command::Keygen { out } => keygen(&out),
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),
         Command::TimeRunner { log, command } => bench::time_runner(&log, &command),
@@ -296,6 +248,75 @@ fn run(cli: Cli) -> Result<()> {
             generate: Some(dir),
         } => compat::demo::generate(&sh, &dir),
     }
+}
+
+/// `cargo xtask install`: builds the targets' sysroots (and, given `runner_key`, the runner
+/// trusting it) for `toolchain`, then installs them into `prefix` or the toolchain.
+fn install(
+    sh: &Shell,
+    toolchain: Option<&str>,
+    targets: Vec<Target>,
+    prefix: Option<PathBuf>,
+    runner_key: Option<signing::KeyArg>,
+) -> Result<()> {
+    let toolchain = Toolchain::provision(sh, toolchain, &[RUST_SRC], &[], FOR_SYSROOT)?;
+    let built = sysroot::default_out(&toolchain);
+    for &target in &targets {
+        sysroot::build(sh, &toolchain, target, &built)?;
+    }
+    let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
+    // Built before anything is installed, so a failing build leaves the toolchain as it was.
+    let runner = match runner_key {
+        Some(key) => {
+            let trusted = signing::public_key(key.signing_key.as_deref())?;
+            Some(runner::build_release(sh, &trusted)?)
+        }
+        None => None,
+    };
+    for &target in &targets {
+        match transaction::install(&built, &sysroot, target)? {
+            transaction::Outcome::Installed => {
+                eprintln!("installed {target} into {}", sysroot.display())
+            }
+            transaction::Outcome::AlreadyInstalled => {
+                eprintln!("{target} is already installed in {}", sysroot.display())
+            }
+        }
+    }
+    if let Some(runner) = runner {
+        let runner = installed_runner::install(&runner, &installed_runner::bin_dir()?)?;
+        eprintln!("installed {}", runner.display());
+    }
+    Ok(())
+}
+
+/// `cargo xtask uninstall`: removes `targets` (all when empty) from `prefix` or the toolchain,
+/// and the runner unless another toolchain still has a target.
+fn uninstall(toolchain: Option<&str>, targets: &[Target], prefix: Option<PathBuf>) -> Result<()> {
+    let toolchain = Toolchain::resolve(toolchain)?;
+    let sysroot = prefix.unwrap_or_else(|| toolchain.sysroot.clone());
+    transaction::uninstall_targets(&sysroot, targets, |said| eprintln!("{said}"))?;
+    match installed_runner::uninstall(&sysroot)? {
+        Removal::Removed(runner) => eprintln!("removed {}", runner.display()),
+        Removal::Kept { runner, user } => eprintln!(
+            "kept {}: the toolchain at {} still uses it",
+            runner.display(),
+            user.display()
+        ),
+        Removal::NotInstalled => {}
+    }
+    Ok(())
+}
+
+fn keygen(out: &Path) -> Result<()> {
+    let public = signing::keygen(out)?;
+    eprintln!(
+        "wrote the signing key to {} (keep it secret) and its public key to {}.pub:",
+        out.display(),
+        out.display()
+    );
+    println!("{public}");
+    Ok(())
 }
 
 /// Adds what `dist` builds with before it starts: rust-src to each toolchain it builds a sysroot

@@ -32,68 +32,9 @@ pub fn run(
     key: &SigningKey,
 ) -> Result<()> {
     let local = read_manifest_dir(dir, &key.public_key())?;
-    let mut artifacts = Vec::new();
-    for (name, (sha256, _)) in local.files() {
-        let path = dir.join(name);
-        let data =
-            std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
-        let actual = sha256_hex(&data);
-        if actual != sha256 {
-            return Err(DistError::HashMismatch {
-                file: path.display().to_string(),
-                expected: sha256.to_owned(),
-                actual,
-            }
-            .into());
-        }
-        artifacts.push((name.to_owned(), data));
-    }
-    for name in EXTRA_FILES {
-        if let Ok(data) = std::fs::read(dir.join(name)) {
-            artifacts.push((name.to_string(), data));
-        }
-    }
-
-    let mut backend: Box<dyn Backend> = if let Some(spec) = dest.strip_prefix("github:") {
-        Box::new(GitHub::new(spec, force)?)
-    } else if dest.starts_with("http://") || dest.starts_with("https://") {
-        Box::new(HttpPut::new(dest)?)
-    } else {
-        return Err(DistError::BadDestination {
-            dest: dest.to_owned(),
-        }
-        .into());
-    };
-
-    let existing = match backend.fetch(MANIFEST)? {
-        None => None,
-        Some(text) => {
-            let source = format!("{dest} {MANIFEST}");
-            // The raw bytes first: nothing of a manifest another key signed is read.
-            let sig = backend.fetch(MANIFEST_SIG)?;
-            signature::verify_file(&text, sig.as_deref(), &key.public_key(), &source)
-                .map_err(|err| remote_signature_error(dest, err))?;
-            let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
-            let existing = Manifest::parse_verified(&text, &sha, &source).map_err(|err| {
-                let reason = match err {
-                    ManifestError::HashMismatch {
-                        expected, actual, ..
-                    } => format!(
-                        "its sha256 is {actual} but manifest.json.sha256 says {:?}",
-                        expected
-                    ),
-                    ManifestError::Malformed { reason, .. } => reason,
-                    other => other.to_string(),
-                };
-                DistError::RemoteManifest {
-                    dest: dest.to_owned(),
-                    reason,
-                }
-            })?;
-            Some(existing)
-        }
-    };
-    let mut merged = match existing {
+    let artifacts = read_artifacts(dir, &local)?;
+    let mut backend = backend(dest, force)?;
+    let mut merged = match fetch_manifest(backend.as_mut(), dest, key)? {
         Some(mut existing) => {
             let kept = existing
                 .all_sysroots()
@@ -121,27 +62,104 @@ pub fn run(
         }
     }
     for (name, data) in &artifacts {
-        if dropped.contains(name) {
-            continue;
+        if !dropped.contains(name) {
+            eprintln!("uploading {name} ({} bytes)", data.len());
+            backend.upload(name, data, false)?;
         }
-        eprintln!("uploading {name} ({} bytes)", data.len());
-        backend.upload(name, data, false)?;
     }
-    let (json, sha) = merged.render();
-    let sig = signature::sign(json.as_bytes(), key);
-    eprintln!(
-        "uploading {MANIFEST} ({} sysroot(s))",
-        merged.all_sysroots().count()
-    );
-    backend.upload(MANIFEST, json.as_bytes(), true)?;
-    backend.upload(MANIFEST_SHA256, sha.as_bytes(), true)?;
-    backend.upload(MANIFEST_SIG, sig.as_bytes(), true)?;
+    upload_manifest(backend.as_mut(), &merged, key)?;
     // Only now that no manifest names them any more.
     for name in &dropped {
         eprintln!("removing {name}");
         backend.remove(name)?;
     }
     eprintln!("published to {dest}");
+    Ok(())
+}
+
+/// Every file `local` names, read from `dir` and checked against its sha256, and the extra
+/// files beside them.
+fn read_artifacts(dir: &Path, local: &Manifest) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut artifacts = Vec::new();
+    for (name, (sha256, _)) in local.files() {
+        let path = dir.join(name);
+        let data =
+            std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
+        let actual = sha256_hex(&data);
+        if actual != sha256 {
+            return Err(DistError::HashMismatch {
+                file: path.display().to_string(),
+                expected: sha256.to_owned(),
+                actual,
+            }
+            .into());
+        }
+        artifacts.push((name.to_owned(), data));
+    }
+    for name in EXTRA_FILES {
+        if let Ok(data) = std::fs::read(dir.join(name)) {
+            artifacts.push((name.to_string(), data));
+        }
+    }
+    Ok(artifacts)
+}
+
+/// Where `dest` (github:OWNER/REPO@TAG or an http(s) URL) leads.
+fn backend(dest: &str, force: bool) -> Result<Box<dyn Backend>> {
+    if let Some(spec) = dest.strip_prefix("github:") {
+        Ok(Box::new(GitHub::new(spec, force)?))
+    } else if dest.starts_with("http://") || dest.starts_with("https://") {
+        Ok(Box::new(HttpPut::new(dest)?))
+    } else {
+        Err(DistError::BadDestination {
+            dest: dest.to_owned(),
+        }
+        .into())
+    }
+}
+
+/// The manifest already published at `dest`, if any, once its signature and sha256 check out.
+fn fetch_manifest(
+    backend: &mut dyn Backend,
+    dest: &str,
+    key: &SigningKey,
+) -> Result<Option<Manifest>> {
+    let Some(text) = backend.fetch(MANIFEST)? else {
+        return Ok(None);
+    };
+    let source = format!("{dest} {MANIFEST}");
+    // The raw bytes first: nothing of a manifest another key signed is read.
+    let sig = backend.fetch(MANIFEST_SIG)?;
+    signature::verify_file(&text, sig.as_deref(), &key.public_key(), &source)
+        .map_err(|err| remote_signature_error(dest, err))?;
+    let sha = backend.fetch(MANIFEST_SHA256)?.unwrap_or_default();
+    let existing = Manifest::parse_verified(&text, &sha, &source).map_err(|err| {
+        let reason = match err {
+            ManifestError::HashMismatch {
+                expected, actual, ..
+            } => format!("its sha256 is {actual} but manifest.json.sha256 says {expected:?}"),
+            ManifestError::Malformed { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        DistError::RemoteManifest {
+            dest: dest.to_owned(),
+            reason,
+        }
+    })?;
+    Ok(Some(existing))
+}
+
+/// Uploads `manifest`, its sha256 and its signature, replacing the published ones.
+fn upload_manifest(backend: &mut dyn Backend, manifest: &Manifest, key: &SigningKey) -> Result<()> {
+    let (json, sha) = manifest.render();
+    let sig = signature::sign(json.as_bytes(), key);
+    eprintln!(
+        "uploading {MANIFEST} ({} sysroot(s))",
+        manifest.all_sysroots().count()
+    );
+    backend.upload(MANIFEST, json.as_bytes(), true)?;
+    backend.upload(MANIFEST_SHA256, sha.as_bytes(), true)?;
+    backend.upload(MANIFEST_SIG, sig.as_bytes(), true)?;
     Ok(())
 }
 
