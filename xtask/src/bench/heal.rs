@@ -35,23 +35,35 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         "manifest.json",
     )?;
     let runner = dist.join(&manifest.runner.expect("dist builds the runner").url);
-
     let machine = UserMachine::new(&toolchain.name, &runner, &nginx.url());
-    let target_dir = machine.target_dir();
     let installed = built.join("lib/rustlib").join(TARGET);
-    // The same cold build, three ways: target in place; missing, fetched from nginx; stale,
-    // rebuilt from the sources left behind with the dist server unreachable.
+    measure_builds(report, &machine, &installed, &nginx.url(), &toolchain.name)?;
+    measure_calls(report, &machine, &installed)?;
+    sh.remove_path(&scratch)?;
+    Ok(())
+}
+
+/// The same cold build, three ways: target in place; missing, fetched from `server`; stale,
+/// rebuilt from the sources left behind with the dist server unreachable.
+fn measure_builds(
+    report: &mut Report,
+    machine: &UserMachine,
+    installed: &Path,
+    server: &str,
+    toolchain: &str,
+) -> Result<()> {
+    let target_dir = machine.target_dir();
     let case = |server: &str, before: &dyn Fn() -> Result<()>| {
         machine.set_dist_server(server);
         median_time(RUNS, || {
             before()?;
-            cold_build(&machine)
+            cold_build(machine)
         })
     };
-    let in_place = case(&nginx.url(), &|| copy_target(&installed, &target_dir))?;
-    let fetched = case(&nginx.url(), &|| remove(&target_dir))?;
+    let in_place = case(server, &|| copy_target(installed, &target_dir))?;
+    let fetched = case(server, &|| remove(&target_dir))?;
     let rebuilt = case("http://127.0.0.1:9", &|| {
-        copy_target(&installed, &target_dir)?;
+        copy_target(installed, &target_dir)?;
         // What `rustup update` leaves: the previous compiler's record.
         std::fs::write(target_dir.join("rustc-version"), "release: 0.0.0\n")?;
         Ok(())
@@ -81,13 +93,15 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     }
     report.note(&format!(
         "Median of {RUNS} cold debug builds of the hello guest through the guest config's \
-         rustc-wrapper, on a temporary copy of {} with the release's hyperlight-run; the target is \
-         reinstalled before each one as described.",
-        toolchain.name
+         rustc-wrapper, on a temporary copy of {toolchain} with the release's hyperlight-run; the \
+         target is reinstalled before each one as described."
     ));
+    Ok(())
+}
 
-    // What every rustc call of a build that needs nothing pays for the wrapper.
-    copy_target(&installed, &target_dir)?;
+/// What every rustc call of a build that needs nothing pays for the wrapper.
+fn measure_calls(report: &mut Report, machine: &UserMachine, installed: &Path) -> Result<()> {
+    copy_target(installed, &machine.target_dir())?;
     let rustc = machine.toolchain.sysroot().join("bin/rustc");
     let wrapper = machine.cargo_home().join("bin/hyperlight-run");
     for (what, args) in [
@@ -130,7 +144,6 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         "Per call: median of {CALL_RUNS} alternating runs of the toolchain's own rustc, directly \
          and through hyperlight-run as cargo runs its rustc-wrapper, whole process."
     ));
-    sh.remove_path(&scratch)?;
     Ok(())
 }
 

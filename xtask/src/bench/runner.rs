@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use hyperlight_install::signature::PublicKey;
 use hyperlight_install::Target;
 use xshell::{cmd, PushDir, PushEnv, Shell};
 
@@ -32,13 +33,37 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     let runner = crate::runner::build_release(sh, &trusted)?;
     let hello = build_example(sh, "hello")?;
     let bigout = build_example(sh, "bigout")?;
+    whole_process(report, &runner, &hello)?;
+    in_process(sh, report, &runner, &hello, &trusted)?;
+    throughput(report, &runner, &bigout)?;
+    report.note(&format!(
+        "Release runner, release guests. Whole process: median of {PROCESS_RUNS} runs of each, \
+         alternated. In-process: `hyperlight-run --repeat {IN_PROCESS_RUNS}` (hidden flag) times \
+         `hyperlight_run::run` from ELF parsing to the guest's exit hypercall (VM teardown \
+         excluded); median of {IN_PROCESS_PROCESSES} such processes' medians. After each, \
+         runner/examples/kvm_floor.rs boots a guest whose only instructions are the exit \
+         hypercall as often, through the runner's own VM code with its memory prepared \
+         beforehand: KVM's share of a boot; the rest is the runner reading the ELF and \
+         preparing memory, and hello's own run. As in `cargo \
+         test`, each VM is torn down after the next one ran, so KVM's kernel-wide switches stay \
+         on between boots; a process's first boot, which `cargo run` gets, is measured apart \
+         (median of {FIRST_BOOT_PROCESSES} processes). Throughput: whole process including \
+         boot, median of {THROUGHPUT_RUNS}. KVM here is PVM with shadow paging: creating the \
+         VM, its memory slot and the vCPU are most of a boot, and every first touch of a guest \
+         page is a shadow page fault; the figures swing with the load other builds put on the 2 \
+         cores, and with the core a process runs on (here one boots about a quarter slower than \
+         the other)."
+    ));
+    Ok(())
+}
 
-    // Whole process, alternating so that load changes hit both alike.
+/// Whole process, alternating with `/bin/true` so that load changes hit both alike.
+fn whole_process(report: &mut Report, runner: &Path, hello: &Path) -> Result<()> {
     let (mut baseline, mut guest) = (Vec::new(), Vec::new());
     for _ in 0..PROCESS_RUNS {
         baseline.push(time_process(&mut Command::new("/bin/true"))?);
-        let mut command = Command::new(&runner);
-        command.arg(&hello);
+        let mut command = Command::new(runner);
+        command.arg(hello);
         guest.push(time_process(&mut command)?);
     }
     let (baseline, guest) = (median(baseline), median(guest));
@@ -49,15 +74,24 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         &format!("≤ {PROCESS_RATIO_GOAL}×"),
         Some(ratio <= PROCESS_RATIO_GOAL),
     );
+    Ok(())
+}
 
-    // In-process: the runner's hidden --repeat boots the guest again and again, in a few
-    // processes, since the scheduler's choice of core moves a process's figures; each is
-    // followed by the same number of boots of KVM's part alone (runner/examples/kvm_floor.rs).
-    let kvm_floor = crate::runner::build_release_example(sh, "kvm_floor", &trusted)?;
+/// In-process: the runner's hidden --repeat boots the guest again and again, in a few
+/// processes, since the scheduler's choice of core moves a process's figures; each is followed
+/// by the same number of boots of KVM's part alone (runner/examples/kvm_floor.rs).
+fn in_process(
+    sh: &Shell,
+    report: &mut Report,
+    runner: &Path,
+    hello: &Path,
+    trusted: &PublicKey,
+) -> Result<()> {
+    let kvm_floor = crate::runner::build_release_example(sh, "kvm_floor", trusted)?;
     let count = IN_PROCESS_RUNS.to_string();
     let (mut boots, mut floors) = (Vec::new(), Vec::new());
     for _ in 0..IN_PROCESS_PROCESSES {
-        boots.push(repeat_median(sh, &runner, &hello, &count)?);
+        boots.push(repeat_median(sh, runner, hello, &count)?);
         let text = cmd!(sh, "{kvm_floor} {count}").read()?;
         floors.push(median_in(&text, "kvm floor median ")?);
     }
@@ -77,7 +111,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     // The first boot of a process, which is what `cargo run` gets.
     let mut firsts = Vec::new();
     for _ in 0..FIRST_BOOT_PROCESSES {
-        firsts.push(repeat_median(sh, &runner, &hello, "1")?);
+        firsts.push(repeat_median(sh, runner, hello, "1")?);
     }
     report.row(
         "first boot-to-exit in a fresh process (median)",
@@ -85,12 +119,15 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         "none (whole process above)",
         None,
     );
+    Ok(())
+}
 
-    // Throughput: 100 MiB to /dev/null, boot included.
+/// Throughput: 100 MiB to /dev/null, boot included.
+fn throughput(report: &mut Report, runner: &Path, bigout: &Path) -> Result<()> {
     let mut times = Vec::new();
     for _ in 0..THROUGHPUT_RUNS {
-        let mut command = Command::new(&runner);
-        command.arg(&bigout).arg(THROUGHPUT_BYTES.to_string());
+        let mut command = Command::new(runner);
+        command.arg(bigout).arg(THROUGHPUT_BYTES.to_string());
         times.push(time_process(&mut command)?);
     }
     let time = median(times);
@@ -101,24 +138,6 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         &format!("≥ {THROUGHPUT_GOAL_MIB_S:.0} MiB/s"),
         Some(mib_s >= THROUGHPUT_GOAL_MIB_S),
     );
-    report.note(&format!(
-        "Release runner, release guests. Whole process: median of {PROCESS_RUNS} runs of each, \
-         alternated. In-process: `hyperlight-run --repeat {IN_PROCESS_RUNS}` (hidden flag) times \
-         `hyperlight_run::run` from ELF parsing to the guest's exit hypercall (VM teardown \
-         excluded); median of {IN_PROCESS_PROCESSES} such processes' medians. After each, \
-         runner/examples/kvm_floor.rs boots a guest whose only instructions are the exit \
-         hypercall as often, through the runner's own VM code with its memory prepared \
-         beforehand: KVM's share of a boot; the rest is the runner reading the ELF and \
-         preparing memory, and hello's own run. As in `cargo \
-         test`, each VM is torn down after the next one ran, so KVM's kernel-wide switches stay \
-         on between boots; a process's first boot, which `cargo run` gets, is measured apart \
-         (median of {FIRST_BOOT_PROCESSES} processes). Throughput: whole process including \
-         boot, median of {THROUGHPUT_RUNS}. KVM here is PVM with shadow paging: creating the \
-         VM, its memory slot and the vCPU are most of a boot, and every first touch of a guest \
-         page is a shadow page fault; the figures swing with the load other builds put on the 2 \
-         cores, and with the core a process runs on (here one boots about a quarter slower than \
-         the other)."
-    ));
     Ok(())
 }
 
