@@ -43,25 +43,45 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         None,
     );
 
-    let target = Target::Hermit.name();
-    let packed = repack_rust_std(&built, target)?;
+    sizes(report, &toolchain, &built)?;
+    whole_process(sh, report, &built)?;
+    cold_builds(sh, report, &scratch, &built)?;
+    report.note(&format!(
+        "Release runner and guests; the std hello prints the same line as examples/hello. Whole \
+         process: median of {PROCESS_RUNS} runs of each, alternated. Cold builds: median of \
+         {COLD_BUILD_RUNS} alternating debug builds of the `crates` binary, each in an empty target \
+         directory, ours against the std sysroot just built (passed with `--sysroot`), the baseline \
+         against rustup's rust-std for {MUSL}. Sizes: both target directories packed by the same \
+         code as the Distribution section's comparison."
+    ));
+    sh.remove_path(&scratch)?;
+    Ok(())
+}
+
+/// The std sysroot packed, beside rustup's musl rust-std packed alike.
+fn sizes(report: &mut Report, toolchain: &Toolchain, built: &Path) -> Result<()> {
+    let packed = repack_rust_std(built, Target::Hermit.name())?;
     let musl = repack_rust_std(&toolchain.sysroot, MUSL)?;
     report.row(
         &format!("std sysroot tar.gz ({})", toolchain.version.release),
         format!(
             "{:.1} MB ({:.1} MB unpacked); rustup's rust-std {MUSL} re-packed alike: {:.1} MB",
             mb(packed),
-            mb(dir_size(&Target::Hermit.dir(&built))?),
+            mb(dir_size(&Target::Hermit.dir(built))?),
             mb(musl)
         ),
         "none (listed)",
         None,
     );
+    Ok(())
+}
 
-    // Whole process, alternating so that load changes hit both alike.
+/// Whole process, the std hello against the no_std one, alternating so that load changes hit
+/// both alike.
+fn whole_process(sh: &Shell, report: &mut Report, built: &Path) -> Result<()> {
     let runner = crate::runner::build_release(sh, &crate::signing::public_key(None)?)?;
     let no_std_hello = build_example(sh, "hello")?;
-    let std_hello = build_std_guest(sh, &built, "hello")?;
+    let std_hello = build_std_guest(sh, built, "hello")?;
     let (mut no_std, mut std) = (Vec::new(), Vec::new());
     for _ in 0..PROCESS_RUNS {
         no_std.push(time_process(Command::new(&runner).arg(&no_std_hello))?);
@@ -79,14 +99,18 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         &format!("≤ {PROCESS_RATIO_GOAL}×"),
         Some(ratio <= PROCESS_RATIO_GOAL),
     );
+    Ok(())
+}
 
-    // Cold builds of the same std crate, alternating.
+/// Cold builds of the same std crate for our target and for musl, alternating.
+fn cold_builds(sh: &Shell, report: &mut Report, scratch: &Path, built: &Path) -> Result<()> {
+    let target = Target::Hermit.name();
     let crate_dir = project_root().join("tests/std-guests");
     let (mut ours, mut baseline) = (Vec::new(), Vec::new());
     for run in 0..COLD_BUILD_RUNS {
         let target_dir = scratch.join(format!("build-{run}"));
         ours.push(median_time(1, || {
-            cold_build(sh, &crate_dir, &target_dir, target, Some(&built))
+            cold_build(sh, &crate_dir, &target_dir, target, Some(built))
         })?);
         baseline.push(median_time(1, || {
             cold_build(sh, &crate_dir, &target_dir, MUSL, None)
@@ -104,15 +128,6 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         &format!("≤ {BUILD_RATIO_GOAL}×"),
         Some(ratio <= BUILD_RATIO_GOAL),
     );
-    report.note(&format!(
-        "Release runner and guests; the std hello prints the same line as examples/hello. Whole \
-         process: median of {PROCESS_RUNS} runs of each, alternated. Cold builds: median of \
-         {COLD_BUILD_RUNS} alternating debug builds of the `crates` binary, each in an empty target \
-         directory, ours against the std sysroot just built (passed with `--sysroot`), the baseline \
-         against rustup's rust-std for {MUSL}. Sizes: both target directories packed by the same \
-         code as the Distribution section's comparison."
-    ));
-    sh.remove_path(&scratch)?;
     Ok(())
 }
 
