@@ -27,10 +27,37 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     let nextest = CARGO_NEXTEST.ensure(sh)?;
     let project = write_hundred_tests(sh)?;
     let tests = build_test_binary(sh, &project)?;
-    let goal = format!("≤ {} ms", PER_TEST_GOAL.as_millis());
-    let per_test = |time: Duration| time / TESTS as u32;
-    let millis = |time: Duration| time.as_secs_f64() * 1e3;
+    cargo_test(sh, report, &runner, &tests)?;
+    cargo_nextest(sh, report, &nextest, &runner, &project)?;
+    report.note(&format!(
+        "A release test binary of {TESTS} `#[hyperlight_rt::test]`s that do nothing, and the \
+         release runner. `cargo test`: the runner given the binary as cargo runs it, one boot \
+         to list the tests and a fresh VM per test; whole process, median of {RUNS} runs, \
+         divided by {TESTS}. `cargo nextest run`: nextest starts the runner once per test \
+         (`BINARY NAME --exact --nocapture`), which reads the list the first one kept beside \
+         the binary and boots one VM to run that test; runner time per test is the mean wall \
+         time of those processes (from start to exit, timed by `cargo xtask time-runner` as the \
+         target's runner), median of {RUNS} runs. The whole run adds cargo's up-to-date check, \
+         nextest's listing and its own start of each test process (it starts each through a \
+         copy of itself)."
+    ));
+    Ok(())
+}
 
+fn goal() -> String {
+    format!("≤ {} ms", PER_TEST_GOAL.as_millis())
+}
+
+fn per_test(time: Duration) -> Duration {
+    time / TESTS as u32
+}
+
+fn millis(time: Duration) -> f64 {
+    time.as_secs_f64() * 1e3
+}
+
+/// The runner given the test binary as `cargo test` runs it, with default threads and one.
+fn cargo_test(sh: &Shell, report: &mut Report, runner: &Path, tests: &Path) -> Result<()> {
     for (threads, what) in [
         (None, "default threads (one per core)"),
         (Some(1), "one thread"),
@@ -54,11 +81,22 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
                 millis(per_test(time)),
                 millis(time)
             ),
-            &goal,
+            &goal(),
             Some(per_test(time) <= PER_TEST_GOAL),
         );
     }
+    Ok(())
+}
 
+/// `cargo nextest run` of the crate, with default threads and one: the runner processes alone,
+/// and the whole run.
+fn cargo_nextest(
+    sh: &Shell,
+    report: &mut Report,
+    nextest: &Path,
+    runner: &Path,
+    project: &Path,
+) -> Result<()> {
     for (threads, what) in [
         (None, "default threads (one per core)"),
         (Some(1), "one thread"),
@@ -70,13 +108,13 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         let mut process_times = Vec::with_capacity(RUNS);
         let mut whole_times = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
-            let timed = nextest_runner_time(sh, &nextest, &runner, &project, &args)?;
+            let timed = nextest_runner_time(sh, nextest, runner, project, &args)?;
             process_times.push(timed);
             whole_times.push(nextest_run(
                 sh,
-                &nextest,
+                nextest,
                 runner.as_os_str(),
-                &project,
+                project,
                 &args,
             )?);
         }
@@ -84,7 +122,7 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         report.row(
             &format!("`cargo nextest run`: runner time per test, {TESTS} trivial tests, {what}"),
             format!("{:.2} ms", millis(process)),
-            &goal,
+            &goal(),
             Some(process <= PER_TEST_GOAL),
         );
         report.row(
@@ -100,17 +138,6 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
             None,
         );
     }
-    report.note(&format!(
-        "A release test binary of {TESTS} `#[hyperlight_rt::test]`s that do nothing, and the \
-         release runner. `cargo test`: the runner given the binary as cargo runs it, one boot \
-         to list the tests and a fresh VM per test; whole process, median of {RUNS} runs, \
-         divided by {TESTS}. `cargo nextest run`: nextest starts the runner once per test \
-         (`BINARY NAME --exact --nocapture`), which boots one VM to list the tests and one to \
-         run that test; runner time per test is the mean wall time of those processes (from \
-         start to exit, timed by `cargo xtask time-runner` as the target's runner), median of \
-         {RUNS} runs. The whole run adds cargo's up-to-date check, nextest's listing and its \
-         own start of each test process (it starts each through a copy of itself)."
-    ));
     Ok(())
 }
 

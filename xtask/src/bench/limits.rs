@@ -2,6 +2,7 @@
 //! `--memory`, i.e. the host overhead above guest memory; and what the seccomp filter costs a
 //! whole run.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -25,15 +26,37 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     cmd!(sh, "cargo build --release -p hyperlight-run").run()?;
     let runner = root.join("target/release/hyperlight-run");
     let limits = build_guest(sh, &root.join("tests/guests"), "limits")?;
+    peak_rss_rows(report, &runner, &limits)?;
+    let hello = build_example(sh, "hello")?;
+    seccomp_cost(report, &runner, &hello)?;
+    report.note(&format!(
+        "Peak RSS is `ru_maxrss` of the runner process (wait4), median of {RSS_RUNS} runs of \
+         tests/guests' `limits touch-all`, which allocates and writes every heap page it can get. \
+         Guest memory is one MAP_NORESERVE mapping, so untouched memory costs nothing; the \
+         overhead is the runner itself (binary, heap, KVM's vCPU pages, the guest ELF's loaded \
+         part). \
+         Seccomp: median of {SECCOMP_RUNS} runs each, alternated; the filter is compiled and \
+         installed once per process after the VM is built. Its cost is that one seccomp(2) \
+         call: the kernel checks the program, walks it once for every system call number to \
+         find the calls it may allow without running it, and JIT-compiles it. The runner's \
+         filter is a binary search over the allowed numbers (runner/src/seccomp.rs), a walk of \
+         at most 10 instructions where seccompiler's chain of comparisons takes up to 66; even a \
+         one-instruction filter adds about 50 µs to a process here. The run loop is not slower \
+         with it (a guest touching all of 64 MiB takes the same time either way)."
+    ));
+    Ok(())
+}
 
+/// Peak RSS of a guest that touches all its memory, at two `--memory` sizes.
+fn peak_rss_rows(report: &mut Report, runner: &Path, limits: &Path) -> Result<()> {
     for (label, memory) in [("64M", 64u64 << 20), ("1G", 1 << 30)] {
         let mut peaks = Vec::new();
         let mut touched = 0;
         for _ in 0..RSS_RUNS {
             let (peak, stdout) = peak_rss(
-                Command::new(&runner)
+                Command::new(runner)
                     .args(["--memory", label])
-                    .arg(&limits)
+                    .arg(limits)
                     .arg("touch-all"),
             )?;
             touched = stdout
@@ -62,14 +85,16 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
             Some(peak <= memory + OVERHEAD_GOAL),
         );
     }
+    Ok(())
+}
 
-    // Seccomp: whole-process hello with and without the filter, alternated.
-    let hello = build_example(sh, "hello")?;
+/// Whole-process hello with and without the seccomp filter, alternated.
+fn seccomp_cost(report: &mut Report, runner: &Path, hello: &Path) -> Result<()> {
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for _ in 0..SECCOMP_RUNS {
-        on.push(time_process(Command::new(&runner).arg(&hello))?);
+        on.push(time_process(Command::new(runner).arg(hello))?);
         off.push(time_process(
-            Command::new(&runner).arg("--no-seccomp").arg(&hello),
+            Command::new(runner).arg("--no-seccomp").arg(hello),
         )?);
     }
     let (on, off) = (median(on), median(off));
@@ -85,21 +110,6 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         &format!("≤ +{} µs", SECCOMP_GOAL.as_micros()),
         Some(cost <= SECCOMP_GOAL),
     );
-    report.note(&format!(
-        "Peak RSS is `ru_maxrss` of the runner process (wait4), median of {RSS_RUNS} runs of \
-         tests/guests' `limits touch-all`, which allocates and writes every heap page it can get. \
-         Guest memory is one MAP_NORESERVE mapping, so untouched memory costs nothing; the \
-         overhead is the runner itself (binary, heap, KVM's vCPU pages, the guest ELF's loaded \
-         part). \
-         Seccomp: median of {SECCOMP_RUNS} runs each, alternated; the filter is compiled and \
-         installed once per process after the VM is built. Its cost is that one seccomp(2) \
-         call: the kernel checks the program, walks it once for every system call number to \
-         find the calls it may allow without running it, and JIT-compiles it. The runner's \
-         filter is a binary search over the allowed numbers (runner/src/seccomp.rs), a walk of \
-         at most 10 instructions where seccompiler's chain of comparisons takes up to 66; even a \
-         one-instruction filter adds about 50 µs to a process here. The run loop is not slower \
-         with it (a guest touching all of 64 MiB takes the same time either way)."
-    ));
     Ok(())
 }
 
