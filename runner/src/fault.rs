@@ -117,6 +117,28 @@ pub fn report(
             rbp: frame.rbp,
         },
     );
+    let frames = symbolize_stack(&addresses, map, elf_path);
+    // Name the innermost frame in the guest's own code rather than a std helper it called.
+    let own_code = frames
+        .iter()
+        .find(|frame| {
+            frame
+                .location
+                .as_deref()
+                .is_some_and(|l| !l.starts_with("/rustc/"))
+        })
+        .or(frames.first());
+    if let Some(frame) = own_code {
+        summary += &format!(" in {}", frame.describe());
+    }
+    CrashReport {
+        summary,
+        backtrace: backtrace_lines(&frames),
+    }
+}
+
+/// The frames of the return addresses in the image, innermost first, inlined ones included.
+fn symbolize_stack(addresses: &[u64], map: &MemoryMap, elf_path: &Path) -> Vec<Frame> {
     let loader = addr2line::Loader::new(elf_path).ok();
     let mut frames = Vec::new();
     for (depth, &address) in addresses.iter().enumerate() {
@@ -142,20 +164,13 @@ pub fn report(
             location,
         }));
     }
-    // Name the innermost frame in the guest's own code rather than a std helper it called.
-    let own_code = frames
-        .iter()
-        .find(|frame| {
-            frame
-                .location
-                .as_deref()
-                .is_some_and(|l| !l.starts_with("/rustc/"))
-        })
-        .or(frames.first());
-    if let Some(frame) = own_code {
-        summary += &format!(" in {}", frame.describe());
-    }
-    let mut backtrace: Vec<String> = Vec::new();
+    frames
+}
+
+/// One numbered line per frame, a run of identical frames (deep recursion, a stack overflow)
+/// folded into one line saying how many more.
+fn backtrace_lines(frames: &[Frame]) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut index = 0;
     while index < frames.len() {
         let line = format!("{:#x} {}", frames[index].address, frames[index].describe());
@@ -163,14 +178,13 @@ pub fn report(
             .iter()
             .take_while(|frame| format!("{:#x} {}", frame.address, frame.describe()) == line)
             .count();
-        backtrace.push(format!("{index:>4}: {line}"));
+        lines.push(format!("{index:>4}: {line}"));
         if repeats > 0 {
-            // Deep recursion (a stack overflow) would otherwise fill the screen.
-            backtrace.push(format!("      ... the same frame {repeats} more times"));
+            lines.push(format!("      ... the same frame {repeats} more times"));
         }
         index += 1 + repeats;
     }
-    CrashReport { summary, backtrace }
+    lines
 }
 
 struct Frame {

@@ -104,16 +104,7 @@ pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Co
     let selected: Vec<&Test> = all.iter().filter(|test| options.selects(test)).collect();
     let mut stdout = std::io::stdout().lock();
     if options.list {
-        for test in &selected {
-            let _ = writeln!(stdout, "{}: test", test.name);
-        }
-        if !options.terse {
-            let _ = writeln!(
-                stdout,
-                "\n{}, 0 benchmarks",
-                report::count(selected.len(), "test")
-            );
-        }
+        print_list(&mut stdout, &selected, options.terse);
         return 0;
     }
 
@@ -129,14 +120,7 @@ pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Co
         let _ = write!(stdout, "{}", report::ignored(&test.name, reason));
     }
     let _ = stdout.flush();
-    // cargo-nextest runs one test per process: no need to ask the host how many cores it has.
-    let threads = match (options.threads, to_run.len()) {
-        (_, 0 | 1) => 1,
-        (Some(threads), tests) => threads.min(tests),
-        (None, tests) => std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(tests),
-    };
+    let threads = threads(options.threads, to_run.len());
     // libtest's own tests say whether they expect a panic only by running (`judge`), so their
     // line waits for the run unless their output goes straight through.
     let name_first = protocol == Protocol::Runtime || options.nocapture;
@@ -155,6 +139,32 @@ pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Co
         0
     } else {
         TESTS_FAILED
+    }
+}
+
+/// libtest's `--list`: a line per test, and a count unless `terse`.
+fn print_list(out: &mut impl std::io::Write, tests: &[&Test], terse: bool) {
+    for test in tests {
+        let _ = writeln!(out, "{}: test", test.name);
+    }
+    if !terse {
+        let _ = writeln!(
+            out,
+            "\n{}, 0 benchmarks",
+            report::count(tests.len(), "test")
+        );
+    }
+}
+
+/// How many threads run `tests` tests: as asked, else one per core, never more than tests.
+fn threads(asked: Option<usize>, tests: usize) -> usize {
+    match (asked, tests) {
+        // cargo-nextest runs one test per process: no need to ask the host for its cores.
+        (_, 0 | 1) => 1,
+        (Some(threads), tests) => threads.min(tests),
+        (None, tests) => std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(tests),
     }
 }
 
