@@ -17,11 +17,11 @@ use reqwest::blocking::{Client, Response};
 use reqwest::StatusCode;
 
 use hyperlight_install::manifest::{
-    sha256_hex, Manifest, ManifestError, SysrootEntry, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
+    Manifest, ManifestError, SysrootEntry, MANIFEST, MANIFEST_SHA256, MANIFEST_VERSION,
 };
 use hyperlight_install::signature::{self, SigningKey, MANIFEST_SIG};
 
-use crate::dist::error::{read_manifest_dir, remote_signature_error, DistError};
+use crate::dist::error::{read_artifact, read_manifest_dir, remote_signature_error, DistError};
 use crate::dist::EXTRA_FILES;
 
 pub fn run(
@@ -82,19 +82,7 @@ pub fn run(
 fn read_artifacts(dir: &Path, local: &Manifest) -> Result<Vec<(String, Vec<u8>)>> {
     let mut artifacts = Vec::new();
     for (name, (sha256, _)) in local.files() {
-        let path = dir.join(name);
-        let data =
-            std::fs::read(&path).map_err(|_| DistError::MissingArtifact { file: path.clone() })?;
-        let actual = sha256_hex(&data);
-        if actual != sha256 {
-            return Err(DistError::HashMismatch {
-                file: path.display().to_string(),
-                expected: sha256.to_owned(),
-                actual,
-            }
-            .into());
-        }
-        artifacts.push((name.to_owned(), data));
+        artifacts.push((name.to_owned(), read_artifact(&dir.join(name), sha256)?));
     }
     for name in EXTRA_FILES {
         if let Ok(data) = std::fs::read(dir.join(name)) {

@@ -183,6 +183,22 @@ pub fn remote_signature_error(dest: &str, err: SignatureError) -> DistError {
     }
 }
 
+/// The file at `path`, which a manifest says has this `sha256`, once it checks out.
+pub fn read_artifact(path: &std::path::Path, sha256: &str) -> Result<Vec<u8>, DistError> {
+    let data = std::fs::read(path).map_err(|_| DistError::MissingArtifact {
+        file: path.to_owned(),
+    })?;
+    let actual = hyperlight_install::manifest::sha256_hex(&data);
+    if actual != sha256 {
+        return Err(DistError::HashMismatch {
+            file: path.display().to_string(),
+            expected: sha256.to_owned(),
+            actual,
+        });
+    }
+    Ok(data)
+}
+
 /// Reads and verifies `dir/manifest.json`: signed by `key`, then matching its `.sha256`.
 pub fn read_manifest_dir(
     dir: &std::path::Path,

@@ -21,12 +21,10 @@ use hyperlight_install::Target;
 use xshell::{cmd, Shell};
 
 use self::component::{source_archive, sysroot_tarball, sysroot_version};
-use hyperlight_install::manifest::{
-    self, sha256_hex, Manifest, RunnerEntry, MANIFEST, MANIFEST_SHA256,
-};
+use hyperlight_install::manifest::{self, Manifest, RunnerEntry, MANIFEST, MANIFEST_SHA256};
 use hyperlight_install::signature::{PublicKey, DIST_PUBLIC_KEY_ENV, MANIFEST_SIG};
 
-use self::error::{read_manifest_dir, DistError};
+use self::error::{read_artifact, read_manifest_dir, DistError};
 use crate::toolchain::{pinned_toolchain, project_root, Toolchain};
 use crate::{signing, sysroot};
 
@@ -192,19 +190,7 @@ fn include(
 ) -> Result<()> {
     let other = read_manifest_dir(dir, key)?;
     let copy = |url: &str, sha256: &str| -> Result<()> {
-        let from = dir.join(url);
-        let data =
-            std::fs::read(&from).map_err(|_| DistError::MissingArtifact { file: from.clone() })?;
-        let actual = sha256_hex(&data);
-        if actual != sha256 {
-            return Err(DistError::HashMismatch {
-                file: from.display().to_string(),
-                expected: sha256.to_owned(),
-                actual,
-            }
-            .into());
-        }
-        std::fs::write(out.join(url), data)?;
+        std::fs::write(out.join(url), read_artifact(&dir.join(url), sha256)?)?;
         Ok(())
     };
     for (_, entry) in other.all_sysroots() {
