@@ -179,26 +179,20 @@ pub struct Image<'data> {
     pub tls: Option<TlsTemplate>,
 }
 
-impl<'data> Image<'data> {
-    pub fn parse(data: &'data [u8]) -> Result<Image<'data>, ElfError> {
-        check_ident(data)?;
-        let header = FileHeader64::<LE>::parse(data).map_err(ElfError::MalformedHeader)?;
-        let endian = LE;
-        if header.e_machine(endian) != elf::EM_X86_64 {
-            return Err(ElfError::Machine(header.e_machine(endian)));
-        }
-        match header.e_type(endian) {
-            elf::ET_DYN => {}
-            elf::ET_EXEC => return Err(ElfError::NotPositionIndependent),
-            other => return Err(ElfError::NotExecutable(other)),
-        }
-        let program_headers = header
-            .program_headers(endian, data)
-            .map_err(ElfError::MalformedProgramHeaders)?;
-        if program_headers.is_empty() {
-            return Err(ElfError::NoProgramHeaders);
-        }
+/// What the program headers describe, before the segments are checked against each other.
+struct Program<'data> {
+    segments: Vec<Segment>,
+    dynamic: Option<&'data ProgramHeader64<LE>>,
+    relro: Option<(u64, u64)>,
+    tls: Option<TlsTemplate>,
+}
 
+impl<'data> Program<'data> {
+    fn read(
+        program_headers: &'data [ProgramHeader64<LE>],
+        data: &[u8],
+    ) -> Result<Program<'data>, ElfError> {
+        let endian = LE;
         let mut segments = Vec::new();
         let mut dynamic = None;
         let mut relro = None;
@@ -225,6 +219,41 @@ impl<'data> Image<'data> {
                 _ => {}
             }
         }
+        Ok(Program {
+            segments,
+            dynamic,
+            relro,
+            tls,
+        })
+    }
+}
+
+impl<'data> Image<'data> {
+    pub fn parse(data: &'data [u8]) -> Result<Image<'data>, ElfError> {
+        check_ident(data)?;
+        let header = FileHeader64::<LE>::parse(data).map_err(ElfError::MalformedHeader)?;
+        let endian = LE;
+        if header.e_machine(endian) != elf::EM_X86_64 {
+            return Err(ElfError::Machine(header.e_machine(endian)));
+        }
+        match header.e_type(endian) {
+            elf::ET_DYN => {}
+            elf::ET_EXEC => return Err(ElfError::NotPositionIndependent),
+            other => return Err(ElfError::NotExecutable(other)),
+        }
+        let program_headers = header
+            .program_headers(endian, data)
+            .map_err(ElfError::MalformedProgramHeaders)?;
+        if program_headers.is_empty() {
+            return Err(ElfError::NoProgramHeaders);
+        }
+
+        let Program {
+            mut segments,
+            dynamic,
+            relro,
+            tls,
+        } = Program::read(program_headers, data)?;
         if segments.is_empty() {
             return Err(ElfError::NoLoadableSegments);
         }
