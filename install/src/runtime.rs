@@ -371,12 +371,13 @@ fn lock(cargo_home: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Target;
     use testkit::TempDir;
 
     /// An installed target's directory shipping two runtime crates, the runtime's at
     /// `version`, and the sysroot crate.
     fn target_dir(root: &Path, version: &str) -> PathBuf {
-        let target = root.join("x86_64-hyperlight-none");
+        let target = root.join(Target::None.name());
         for (name, version) in [
             ("hyperlight-rt", version),
             ("hyperlight-rt-macros", "0.1.0"),
