@@ -100,6 +100,9 @@ pub enum LayoutError {
     OutsideMemory(&'static str),
 }
 
+/// The page tables lie in the first megabytes, inside the smallest guest memory allowed.
+const TABLES_OUTSIDE: LayoutError = LayoutError::OutsideMemory("the page tables");
+
 impl MemoryMap {
     /// Lays out the image, the stack and the heap, or says how much memory they need.
     pub fn new(
@@ -239,7 +242,7 @@ impl<'m> PageTables<'m> {
 
     /// The table the entry at `entry_addr` points to, created if absent.
     fn child_table(&mut self, entry_addr: u64) -> Result<u64, LayoutError> {
-        let entry = self.memory.read_u64(entry_addr).unwrap();
+        let entry = self.memory.read_u64(entry_addr).ok_or(TABLES_OUTSIDE)?;
         if entry & PTE_PRESENT != 0 {
             return Ok(entry & ADDRESS_MASK);
         }
@@ -250,7 +253,7 @@ impl<'m> PageTables<'m> {
                 entry_addr,
                 table | PTE_PRESENT | PTE_WRITE | PTE_USER | PTE_ACCESSED,
             )
-            .unwrap();
+            .ok_or(TABLES_OUTSIDE)?;
         Ok(table)
     }
 
@@ -276,9 +279,11 @@ impl<'m> PageTables<'m> {
             let pd = self.child_table(pdpte)?;
             let pde = pd + ((addr >> 21) & 0x1ff) * 8;
             if addr.is_multiple_of(HUGE_PAGE) && end - addr >= HUGE_PAGE {
-                let existing = self.memory.read_u64(pde).unwrap();
+                let existing = self.memory.read_u64(pde).ok_or(TABLES_OUTSIDE)?;
                 if existing & PTE_PRESENT == 0 {
-                    self.memory.write_u64(pde, addr | flags | PTE_HUGE).unwrap();
+                    self.memory
+                        .write_u64(pde, addr | flags | PTE_HUGE)
+                        .ok_or(TABLES_OUTSIDE)?;
                     addr += HUGE_PAGE;
                     continue;
                 }
@@ -289,7 +294,7 @@ impl<'m> PageTables<'m> {
             let entries = self
                 .memory
                 .slice_mut(pt + ((addr >> 12) & 0x1ff) * 8, (run_end - addr) / PAGE * 8)
-                .unwrap();
+                .ok_or(TABLES_OUTSIDE)?;
             for entry in entries.as_chunks_mut::<8>().0 {
                 entry.copy_from_slice(&(addr | flags).to_le_bytes());
                 addr += PAGE;
