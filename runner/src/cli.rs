@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use hyperlight_run::{Config, HostStdio, Outcome};
 
 /// The environment variable that overrides the KVM device (tests point it at a missing path).
 const KVM_DEVICE_VAR: &str = "HYPERLIGHT_KVM_DEVICE";
+/// `--gdb`'s value for runs started by cargo (`cargo run`, `cargo test NAME`).
+const GDB_VAR: &str = "HYPERLIGHT_GDB";
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -22,6 +25,7 @@ Exit status:
   126    an official Hyperlight guest (has .note.hyperlight-version): not booted; the message
          names the Hyperlight host version it needs
   134    the guest crashed (CPU exception such as a page fault) or made an invalid hypercall
+  137    under --gdb, the debugger killed the guest
   141    the reader of the guest's output closed it
   159    the runner's seccomp filter refused one of its own system calls (a runner bug or an
          exploit attempt; the message names the call's number)
@@ -39,7 +43,8 @@ Also:
   hyperlight-run target add|remove|list     install, remove or list the target per toolchain
 As a rustc wrapper (`hyperlight-run rustc ...`, the guest config's build.rustc-wrapper) it
 installs the target for the toolchain a build uses when missing or stale, then runs rustc.
-Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
+Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm);
+HYPERLIGHT_GDB=[HOST:]PORT does what --gdb does.
 As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none or
 x86_64-hyperlight-hermit (std guests).";
 
@@ -73,6 +78,12 @@ struct Cli {
     /// built, the runner can make only the few system calls its run loop needs.
     #[arg(long)]
     no_seccomp: bool,
+
+    /// Wait for gdb (or lldb) on [HOST:]PORT before the guest's first instruction and run it
+    /// under the debugger (HOST: 127.0.0.1 unless given; port 0 picks a free one). The runner
+    /// then runs without seccomp and ignores --timeout. Also HYPERLIGHT_GDB.
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = parse_gdb_address)]
+    gdb: Option<SocketAddr>,
 
     /// Boot the guest this many times in-process and print the median boot-to-exit time
     /// (benchmarking; output is discarded; runs without seccomp, which would forbid the next boot).
@@ -184,6 +195,28 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let gdb = match cli.gdb {
+        Some(address) => Some(address),
+        None => match std::env::var(GDB_VAR) {
+            Ok(value) if !value.is_empty() => match parse_gdb_address(&value) {
+                Ok(address) => Some(address),
+                Err(reason) => {
+                    error(format_args!("{GDB_VAR}: {reason}"));
+                    return 2;
+                }
+            },
+            _ => None,
+        },
+    };
+    if let Some(address) = gdb {
+        if !address.ip().is_loopback() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "hyperlight-run: warning: gdb listens on {address}, reachable from other \
+                 machines: whoever connects first controls the guest"
+            );
+        }
+    }
     let mut env = Vec::with_capacity(cli.env.len());
     for entry in &cli.env {
         if entry.as_encoded_bytes().contains(&b'=') {
@@ -201,8 +234,10 @@ pub fn main() -> i32 {
         timeout: cli.timeout,
         env,
         kvm_device,
-        // One guest per process, so the filter can stay for the rest of its life.
-        seccomp: !cli.no_seccomp && cli.repeat.is_none(),
+        // One guest per process, so the filter can stay for the rest of its life. The
+        // debugger's socket calls are not in it.
+        seccomp: !cli.no_seccomp && cli.repeat.is_none() && gdb.is_none(),
+        gdb,
         ..Config::default()
     };
     let mut args = Vec::with_capacity(cli.args.len() + 1);
@@ -239,6 +274,7 @@ pub fn main() -> i32 {
                 Outcome::TimedOut(after) => error(format_args!(
                     "the guest did not finish within {after:?} (--timeout); stopped it"
                 )),
+                Outcome::Killed => error("the debugger killed the guest"),
                 Outcome::Exited(_) | Outcome::OutputClosed => {}
             }
             report.outcome.exit_code()
@@ -290,6 +326,20 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// `PORT`, `HOST:PORT` or `[IPv6]:PORT`; HOST is an IP address or `localhost`.
+fn parse_gdb_address(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let invalid = || format!("`{text}` is not [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234");
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port = port.parse::<u16>().map_err(|_| invalid())?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    text.parse().map_err(|_| invalid())
+}
+
 /// `500ms`, `10s`, `2m`, `1.5s`; a bare number is seconds (the syntax of a test's `timeout`
 /// too, `hyperlight_rt::abi::duration`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -309,6 +359,21 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn gdb_addresses() {
+        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(parse_gdb_address("1234"), Ok(local(1234)));
+        assert_eq!(parse_gdb_address("localhost:0"), Ok(local(0)));
+        assert_eq!(
+            parse_gdb_address("0.0.0.0:9000"),
+            Ok("0.0.0.0:9000".parse().unwrap())
+        );
+        assert_eq!(parse_gdb_address("[::1]:7"), Ok("[::1]:7".parse().unwrap()));
+        assert!(parse_gdb_address("gdb").is_err());
+        assert!(parse_gdb_address("70000").is_err());
+        assert!(parse_gdb_address("host:12").is_err());
     }
 
     #[test]

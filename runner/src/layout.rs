@@ -363,6 +363,29 @@ fn write_tls(
         .ok_or_else(|| "thread pointer outside guest memory".to_owned())
 }
 
+/// Whether the page tables map the page of `addr`: what a debugger may read and write (never
+/// the null page, a guard page or the page tables themselves).
+pub fn is_mapped(memory: &GuestMemory, addr: u64) -> bool {
+    // Identity mapping covers the lower half of the address space only.
+    if addr >> 47 != 0 {
+        return false;
+    }
+    let mut table = PML4_ADDR;
+    for shift in [39, 30, 21, 12] {
+        let Some(entry) = memory.read_u64(table + ((addr >> shift) & 0x1ff) * 8) else {
+            return false;
+        };
+        if entry & PTE_PRESENT == 0 {
+            return false;
+        }
+        if shift == 12 || (shift == 21 && entry & PTE_HUGE != 0) {
+            return true;
+        }
+        table = entry & ADDRESS_MASK;
+    }
+    unreachable!("the walk ends at the page table")
+}
+
 /// Whether `rip` is inside the runner's exception stubs (so an EXCEPTION exit is genuine).
 pub fn is_stub_address(rip: u64) -> bool {
     (STUBS_ADDR..STUBS_ADDR + PAGE).contains(&rip)

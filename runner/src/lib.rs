@@ -11,6 +11,7 @@ pub mod backtrace;
 pub mod boot;
 pub mod elf;
 pub mod fault;
+pub mod gdb;
 pub mod guest_file;
 pub mod harness;
 pub mod hypercall;
@@ -44,6 +45,8 @@ pub mod exit_code {
     pub const OFFICIAL_GUEST: i32 = 126;
     /// The guest crashed (CPU exception, triple fault) or broke the hypercall ABI.
     pub const CRASHED: i32 = 134;
+    /// The debugger killed the guest (128 + SIGKILL, what a shell shows for a killed process).
+    pub const KILLED: i32 = 137;
     /// The reader of the guest's output went away (like a process killed by SIGPIPE).
     pub const OUTPUT_CLOSED: i32 = 141;
     /// The runner made a system call its seccomp filter refuses (128 + SIGSYS, what a shell
@@ -73,6 +76,9 @@ pub struct Config {
     /// Confine this process with the run loop's seccomp filter once the VM is built (the CLI
     /// does, unless `--no-seccomp`). Irreversible: only for a process that runs one guest.
     pub seccomp: bool,
+    /// Run the guest under a debugger that connects to this address (`--gdb`); `timeout` is
+    /// then ignored, as a debugger's pauses would count.
+    pub gdb: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -85,6 +91,7 @@ impl Default for Config {
             kvm_device: PathBuf::from("/dev/kvm"),
             stdout_is_tty: std::io::stdout().is_terminal(),
             seccomp: false,
+            gdb: None,
         }
     }
 }
@@ -148,6 +155,8 @@ pub enum Outcome {
     Crashed(fault::CrashReport),
     TimedOut(Duration),
     OutputClosed,
+    /// The debugger killed the guest.
+    Killed,
 }
 
 impl Outcome {
@@ -157,6 +166,7 @@ impl Outcome {
             Outcome::Crashed(_) => exit_code::CRASHED,
             Outcome::TimedOut(_) => exit_code::TIMEOUT,
             Outcome::OutputClosed => exit_code::OUTPUT_CLOSED,
+            Outcome::Killed => exit_code::KILLED,
         }
     }
 }
@@ -203,7 +213,12 @@ pub fn run(
         seccomp::install().map_err(Error::Setup)?;
     }
     test_hook::after_confinement();
-    let stop = vm.run(output, started, config.timeout);
+    let stop = match config.gdb {
+        None => vm.run(output, started, config.timeout),
+        Some(address) => {
+            gdb::debug(&mut vm, address, map.load_bias, output, started).map_err(Error::Setup)?
+        }
+    };
     let boot_to_exit = started.elapsed();
     let outcome = outcome(stop, &vm, &file, &map, elf_path, config, output)?;
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
@@ -303,6 +318,8 @@ fn outcome(
         }
         vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
         vcpu::Stop::OutputClosed => Outcome::OutputClosed,
+        // Only a debugger interrupts runs, and it turns them into stops of its own.
+        vcpu::Stop::Killed | vcpu::Stop::Interrupted => Outcome::Killed,
         vcpu::Stop::HostError(err) => {
             return Err(Error::Io(format!(
                 "writing the guest's output failed: {err}"

@@ -445,6 +445,7 @@ fn describe(outcome: &Outcome) -> String {
         }
         Outcome::TimedOut(after) => format!("hyperlight-run: error: timed out after {after:?}"),
         Outcome::OutputClosed => "hyperlight-run: error: the test's output was closed".to_owned(),
+        Outcome::Killed => "hyperlight-run: error: the debugger killed the test".to_owned(),
     }
 }
 

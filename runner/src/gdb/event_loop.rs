@@ -1,0 +1,224 @@
+//! Running the guest between gdb's commands: each resume runs the vCPU until it stops on its
+//! own (breakpoint, step, exception, exit) or gdb sends something (Ctrl-C), which a watcher
+//! thread turns into an interrupt of the run.
+
+use std::io::{Read, Write};
+use std::marker::PhantomData;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+
+use gdbstub::common::Signal;
+use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
+use gdbstub::stub::SingleThreadStopReason;
+use kvm_ioctls::SyncReg;
+
+use super::target::{Debuggee, Held, Resume};
+use crate::exit_code;
+use crate::fault::Crash;
+use crate::hypercall::ExceptionFrame;
+use crate::machine::{self, BREAKPOINT, DEBUG, TRAP_FLAG};
+use crate::vcpu::{InterruptHandle, Stop};
+
+type StopReason = SingleThreadStopReason<u64>;
+type WaitError = WaitForStopReasonError<String, std::io::Error>;
+
+pub struct Session<'a>(PhantomData<&'a mut ()>);
+
+impl<'a> BlockingEventLoop for Session<'a> {
+    type Target = Debuggee<'a>;
+    type Connection = TcpStream;
+    type StopReason = StopReason;
+
+    fn wait_for_stop_reason(
+        target: &mut Debuggee<'a>,
+        conn: &mut TcpStream,
+    ) -> Result<Event<StopReason>, WaitError> {
+        if let Some(reason) = release_held(target) {
+            return Ok(Event::TargetStopped(reason));
+        }
+        match run(target, conn)? {
+            Stop::Interrupted => {
+                // gdb sent something (normally Ctrl-C, 0x03): gdbstub reads it from here on.
+                let mut byte = [0];
+                conn.read_exact(&mut byte)
+                    .map_err(WaitForStopReasonError::Connection)?;
+                Ok(Event::IncomingData(byte[0]))
+            }
+            stop => stop_reason(target, stop)
+                .map(Event::TargetStopped)
+                .map_err(WaitForStopReasonError::Target),
+        }
+    }
+
+    fn on_interrupt(_target: &mut Debuggee<'a>) -> Result<Option<StopReason>, String> {
+        Ok(Some(StopReason::Signal(Signal::SIGINT)))
+    }
+}
+
+/// What resuming a guest that stopped on a fatal exception or a panic does instead of running.
+fn release_held(target: &mut Debuggee<'_>) -> Option<StopReason> {
+    match target.held.take()? {
+        Held::Panicked(code) => {
+            target.ended = Some(Stop::Exited(code));
+            Some(StopReason::Exited(code as u8))
+        }
+        // Passing the signal on ends the guest, as it ends a process.
+        Held::Fatal { stop, signal } if target.resume_signal == Some(signal) => {
+            target.ended = Some(stop);
+            Some(StopReason::Terminated(signal))
+        }
+        // Without it (gdb's `signal 0`, or after fixing the state), the guest goes on.
+        Held::Fatal { .. } => None,
+    }
+}
+
+/// Runs the vCPU until it stops, or until gdb sends data on `conn`.
+fn run(target: &mut Debuggee<'_>, conn: &TcpStream) -> Result<Stop, WaitError> {
+    if target.resume == Resume::Step {
+        let (vcpu, _) = target.vm.parts();
+        vcpu.sync_regs_mut().regs.rflags |= TRAP_FLAG;
+        vcpu.set_sync_dirty_reg(SyncReg::Register);
+    }
+    target.interrupter.forget_pending(target.vm);
+    let watched = conn
+        .try_clone()
+        .map_err(WaitForStopReasonError::Connection)?;
+    let (mut wake, woken) = UnixStream::pair().map_err(WaitForStopReasonError::Connection)?;
+    let interrupt = target.interrupter.handle();
+    std::thread::scope(|scope| {
+        scope.spawn(move || watch(&watched, &woken, interrupt));
+        let stop = target.vm.run(&mut *target.output, target.started, None);
+        // The watcher ends either way: a failed write means it already has.
+        let _ = wake.write_all(&[1]);
+        Ok(stop)
+    })
+}
+
+/// Waits until gdb sends data, then interrupts the vCPU; returns early once `woken` is readable
+/// (the run ended by itself).
+fn watch(conn: &TcpStream, woken: &UnixStream, interrupt: InterruptHandle) {
+    let mut fds = [
+        libc::pollfd {
+            fd: conn.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: woken.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: polling two descriptors that outlive the call.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break;
+    }
+    if fds[1].revents == 0 && fds[0].revents != 0 {
+        interrupt.interrupt();
+    }
+}
+
+/// What gdb is told about a stop of the vCPU.
+fn stop_reason(target: &mut Debuggee<'_>, stop: Stop) -> Result<StopReason, String> {
+    Ok(match stop {
+        Stop::Exited(code) if code == exit_code::PANIC => {
+            // The panic handler's frames are still on the stack: let gdb show them first.
+            target.held = Some(Held::Panicked(code));
+            StopReason::Signal(Signal::SIGABRT)
+        }
+        Stop::Exited(code) => {
+            target.ended = Some(Stop::Exited(code));
+            StopReason::Exited(code as u8)
+        }
+        Stop::Crashed(Crash::Exception { frame, cr2 }) => {
+            leave_stub(target, &frame)?;
+            let stepping = target.resume == Resume::Step;
+            let at_breakpoint = frame.rip.wrapping_sub(1);
+            match frame.vector {
+                DEBUG if stepping => StopReason::DoneStep,
+                BREAKPOINT if target.is_breakpoint(at_breakpoint) => {
+                    // gdb expects the stop at the breakpoint, not after its `int3`.
+                    let (vcpu, _) = target.vm.parts();
+                    vcpu.sync_regs_mut().regs.rip = at_breakpoint;
+                    vcpu.set_sync_dirty_reg(SyncReg::Register);
+                    StopReason::SwBreak(())
+                }
+                DEBUG | BREAKPOINT => StopReason::Signal(Signal::SIGTRAP),
+                vector => {
+                    let signal = signal_of(vector);
+                    target.held = Some(Held::Fatal {
+                        stop: Stop::Crashed(Crash::Exception { frame, cr2 }),
+                        signal,
+                    });
+                    StopReason::Signal(signal)
+                }
+            }
+        }
+        other => {
+            // Nothing to resume: the vCPU cannot go on (or the host side failed).
+            let signal = match other {
+                Stop::Crashed(Crash::BadHypercall(_)) => Signal::SIGSYS,
+                Stop::OutputClosed => Signal::SIGPIPE,
+                _ => Signal::SIGKILL,
+            };
+            target.ended = Some(other);
+            StopReason::Terminated(signal)
+        }
+    })
+}
+
+/// Returns from the exception stub as its `iretq` would, so the vCPU holds the guest's state
+/// at the exception (gdb reads and changes that, and resuming runs the guest from there).
+fn leave_stub(target: &mut Debuggee<'_>, frame: &ExceptionFrame) -> Result<(), String> {
+    let (vcpu, _) = target.vm.parts();
+    let regs = &mut vcpu.sync_regs_mut().regs;
+    regs.rip = frame.rip;
+    regs.rsp = frame.rsp;
+    // Only single steps set the trap flag.
+    regs.rflags = frame.rflags & !TRAP_FLAG;
+    vcpu.set_sync_dirty_reg(SyncReg::Register);
+    let mut sregs = vcpu
+        .get_sregs()
+        .map_err(|err| format!("KVM_GET_SREGS failed: {err}"))?;
+    machine::return_to_guest(&mut sregs);
+    vcpu.set_sregs(&sregs)
+        .map_err(|err| format!("KVM_SET_SREGS failed: {err}"))
+}
+
+/// The signal a Unix process gets for the exception `vector` (as Linux sends them).
+fn signal_of(vector: u8) -> Signal {
+    use x86_64::structures::idt::ExceptionVector as V;
+    const FPE: [V; 3] = [V::Division, V::X87FloatingPoint, V::SimdFloatingPoint];
+    const ILL: [V; 2] = [V::InvalidOpcode, V::DeviceNotAvailable];
+    const BUS: [V; 2] = [V::AlignmentCheck, V::MachineCheck];
+    let is = |vectors: &[V]| vectors.iter().any(|&v| v as u8 == vector);
+    if is(&FPE) {
+        Signal::SIGFPE
+    } else if is(&ILL) {
+        Signal::SIGILL
+    } else if is(&BUS) {
+        Signal::SIGBUS
+    } else {
+        Signal::SIGSEGV
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exceptions_as_signals() {
+        assert_eq!(signal_of(machine::PAGE_FAULT), Signal::SIGSEGV);
+        assert_eq!(signal_of(13), Signal::SIGSEGV);
+        assert_eq!(signal_of(6), Signal::SIGILL);
+        assert_eq!(signal_of(0), Signal::SIGFPE);
+        assert_eq!(signal_of(19), Signal::SIGFPE);
+        assert_eq!(signal_of(17), Signal::SIGBUS);
+    }
+}
