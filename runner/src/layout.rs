@@ -363,9 +363,10 @@ fn write_tls(
         .ok_or_else(|| "thread pointer outside guest memory".to_owned())
 }
 
-/// Whether the page tables map the page of `addr`: what a debugger may read and write (never
-/// the null page, a guard page or the page tables themselves).
-pub fn is_mapped(memory: &GuestMemory, addr: u64) -> bool {
+/// Whether the page tables map the page of `addr` for the guest (user mode): what a debugger
+/// may read and write. Never the null page, a guard page, the page tables, nor the runner's
+/// supervisor-only tables and stubs.
+pub fn is_guest_page(memory: &GuestMemory, addr: u64) -> bool {
     // Identity mapping covers the lower half of the address space only.
     if addr >> 47 != 0 {
         return false;
@@ -375,7 +376,7 @@ pub fn is_mapped(memory: &GuestMemory, addr: u64) -> bool {
         let Some(entry) = memory.read_u64(table + ((addr >> shift) & 0x1ff) * 8) else {
             return false;
         };
-        if entry & PTE_PRESENT == 0 {
+        if entry & PTE_PRESENT == 0 || entry & PTE_USER == 0 {
             return false;
         }
         if shift == 12 || (shift == 21 && entry & PTE_HUGE != 0) {

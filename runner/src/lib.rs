@@ -216,7 +216,8 @@ pub fn run(
     let stop = match config.gdb {
         None => vm.run(output, started, config.timeout),
         Some(address) => {
-            gdb::debug(&mut vm, address, map.load_bias, output, started).map_err(Error::Setup)?
+            let first_segment = map.load_bias.wrapping_add(image.segments[0].vaddr);
+            gdb::debug(&mut vm, address, first_segment, output, started).map_err(Error::Setup)?
         }
     };
     let boot_to_exit = started.elapsed();

@@ -28,7 +28,7 @@ use target::{Debuggee, Held};
 pub fn debug(
     vm: &mut Vm,
     address: SocketAddr,
-    load_bias: u64,
+    first_segment: u64,
     output: &mut dyn Output,
     started: Instant,
 ) -> Result<Stop, String> {
@@ -49,7 +49,7 @@ pub fn debug(
     let _ = stream.set_nodelay(true);
     vm.apply_initial_sregs()?;
 
-    let mut target = Debuggee::new(vm, output, started, load_bias);
+    let mut target = Debuggee::new(vm, output, started, first_segment);
     let result = GdbStub::new(stream).run_blocking::<Session<'_>>(&mut target);
     if let Some(ended) = target.ended.take() {
         return Ok(ended);

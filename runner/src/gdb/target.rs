@@ -15,11 +15,11 @@ use gdbstub::target::ext::breakpoints::{
 };
 use gdbstub::target::ext::section_offsets::{Offsets, SectionOffsets, SectionOffsetsOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
-use kvm_bindings::{kvm_fpu, kvm_regs};
+use kvm_bindings::{kvm_regs, kvm_xsave};
 use kvm_ioctls::SyncReg;
 
 use super::arch::{GuestArch, GuestRegs};
-use crate::layout::is_mapped;
+use crate::layout::is_guest_page;
 use crate::machine::INT3;
 use crate::output::Output;
 use crate::vcpu::{Interrupter, Stop, Vm};
@@ -46,7 +46,8 @@ pub struct Debuggee<'a> {
     pub output: &'a mut dyn Output,
     pub started: Instant,
     pub interrupter: Interrupter,
-    load_bias: u64,
+    /// Where the ELF's first PT_LOAD segment was loaded.
+    first_segment: u64,
     /// Inserted software breakpoints: the byte each `int3` replaced.
     breakpoints: HashMap<u64, u8>,
     pub resume: Resume,
@@ -62,7 +63,7 @@ impl<'a> Debuggee<'a> {
         vm: &'a mut Vm,
         output: &'a mut dyn Output,
         started: Instant,
-        load_bias: u64,
+        first_segment: u64,
     ) -> Debuggee<'a> {
         let interrupter = Interrupter::new(vm);
         Debuggee {
@@ -70,7 +71,7 @@ impl<'a> Debuggee<'a> {
             output,
             started,
             interrupter,
-            load_bias,
+            first_segment,
             breakpoints: HashMap::new(),
             resume: Resume::Continue,
             resume_signal: None,
@@ -88,6 +89,46 @@ impl<'a> Debuggee<'a> {
         let (_, memory) = self.vm.parts();
         for (addr, byte) in self.breakpoints.drain() {
             let _ = memory.write(addr, &[byte]);
+        }
+    }
+}
+
+/// The x87 and SSE state through KVM_GET_XSAVE's legacy (FXSAVE) area: KVM_GET_FPU on this
+/// machine's KVM reports MXCSR as 0 while the guest runs with 0x1f80.
+struct Fxsave(kvm_xsave);
+
+/// Byte offsets in the FXSAVE area (Intel SDM Vol. 1, 10.5.1).
+const FCW: usize = 0;
+const FSW: usize = 2;
+const FTW: usize = 4;
+const FOP: usize = 6;
+const FIP: usize = 8;
+const FDP: usize = 16;
+const MXCSR: usize = 24;
+const ST0: usize = 32;
+const XMM0: usize = 160;
+
+impl Fxsave {
+    fn bytes(&self, offset: usize, len: usize) -> Vec<u8> {
+        let words = &self.0.region[offset / 4..(offset + len).div_ceil(4)];
+        let bytes: Vec<u8> = words.iter().flat_map(|word| word.to_le_bytes()).collect();
+        bytes[offset % 4..offset % 4 + len].to_vec()
+    }
+
+    fn u16(&self, offset: usize) -> u16 {
+        u16::from_le_bytes(self.bytes(offset, 2).try_into().unwrap())
+    }
+
+    fn u32(&self, offset: usize) -> u32 {
+        u32::from_le_bytes(self.bytes(offset, 4).try_into().unwrap())
+    }
+
+    fn set(&mut self, offset: usize, value: &[u8]) {
+        for (index, byte) in value.iter().enumerate() {
+            let at = offset + index;
+            let word = &mut self.0.region[at / 4];
+            let shift = (at % 4) * 8;
+            *word = (*word & !(0xff << shift)) | u32::from(*byte) << shift;
         }
     }
 }
@@ -174,21 +215,22 @@ impl SingleThreadBase for Debuggee<'_> {
         }
         out.fs_base = sregs.fs.base;
         out.gs_base = sregs.gs.base;
-        let fpu = vcpu.get_fpu().map_err(kvm_failed)?;
-        for (slot, register) in out.core.st.iter_mut().zip(fpu.fpr) {
-            slot.copy_from_slice(&register[..10]);
+        let fx = Fxsave(vcpu.get_xsave().map_err(kvm_failed)?);
+        for (index, slot) in out.core.st.iter_mut().enumerate() {
+            slot.copy_from_slice(&fx.bytes(ST0 + index * 16, 10));
         }
         let x87 = &mut out.core.fpu;
-        x87.fctrl = fpu.fcw.into();
-        x87.fstat = fpu.fsw.into();
-        x87.ftag = full_tag_word(fpu.ftwx);
-        x87.fop = fpu.last_opcode.into();
-        x87.fioff = fpu.last_ip as u32;
-        x87.fooff = fpu.last_dp as u32;
-        for (slot, register) in out.core.xmm.iter_mut().zip(fpu.xmm) {
-            *slot = u128::from_le_bytes(register);
+        x87.fctrl = fx.u16(FCW).into();
+        x87.fstat = fx.u16(FSW).into();
+        x87.ftag = full_tag_word(fx.bytes(FTW, 1)[0]);
+        x87.fop = fx.u16(FOP).into();
+        x87.fioff = fx.u32(FIP);
+        x87.fooff = fx.u32(FDP);
+        for (index, slot) in out.core.xmm.iter_mut().enumerate() {
+            let bytes = fx.bytes(XMM0 + index * 16, 16);
+            *slot = u128::from_le_bytes(bytes.try_into().unwrap());
         }
-        out.core.mxcsr = fpu.mxcsr;
+        out.core.mxcsr = fx.u32(MXCSR);
         Ok(())
     }
 
@@ -208,20 +250,22 @@ impl SingleThreadBase for Debuggee<'_> {
             sregs.gs.base = new.gs_base;
             vcpu.set_sregs(&sregs).map_err(kvm_failed)?;
         }
-        let mut fpu: kvm_fpu = vcpu.get_fpu().map_err(kvm_failed)?;
-        for (register, value) in fpu.fpr.iter_mut().zip(&new.core.st) {
-            register[..10].copy_from_slice(value);
+        let mut fx = Fxsave(vcpu.get_xsave().map_err(kvm_failed)?);
+        for (index, value) in new.core.st.iter().enumerate() {
+            fx.set(ST0 + index * 16, value);
         }
         let x87 = &new.core.fpu;
-        fpu.fcw = x87.fctrl as u16;
-        fpu.fsw = x87.fstat as u16;
-        fpu.ftwx = abridged_tag_word(x87.ftag);
-        fpu.last_opcode = x87.fop as u16;
-        for (register, value) in fpu.xmm.iter_mut().zip(new.core.xmm) {
-            *register = value.to_le_bytes();
+        fx.set(FCW, &(x87.fctrl as u16).to_le_bytes());
+        fx.set(FSW, &(x87.fstat as u16).to_le_bytes());
+        fx.set(FTW, &[abridged_tag_word(x87.ftag)]);
+        fx.set(FOP, &(x87.fop as u16).to_le_bytes());
+        for (index, value) in new.core.xmm.iter().enumerate() {
+            fx.set(XMM0 + index * 16, &value.to_le_bytes());
         }
-        fpu.mxcsr = new.core.mxcsr;
-        vcpu.set_fpu(&fpu).map_err(kvm_failed)?;
+        fx.set(MXCSR, &new.core.mxcsr.to_le_bytes());
+        // SAFETY: the runner enables no dynamically sized XSTATE features (arch_prctl), so the
+        // state KVM copies fits the 4096-byte kvm_xsave.
+        unsafe { vcpu.set_xsave(&fx.0) }.map_err(kvm_failed)?;
         Ok(())
     }
 
@@ -231,7 +275,7 @@ impl SingleThreadBase for Debuggee<'_> {
         for (index, byte) in data.iter_mut().enumerate() {
             let addr = start.wrapping_add(index as u64);
             match memory.slice(addr, 1) {
-                Some(&[value]) if is_mapped(memory, addr) => *byte = value,
+                Some(&[value]) if is_guest_page(memory, addr) => *byte = value,
                 _ => break,
             }
             done += 1;
@@ -250,7 +294,7 @@ impl SingleThreadBase for Debuggee<'_> {
         // Every page first, so that a refused write changes nothing.
         let mut page = start & !(crate::elf::PAGE - 1);
         while page < end {
-            if !is_mapped(memory, page) {
+            if !is_guest_page(memory, page) {
                 return Err(TargetError::NonFatal);
             }
             page += crate::elf::PAGE;
@@ -296,7 +340,7 @@ impl SwBreakpoint for Debuggee<'_> {
         }
         let (_, memory) = self.vm.parts();
         let original = match memory.slice(addr, 1) {
-            Some(&[byte]) if is_mapped(memory, addr) => byte,
+            Some(&[byte]) if is_guest_page(memory, addr) => byte,
             _ => return Ok(false),
         };
         memory.write(addr, &[INT3]).ok_or(TargetError::NonFatal)?;
@@ -317,12 +361,14 @@ impl SwBreakpoint for Debuggee<'_> {
 }
 
 impl SectionOffsets for Debuggee<'_> {
-    /// The static PIE's load bias, so that gdb relocates the ELF's symbols and lines itself.
+    /// Where the static PIE went, so that gdb relocates the ELF's symbols and lines itself.
+    /// As one segment: gdb moves every later PT_LOAD with the last segment it is told of,
+    /// which is right for an image loaded whole (section offsets would move .text, .data and
+    /// .bss only, not .rodata).
     fn get_section_offsets(&mut self) -> Result<Offsets<u64>, String> {
-        Ok(Offsets::Sections {
-            text: self.load_bias,
-            data: self.load_bias,
-            bss: Some(self.load_bias),
+        Ok(Offsets::Segments {
+            text_seg: self.first_segment,
+            data_seg: None,
         })
     }
 }
@@ -330,6 +376,19 @@ impl SectionOffsets for Debuggee<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fxsave_fields() {
+        let mut fx = Fxsave(kvm_xsave::default());
+        fx.set(MXCSR, &0x1f80u32.to_le_bytes());
+        fx.set(FTW, &[0x81]);
+        fx.set(XMM0 + 16 + 3, &[0xab, 0xcd]);
+        assert_eq!(fx.0.region[6], 0x1f80);
+        assert_eq!(fx.u32(MXCSR), 0x1f80);
+        assert_eq!(fx.bytes(FTW, 1), [0x81]);
+        assert_eq!(fx.0.region[1], 0x81);
+        assert_eq!(fx.bytes(XMM0 + 16 + 2, 3), [0, 0xab, 0xcd]);
+    }
 
     #[test]
     fn tag_words() {

@@ -269,6 +269,11 @@ fn list_lines(elf: &Path, args: &[&str], config: &Config) -> Result<String, Stri
 }
 
 fn boot_for_list(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
+    // A debugger (`HYPERLIGHT_GDB`) is for the tests themselves, not for listing them.
+    let config = &Config {
+        gdb: None,
+        ..config.clone()
+    };
     let mut output = Captured::default();
     let mut argv = vec![elf.as_os_str().to_owned()];
     argv.extend(args.iter().map(OsString::from));
