@@ -493,6 +493,36 @@ fn a_cargo_test_is_debugged_by_name_through_hyperlight_gdb() {
 }
 
 #[test]
+fn rust_gdb_pretty_prints_vecs_and_strings() {
+    require!("rust-gdb");
+    let elf = debuggee();
+    let print = line_of(&debuggee_source(), "print");
+    let waiting = Waiting::runner(&[path_str(&elf)]);
+    let mut rust_gdb = gdb_command(
+        &elf,
+        waiting.port(),
+        &[
+            &format!("break main.rs:{print}"),
+            "continue",
+            "print words",
+            "continue",
+        ],
+    );
+    // rust-gdb is gdb with the toolchain's pretty printers loaded.
+    let mut command = Command::new("rust-gdb");
+    command.args(rust_gdb.get_args()).stdin(Stdio::null());
+    drop(rust_gdb.stdin(Stdio::null()));
+    let text = output_of(command, "rust-gdb");
+    let finished = waiting.finish();
+    assert_eq!(
+        lines_starting(&text, "$"),
+        [r#"$1 = Vec(size=2) = {"scaled", "by"}"#],
+        "{text}"
+    );
+    assert_eq!(finished.status.code(), Some(3), "{}", finished.stderr);
+}
+
+#[test]
 fn lldb_sets_a_breakpoint_and_continues() {
     require!("lldb");
     let elf = debuggee();

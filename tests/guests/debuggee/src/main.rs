@@ -1,9 +1,12 @@
 //! A guest to run under gdb and lldb (the runner's tests/debugger.rs): a call to step into,
-//! locals to print, a known exit code, and a unit test to debug by name. The tests find lines
+//! locals to print (a `Vec` of `String`s for the pretty printers), a known exit code, and a unit test to debug by name. The tests find lines
 //! by the `// line:` markers.
 #![no_std]
 #![no_main]
 #![cfg_attr(test, feature(custom_test_frameworks), test_runner(hyperlight_rt::test_runner), reexport_test_harness_main = "test_main")]
+
+use hyperlight_rt::alloc::string::String;
+use hyperlight_rt::alloc::vec::Vec;
 
 hyperlight_rt::main!(main);
 
@@ -23,7 +26,8 @@ fn main() -> i32 {
     // SAFETY: reading a static.
     let factor = unsafe { core::ptr::read_volatile(&FACTOR) };
     let scaled = scale(base, factor); // line: call
-    hyperlight_rt::println!("scaled {scaled}"); // line: print
+    let words: Vec<String> = ["scaled", "by"].map(String::from).into();
+    hyperlight_rt::println!("{} {scaled}", words[0]); // line: print
     scaled as i32 - 38
 }
 
