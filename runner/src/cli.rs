@@ -15,6 +15,8 @@ use hyperlight_run::{Config, HostStdio, Outcome};
 const KVM_DEVICE_VAR: &str = "HYPERLIGHT_KVM_DEVICE";
 /// `--gdb`'s value for runs started by cargo (`cargo run`, `cargo test NAME`).
 const GDB_VAR: &str = "HYPERLIGHT_GDB";
+/// `--core-dump`'s value for runs started by cargo.
+const CORE_DUMP_VAR: &str = "HYPERLIGHT_CORE_DUMP_DIR";
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -44,7 +46,8 @@ Also:
 As a rustc wrapper (`hyperlight-run rustc ...`, the guest config's build.rustc-wrapper) it
 installs the target for the toolchain a build uses when missing or stale, then runs rustc.
 Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm);
-HYPERLIGHT_GDB=[HOST:]PORT does what --gdb does.
+HYPERLIGHT_GDB=[HOST:]PORT does what --gdb does, HYPERLIGHT_CORE_DUMP_DIR=DIR what
+--core-dump does.
 As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none or
 x86_64-hyperlight-hermit (std guests).";
 
@@ -84,6 +87,11 @@ struct Cli {
     /// then runs without seccomp and ignores --timeout. Also HYPERLIGHT_GDB.
     #[arg(long, value_name = "[HOST:]PORT", value_parser = parse_gdb_address)]
     gdb: Option<SocketAddr>,
+
+    /// Write an ELF core file (`gdb GUEST CORE` opens it) into DIR when the guest crashes,
+    /// panics or times out; the report's last line names it. Also HYPERLIGHT_CORE_DUMP_DIR.
+    #[arg(long, value_name = "DIR")]
+    core_dump: Option<PathBuf>,
 
     /// Boot the guest this many times in-process and print the median boot-to-exit time
     /// (benchmarking; output is discarded; runs without seccomp, which would forbid the next boot).
@@ -217,6 +225,11 @@ pub fn main() -> i32 {
             );
         }
     }
+    let core_dump_dir = cli.core_dump.clone().or_else(|| {
+        std::env::var_os(CORE_DUMP_VAR)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+    });
     let mut env = Vec::with_capacity(cli.env.len());
     for entry in &cli.env {
         if entry.as_encoded_bytes().contains(&b'=') {
@@ -235,9 +248,13 @@ pub fn main() -> i32 {
         env,
         kvm_device,
         // One guest per process, so the filter can stay for the rest of its life. The
-        // debugger's socket calls are not in it.
-        seccomp: !cli.no_seccomp && cli.repeat.is_none() && gdb.is_none(),
+        // debugger's socket calls are not in it, nor writing a core file.
+        seccomp: !cli.no_seccomp
+            && cli.repeat.is_none()
+            && gdb.is_none()
+            && core_dump_dir.is_none(),
         gdb,
+        core_dump_dir,
         ..Config::default()
     };
     let mut args = Vec::with_capacity(cli.args.len() + 1);
@@ -252,6 +269,8 @@ pub fn main() -> i32 {
         // next VM is not installed: test binaries are the developer's own code.
         let config = Config {
             seccomp: false,
+            // The harness's report has no place for core files yet.
+            core_dump_dir: None,
             ..config
         };
         return hyperlight_run::harness::run(&cli.guest, protocol, &cli.args, &config);
@@ -276,6 +295,17 @@ pub fn main() -> i32 {
                 )),
                 Outcome::Killed => error("the debugger killed the guest"),
                 Outcome::Exited(_) | Outcome::OutputClosed => {}
+            }
+            match &report.core_dump {
+                Some(Ok(path)) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "hyperlight-run: core dumped to {}",
+                        path.display()
+                    );
+                }
+                Some(Err(reason)) => error(format_args!("no core dump: {reason}")),
+                None => {}
             }
             report.outcome.exit_code()
         }

@@ -9,6 +9,7 @@
 
 pub mod backtrace;
 pub mod boot;
+pub mod core_dump;
 pub mod elf;
 pub mod fault;
 pub mod gdb;
@@ -79,6 +80,9 @@ pub struct Config {
     /// Run the guest under a debugger that connects to this address (`--gdb`); `timeout` is
     /// then ignored, as a debugger's pauses would count.
     pub gdb: Option<std::net::SocketAddr>,
+    /// Write an ELF core file into this directory when the guest crashes, panics or times out
+    /// (`--core-dump`).
+    pub core_dump_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -92,6 +96,7 @@ impl Default for Config {
             stdout_is_tty: std::io::stdout().is_terminal(),
             seccomp: false,
             gdb: None,
+            core_dump_dir: None,
         }
     }
 }
@@ -178,6 +183,8 @@ pub struct Report {
     /// From the start of [`run`] (ELF parsing included) to the guest's last exit, before the
     /// VM is torn down.
     pub boot_to_exit: Duration,
+    /// The core file written for this run (`Config::core_dump_dir`), or why none could be.
+    pub core_dump: Option<Result<PathBuf, String>>,
 }
 
 /// Boots the guest at `elf_path` with `args` (the first being the program name) and runs it
@@ -221,6 +228,12 @@ pub fn run(
         }
     };
     let boot_to_exit = started.elapsed();
+    let core_dump = config.core_dump_dir.as_deref().and_then(|dir| {
+        let signal = core_dump::signal_for(&stop)?;
+        Some(core_dump::write(
+            dir, elf_path, &stop, signal, &mut vm, &image, &map,
+        ))
+    });
     let outcome = outcome(stop, &vm, &file, &map, elf_path, config, output)?;
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
     // kernel-wide switches on instead of patching kernel code for each new VM. A thread that
@@ -232,6 +245,7 @@ pub fn run(
     Ok(Report {
         outcome,
         boot_to_exit,
+        core_dump,
     })
 }
 

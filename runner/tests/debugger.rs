@@ -498,7 +498,7 @@ fn rust_gdb_pretty_prints_vecs_and_strings() {
     let elf = debuggee();
     let print = line_of(&debuggee_source(), "print");
     let waiting = Waiting::runner(&[path_str(&elf)]);
-    let mut rust_gdb = gdb_command(
+    let rust_gdb = gdb_command(
         &elf,
         waiting.port(),
         &[
@@ -508,10 +508,9 @@ fn rust_gdb_pretty_prints_vecs_and_strings() {
             "continue",
         ],
     );
-    // rust-gdb is gdb with the toolchain's pretty printers loaded.
+    // rust-gdb is gdb with the toolchain's pretty printers allowed: the same arguments.
     let mut command = Command::new("rust-gdb");
     command.args(rust_gdb.get_args()).stdin(Stdio::null());
-    drop(rust_gdb.stdin(Stdio::null()));
     let text = output_of(command, "rust-gdb");
     let finished = waiting.finish();
     assert_eq!(

@@ -15,7 +15,7 @@ use kvm_ioctls::SyncReg;
 
 use super::target::{Debuggee, Held, Resume};
 use crate::exit_code;
-use crate::fault::Crash;
+use crate::fault::{self, Crash};
 use crate::hypercall::ExceptionFrame;
 use crate::machine::{self, BREAKPOINT, DEBUG, TRAP_FLAG};
 use crate::vcpu::{InterruptHandle, Stop};
@@ -150,7 +150,7 @@ fn stop_reason(target: &mut Debuggee<'_>, stop: Stop) -> Result<StopReason, Stri
                 }
                 DEBUG | BREAKPOINT => StopReason::Signal(Signal::SIGTRAP),
                 vector => {
-                    let signal = signal_of(vector);
+                    let signal = gdb_signal(fault::Signal::of_exception(vector));
                     target.held = Some(Held::Fatal {
                         stop: Stop::Crashed(Crash::Exception { frame, cr2 }),
                         signal,
@@ -161,8 +161,8 @@ fn stop_reason(target: &mut Debuggee<'_>, stop: Stop) -> Result<StopReason, Stri
         }
         other => {
             // Nothing to resume: the vCPU cannot go on (or the host side failed).
-            let signal = match other {
-                Stop::Crashed(Crash::BadHypercall(_)) => Signal::SIGSYS,
+            let signal = match &other {
+                Stop::Crashed(crash) => gdb_signal(crash.signal()),
                 Stop::OutputClosed => Signal::SIGPIPE,
                 _ => Signal::SIGKILL,
             };
@@ -190,21 +190,18 @@ fn leave_stub(target: &mut Debuggee<'_>, frame: &ExceptionFrame) -> Result<(), S
         .map_err(|err| format!("KVM_SET_SREGS failed: {err}"))
 }
 
-/// The signal a Unix process gets for the exception `vector` (as Linux sends them).
-fn signal_of(vector: u8) -> Signal {
-    use x86_64::structures::idt::ExceptionVector as V;
-    const FPE: [V; 3] = [V::Division, V::X87FloatingPoint, V::SimdFloatingPoint];
-    const ILL: [V; 2] = [V::InvalidOpcode, V::DeviceNotAvailable];
-    const BUS: [V; 2] = [V::AlignmentCheck, V::MachineCheck];
-    let is = |vectors: &[V]| vectors.iter().any(|&v| v as u8 == vector);
-    if is(&FPE) {
-        Signal::SIGFPE
-    } else if is(&ILL) {
-        Signal::SIGILL
-    } else if is(&BUS) {
-        Signal::SIGBUS
-    } else {
-        Signal::SIGSEGV
+/// gdb's number for `signal`.
+fn gdb_signal(signal: fault::Signal) -> Signal {
+    match signal {
+        fault::Signal::Segv => Signal::SIGSEGV,
+        fault::Signal::Ill => Signal::SIGILL,
+        fault::Signal::Fpe => Signal::SIGFPE,
+        fault::Signal::Bus => Signal::SIGBUS,
+        fault::Signal::Trap => Signal::SIGTRAP,
+        fault::Signal::Abrt => Signal::SIGABRT,
+        fault::Signal::Sys => Signal::SIGSYS,
+        fault::Signal::Alrm => Signal::SIGALRM,
+        fault::Signal::Kill => Signal::SIGKILL,
     }
 }
 
@@ -213,12 +210,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exceptions_as_signals() {
-        assert_eq!(signal_of(machine::PAGE_FAULT), Signal::SIGSEGV);
-        assert_eq!(signal_of(13), Signal::SIGSEGV);
-        assert_eq!(signal_of(6), Signal::SIGILL);
-        assert_eq!(signal_of(0), Signal::SIGFPE);
-        assert_eq!(signal_of(19), Signal::SIGFPE);
-        assert_eq!(signal_of(17), Signal::SIGBUS);
+    fn exceptions_as_gdb_signals() {
+        let of = |vector| gdb_signal(fault::Signal::of_exception(vector));
+        assert_eq!(of(machine::PAGE_FAULT), Signal::SIGSEGV);
+        assert_eq!(of(13), Signal::SIGSEGV);
+        assert_eq!(of(6), Signal::SIGILL);
+        assert_eq!(of(0), Signal::SIGFPE);
+        assert_eq!(of(19), Signal::SIGFPE);
+        // gdb numbers SIGBUS 10 where Linux says 7.
+        assert_eq!(of(17), Signal::SIGBUS);
+        assert_eq!(fault::Signal::of_exception(17).number(), 7);
     }
 }
