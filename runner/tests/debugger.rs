@@ -493,6 +493,25 @@ fn a_cargo_test_is_debugged_by_name_through_hyperlight_gdb() {
 }
 
 #[test]
+fn after_detach_the_guest_runs_on_to_its_exit() {
+    require!("gdb");
+    let elf = debuggee();
+    let scale = line_of(&debuggee_source(), "scale");
+    let waiting = Waiting::runner(&[path_str(&elf)]);
+    let text = gdb(
+        &elf,
+        waiting.port(),
+        &[&format!("break main.rs:{scale}"), "continue", "detach"],
+    );
+    let finished = waiting.finish();
+    assert_has(&text, "Breakpoint 1, debuggee::scale (value=20, factor=2)");
+    assert_has(&text, "[Inferior 1 (process 1) detached]");
+    // The breakpoint's int3 is gone: the guest finishes as it would have.
+    assert_eq!(finished.status.code(), Some(3), "{}", finished.stderr);
+    assert_eq!(finished.stdout, "scaled 41\n");
+}
+
+#[test]
 fn rust_gdb_pretty_prints_vecs_and_strings() {
     require!("rust-gdb");
     let elf = debuggee();
