@@ -384,6 +384,46 @@ fn the_fault_example_stops_at_its_faulting_line_with_sigsegv() {
 }
 
 #[test]
+fn each_exception_stops_with_its_signal_and_an_invalid_hypercall_ends_the_guest() {
+    require!("gdb");
+    let elf = probe();
+    for (case, stop) in [
+        (
+            "ud2",
+            "Program received signal SIGILL, Illegal instruction.",
+        ),
+        (
+            "divide-error",
+            "Program received signal SIGFPE, Arithmetic exception.",
+        ),
+        (
+            "privileged",
+            "Program received signal SIGSEGV, Segmentation fault.",
+        ),
+        (
+            "stack-overflow",
+            "Program received signal SIGSEGV, Segmentation fault.",
+        ),
+        (
+            "unknown-port",
+            "Program terminated with signal SIGSYS, Bad system call.",
+        ),
+    ] {
+        let waiting = Waiting::runner(&[path_str(&elf), case]);
+        let text = gdb(&elf, waiting.port(), &["continue", "continue"]);
+        let finished = waiting.finish();
+        assert_has(&text, &format!("\n{stop}\n"));
+        assert_eq!(
+            finished.status.code(),
+            Some(134),
+            "{case}: {}",
+            finished.stderr
+        );
+        assert_has(&finished.stderr, "hyperlight-run: error: ");
+    }
+}
+
+#[test]
 fn a_panic_stops_with_sigabrt_before_the_guest_exits() {
     require!("gdb");
     let elf = example("panic");
