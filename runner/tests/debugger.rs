@@ -644,7 +644,7 @@ fn hyperlight_gdb_does_what_gdb_does_and_other_hosts_get_a_warning() {
 fn garbage_truncated_and_oversized_packets_never_crash_or_hang_the_runner() {
     testkit::require_kvm!();
     let elf = example("hello");
-    let cases: [Vec<u8>; 8] = [
+    let cases: [Vec<u8>; 9] = [
         b"\xff\xfe\x00garbage\r\n".to_vec(),
         b"$qSupported:multiprocess+#ff".to_vec(),
         b"$g".to_vec(),
@@ -663,6 +663,8 @@ fn garbage_truncated_and_oversized_packets_never_crash_or_hang_the_runner() {
         .concat(),
         packet(&"m".repeat(1 << 20)),
         b"\x03\x03$?#3f$g#67".to_vec(),
+        // A register block too short for the registers (the runner's own parsing).
+        [packet("?"), packet("G0011"), packet("P10=00")].concat(),
     ];
     for case in cases {
         let waiting = Waiting::runner(&[path_str(&elf)]);

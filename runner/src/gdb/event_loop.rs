@@ -39,6 +39,10 @@ impl<'a> BlockingEventLoop for Session<'a> {
         }
         match run(target, conn)? {
             Stop::Interrupted => {
+                // Stopped outside the stubs, which would have cleared a step's trap flag.
+                let (vcpu, _) = target.vm.parts();
+                vcpu.sync_regs_mut().regs.rflags &= !TRAP_FLAG;
+                vcpu.set_sync_dirty_reg(SyncReg::Register);
                 // gdb sent something (normally Ctrl-C, 0x03): gdbstub reads it from here on.
                 let mut byte = [0];
                 conn.read_exact(&mut byte)
