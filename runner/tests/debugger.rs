@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,9 @@ struct Waiting {
     address: String,
     /// What stderr said before and including the waiting line.
     stderr_before: String,
-    stdout: JoinHandle<String>,
+    /// Stdout so far, filled as it comes.
+    stdout: Arc<Mutex<String>>,
+    stdout_reader: JoinHandle<()>,
     stderr: JoinHandle<String>,
 }
 
@@ -56,14 +59,21 @@ impl Waiting {
             }
         };
         let mut stdout = child.stdout.take().unwrap();
+        let stdout_text = Arc::new(Mutex::new(String::new()));
+        let filled = Arc::clone(&stdout_text);
         Waiting {
             child,
             address,
             stderr_before,
-            stdout: std::thread::spawn(move || {
-                let mut text = String::new();
-                stdout.read_to_string(&mut text).unwrap();
-                text
+            stdout: stdout_text,
+            stdout_reader: std::thread::spawn(move || {
+                let mut chunk = [0; 4096];
+                while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                    filled
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&chunk[..n]));
+                }
             }),
             stderr: std::thread::spawn(move || {
                 let mut text = String::new();
@@ -82,11 +92,24 @@ impl Waiting {
         self.address.rsplit(':').next().unwrap().parse().unwrap()
     }
 
+    /// Waits until the guest has printed `text`.
+    fn wait_for_stdout(&self, text: &str) {
+        let started = Instant::now();
+        while !self.stdout.lock().unwrap().contains(text) {
+            assert!(
+                started.elapsed() < WATCHDOG,
+                "the guest never printed {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn finish(mut self) -> Finished {
         let status = wait_with_watchdog(&mut self.child, "the debugged process");
+        self.stdout_reader.join().unwrap();
         Finished {
             status,
-            stdout: self.stdout.join().unwrap(),
+            stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
             stderr: self.stderr_before + &self.stderr.join().unwrap(),
         }
     }
@@ -458,8 +481,10 @@ fn ctrl_c_interrupts_a_spinning_guest_and_kill_ends_the_runner() {
         read.read_to_string(&mut text).unwrap();
         text
     });
-    // Long enough for gdb to connect and the guest to spin; then what Ctrl-C sends gdb.
-    std::thread::sleep(Duration::from_secs(2));
+    // gdb connected and continued: the guest runs, and spins after this line. Then what
+    // Ctrl-C sends gdb.
+    waiting.wait_for_stdout("spinning forever\n");
+    std::thread::sleep(Duration::from_millis(200));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(gdb.id() as libc::pid_t, libc::SIGINT) };
     wait_with_watchdog(&mut gdb, "gdb");
