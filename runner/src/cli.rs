@@ -247,12 +247,8 @@ pub fn main() -> i32 {
         timeout: cli.timeout,
         env,
         kvm_device,
-        // One guest per process, so the filter can stay for the rest of its life. The
-        // debugger's socket calls are not in it, nor writing a core file.
-        seccomp: !cli.no_seccomp
-            && cli.repeat.is_none()
-            && gdb.is_none()
-            && core_dump_dir.is_none(),
+        // One guest per process, so the filter can stay for the rest of its life.
+        seccomp: !cli.no_seccomp && cli.repeat.is_none(),
         gdb,
         core_dump_dir,
         ..Config::default()

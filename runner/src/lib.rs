@@ -75,7 +75,8 @@ pub struct Config {
     /// Tell the guest its stdout is a terminal (it then flushes at each newline).
     pub stdout_is_tty: bool,
     /// Confine this process with the run loop's seccomp filter once the VM is built (the CLI
-    /// does, unless `--no-seccomp`). Irreversible: only for a process that runs one guest.
+    /// does, unless `--no-seccomp`), except with `gdb` or `core_dump_dir`. Irreversible: only
+    /// for a process that runs one guest.
     pub seccomp: bool,
     /// Run the guest under a debugger that connects to this address (`--gdb`); `timeout` is
     /// then ignored, as a debugger's pauses would count.
@@ -216,7 +217,8 @@ pub fn run(
 
     let entry = map.load_bias.wrapping_add(image.entry);
     let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry).map_err(Error::Kvm)?;
-    if config.seccomp {
+    // The debugger's socket calls and a core file's writes are not in the filter.
+    if config.seccomp && config.gdb.is_none() && config.core_dump_dir.is_none() {
         seccomp::install().map_err(Error::Setup)?;
     }
     test_hook::after_confinement();

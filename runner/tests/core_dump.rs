@@ -209,7 +209,10 @@ fn a_panic_and_a_timeout_dump_core_too_and_hyperlight_core_dump_dir_works() {
         "{text}"
     );
     assert!(
-        frames(&text)[0].contains("spin::main () at spin/src/main.rs:11"),
+        // Innermost, or below the spin loop's `pause` (core::hint::spin_loop).
+        frames(&text)
+            .iter()
+            .any(|frame| frame.contains("spin::main () at spin/src/main.rs:11")),
         "{text}"
     );
 }
@@ -227,4 +230,26 @@ fn a_guest_that_exits_leaves_no_core() {
     assert_eq!(code(&output), 0);
     assert_eq!(stderr(&output), "");
     assert!(!target.exists());
+}
+
+#[test]
+fn core_dumps_run_without_the_seccomp_filter() {
+    testkit::require_kvm!();
+    let dir = testkit::TempDir::new("core-seccomp");
+    let output = run_with_watchdog(
+        runner()
+            .env("HYPERLIGHT_RUN_TEST_HOOK", "seccomp-status")
+            .arg("--core-dump")
+            .arg(dir.path())
+            .arg(example("fault")),
+    )
+    .0;
+    // Writing the file needs calls the filter refuses; 0 = SECCOMP_MODE_DISABLED.
+    assert!(
+        stderr(&output).starts_with("test hook: Seccomp:\t0\n"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(code(&output), 134);
+    core_named_by(&output, dir.path());
 }
