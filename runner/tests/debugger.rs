@@ -609,10 +609,13 @@ fn rust_gdb_pretty_prints_vecs_and_strings() {
 }
 
 #[test]
-fn lldb_sets_a_breakpoint_and_continues() {
+fn lldb_sets_a_breakpoint_steps_and_continues() {
     require!("lldb");
     let elf = debuggee();
-    let scale = line_of(&debuggee_source(), "scale");
+    let (scale, call) = (
+        line_of(&debuggee_source(), "scale"),
+        line_of(&debuggee_source(), "call"),
+    );
     let waiting = Waiting::runner(&[path_str(&elf)]);
     let mut lldb = Command::new("lldb");
     lldb.args(["--batch", "--no-lldbinit", "-o"])
@@ -621,7 +624,23 @@ fn lldb_sets_a_breakpoint_and_continues() {
             "-o",
             &format!("breakpoint set --file main.rs --line {scale}"),
         ])
-        .args(["-o", "continue", "-o", "bt", "-o", "continue"])
+        .args([
+            "-o",
+            "continue",
+            "-o",
+            "bt",
+            "-o",
+            "frame variable value factor",
+        ])
+        .args([
+            "-o",
+            "register read cs",
+            "-o",
+            "thread step-over",
+            "-o",
+            "thread step-out",
+        ])
+        .args(["-o", "continue"])
         .arg(&elf)
         .stdin(Stdio::null());
     let text = output_of(lldb, "lldb");
@@ -631,6 +650,21 @@ fn lldb_sets_a_breakpoint_and_continues() {
         &text,
         &format!("debuggee`debuggee::scale(value=20, factor=2) at main.rs:{scale}"),
     );
+    assert_has(
+        &text,
+        "(unsigned int) value = 20\n(unsigned int) factor = 2\n",
+    );
+    assert_has(&text, "cs = 0x00000033\n");
+    assert_has(&text, "stop reason = step over");
+    assert_has(
+        &text,
+        &format!(
+            "debuggee`debuggee::scale(value=20, factor=2) at main.rs:{}",
+            scale + 1
+        ),
+    );
+    assert_has(&text, "Return value: (unsigned int) $0 = 41");
+    assert_has(&text, &format!("debuggee`debuggee::main at main.rs:{call}"));
     assert_has(&text, "exited with status = 3");
     assert_eq!(finished.status.code(), Some(3), "{}", finished.stderr);
 }
