@@ -265,8 +265,6 @@ pub fn main() -> i32 {
         // next VM is not installed: test binaries are the developer's own code.
         let config = Config {
             seccomp: false,
-            // The harness's report has no place for core files yet.
-            core_dump_dir: None,
             ..config
         };
         return hyperlight_run::harness::run(&cli.guest, protocol, &cli.args, &config);

@@ -31,10 +31,27 @@ pub fn signal_for(stop: &Stop) -> Option<Signal> {
     }
 }
 
-/// Writes `DIR/core.GUEST.PID` for a guest that ended with `stop`, atomically (a temporary
-/// file renamed into place), and returns its path.
+/// The guest's file name, as a process's core names its program.
+fn program(guest: &Path) -> std::borrow::Cow<'_, str> {
+    guest
+        .file_name()
+        .map_or_else(|| "guest".into(), |name| name.to_string_lossy())
+}
+
+/// `core.GUEST.PID`, or `core.GUEST.PID.LABEL`.
+pub fn file_name(guest: &Path, label: Option<&str>) -> String {
+    let name = program(guest);
+    let pid = std::process::id();
+    match label {
+        Some(label) => format!("core.{name}.{pid}.{label}"),
+        None => format!("core.{name}.{pid}"),
+    }
+}
+
+/// Writes the core file `path` for a guest that ended with `stop`, atomically (a temporary
+/// file beside it renamed into place), creating its directory if need be.
 pub fn write(
-    dir: &Path,
+    path: &Path,
     guest: &Path,
     stop: &Stop,
     signal: Signal,
@@ -42,25 +59,26 @@ pub fn write(
     image: &Image<'_>,
     map: &MemoryMap,
 ) -> Result<PathBuf, String> {
-    let name = guest
-        .file_name()
-        .map_or_else(|| "guest".into(), |name| name.to_string_lossy());
-    let pid = std::process::id();
-    let path = dir.join(format!("core.{name}.{pid}"));
-    let temporary = dir.join(format!(".core.{name}.{pid}.tmp"));
     let failed = |err: std::io::Error| format!("cannot write {}: {err}", path.display());
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(failed(std::io::ErrorKind::InvalidInput.into()));
+    };
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(".tmp");
+    let temporary = dir.join(temporary_name);
 
-    let core = build(&name, stop, signal, vm, image, map)?;
+    let core = build(&program(guest), stop, signal, vm, image, map)?;
     fs::create_dir_all(dir).map_err(failed)?;
     let written = fs::File::create_new(&temporary).and_then(|mut file| {
         file.write_all(&core)?;
         file.sync_all()
     });
-    if let Err(err) = written.and_then(|()| fs::rename(&temporary, &path)) {
+    if let Err(err) = written.and_then(|()| fs::rename(&temporary, path)) {
         let _ = fs::remove_file(&temporary);
         return Err(failed(err));
     }
-    Ok(path)
+    Ok(path.to_path_buf())
 }
 
 /// The guest's registers at the stop: for an exception, as the faulting instruction left them

@@ -84,6 +84,8 @@ pub struct Config {
     /// Write an ELF core file into this directory when the guest crashes, panics or times out
     /// (`--core-dump`).
     pub core_dump_dir: Option<PathBuf>,
+    /// Added to the core file's name: `core.GUEST.PID.LABEL` (the harness names the test).
+    pub core_dump_label: Option<String>,
 }
 
 impl Default for Config {
@@ -98,6 +100,7 @@ impl Default for Config {
             seccomp: false,
             gdb: None,
             core_dump_dir: None,
+            core_dump_label: None,
         }
     }
 }
@@ -232,8 +235,15 @@ pub fn run(
     let boot_to_exit = started.elapsed();
     let core_dump = config.core_dump_dir.as_deref().and_then(|dir| {
         let signal = core_dump::signal_for(&stop)?;
+        let name = core_dump::file_name(elf_path, config.core_dump_label.as_deref());
         Some(core_dump::write(
-            dir, elf_path, &stop, signal, &mut vm, &image, &map,
+            &dir.join(name),
+            elf_path,
+            &stop,
+            signal,
+            &mut vm,
+            &image,
+            &map,
         ))
     });
     let outcome = outcome(stop, &vm, &file, &map, elf_path, config, output)?;

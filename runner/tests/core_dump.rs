@@ -253,3 +253,84 @@ fn core_dumps_run_without_the_seccomp_filter() {
     assert_eq!(code(&output), 134);
     core_named_by(&output, dir.path());
 }
+
+/// A test binary (tests/guests/tested) built by cargo, as `cargo test` would run it.
+fn tested_test_binary() -> PathBuf {
+    let guests = testkit::project_root().join("tests/guests");
+    let output = testkit::guest_cargo(&guests, testkit::sysroot(), &testkit::pinned_toolchain())
+        .args(["test", "--no-run", "--package", "tested", "--bin", "tested"])
+        .output()
+        .unwrap();
+    testkit::assert_success(&output, "building tested's tests");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    text.lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Executable unittests src/main.rs (")?
+                .strip_suffix(')')
+        })
+        .map(|relative| guests.join(relative))
+        .unwrap_or_else(|| panic!("no Executable line:\n{text}"))
+}
+
+#[test]
+fn under_cargo_test_each_failed_test_leaves_a_core_named_after_it() {
+    testkit::require_kvm!();
+    if !gdb_installed() {
+        return;
+    }
+    let dir = testkit::TempDir::new("core-tests");
+    let elf = tested_test_binary();
+    let output = run_with_watchdog(
+        runner()
+            .env("HYPERLIGHT_CORE_DUMP_DIR", dir.path())
+            .arg(&elf),
+    )
+    .0;
+    // Some of tested's tests fail on purpose: libtest's exit code.
+    assert_eq!(code(&output), 101, "{}", stderr(&output));
+    let mut cores: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    cores.sort();
+    let prefix = format!("core.{}.", elf.file_name().unwrap().to_str().unwrap());
+    let tests: Vec<&str> = cores
+        .iter()
+        .map(|name| {
+            let rest = name.strip_prefix(&prefix).unwrap();
+            rest.split_once('.').unwrap().1
+        })
+        .collect();
+    // The crash, the failed assertion, the timeout and the unexpected panic message; not the
+    // panics #[should_panic] expected, nor the failures that end without a crash or panic.
+    assert_eq!(
+        tests,
+        [
+            "tests::crashes",
+            "tests::fails",
+            "tests::hangs",
+            "tests::panics_with_another_message"
+        ]
+    );
+    let crashes = dir.path().join(&cores[0]);
+    let report = stdout(&output);
+    assert!(
+        report.contains(&format!(
+            "\nhyperlight-run: core dumped to {}\n",
+            crashes.display()
+        )),
+        "{report}"
+    );
+    let text = gdb_on_core(&elf, &crashes, &["bt"]);
+    assert!(
+        text.contains("\nProgram terminated with signal SIGSEGV, Segmentation fault.\n"),
+        "{text}"
+    );
+    assert!(
+        frames(&text)
+            .iter()
+            .any(|frame| frame.contains("tested::tests::crashes () at tested/src/main.rs:")),
+        "{text}"
+    );
+}

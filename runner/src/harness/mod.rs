@@ -269,9 +269,11 @@ fn list_lines(elf: &Path, args: &[&str], config: &Config) -> Result<String, Stri
 }
 
 fn boot_for_list(elf: &Path, args: &[&str], config: &Config) -> Result<String, String> {
-    // A debugger (`HYPERLIGHT_GDB`) is for the tests themselves, not for listing them.
+    // A debugger (`HYPERLIGHT_GDB`) and core files are for the tests themselves, not for
+    // listing them.
     let config = &Config {
         gdb: None,
+        core_dump_dir: None,
         ..config.clone()
     };
     let mut output = Captured::default();
@@ -307,6 +309,7 @@ fn run_one(
     let config = Config {
         env,
         timeout: test.attributes.timeout.or(config.timeout),
+        core_dump_label: Some(test.name.clone()),
         ..config.clone()
     };
     let mut output = TestOutput {
@@ -314,14 +317,17 @@ fn run_one(
         stderr: Vec::new(),
         passthrough: nocapture.then(HostStdio::new),
     };
-    let verdict = match crate::run(elf, &args, &config, &mut output) {
-        Ok(report) => judge(
-            protocol,
-            &test.attributes.should_panic,
-            &report.outcome,
-            &output,
+    let (verdict, core_dump) = match crate::run(elf, &args, &config, &mut output) {
+        Ok(report) => (
+            judge(
+                protocol,
+                &test.attributes.should_panic,
+                &report.outcome,
+                &output,
+            ),
+            report.core_dump,
         ),
-        Err(err) => Err(format!("hyperlight-run: error: {err}")),
+        Err(err) => (Err(format!("hyperlight-run: error: {err}")), None),
     };
     let should_panic = match protocol {
         Protocol::Runtime => test.should_panic(),
@@ -331,11 +337,34 @@ fn run_one(
     if let Err(why) = &verdict {
         text.extend_from_slice(why.as_bytes());
     }
+    if let Some(line) = keep_core_dump(core_dump, verdict.is_ok()) {
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(line.as_bytes());
+    }
     Finished {
         name: test.name.clone(),
         should_panic,
         passed: verdict.is_ok(),
         output: text,
+    }
+}
+
+/// A failed test's core file (named after the test) gets a line in its output; a passing
+/// test's (a `#[should_panic]` one's) is removed.
+fn keep_core_dump(
+    core_dump: Option<Result<std::path::PathBuf, String>>,
+    passed: bool,
+) -> Option<String> {
+    match core_dump? {
+        Ok(path) if passed => {
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+        Ok(path) => Some(format!("hyperlight-run: core dumped to {}", path.display())),
+        Err(_) if passed => None,
+        Err(reason) => Some(format!("hyperlight-run: error: no core dump: {reason}")),
     }
 }
 
