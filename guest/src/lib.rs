@@ -95,6 +95,15 @@ macro_rules! main {
             $crate::Termination::report($main())
         }
 
+        // What the `main` shim rustc generates for std programs carries, and a `no_main`
+        // guest lacks: a request that gdb load the toolchain's Rust pretty printers (`Vec`,
+        // `String`, ...), which `rust-gdb` allows.
+        const _: () = {
+            #[used]
+            #[unsafe(link_section = ".debug_gdb_scripts")]
+            static GDB_SCRIPTS: [u8; 34] = *b"\x01gdb_load_rust_pretty_printers.py\0";
+        };
+
         #[cfg(test)]
         $crate::tests!();
         // Tests do not call `main`; this keeps it from being reported as dead code.

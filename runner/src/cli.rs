@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +13,10 @@ use hyperlight_run::{Config, GuestFile, HostStdio, Outcome};
 
 /// The environment variable that overrides the KVM device (tests point it at a missing path).
 const KVM_DEVICE_VAR: &str = "HYPERLIGHT_KVM_DEVICE";
+/// `--gdb`'s value for runs started by cargo (`cargo run`, `cargo test NAME`).
+const GDB_VAR: &str = "HYPERLIGHT_GDB";
+/// `--core-dump`'s value for runs started by cargo.
+const CORE_DUMP_VAR: &str = "HYPERLIGHT_CORE_DUMP_DIR";
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -22,6 +27,7 @@ Exit status:
   126    an official Hyperlight guest (has .note.hyperlight-version): not booted; the message
          names the Hyperlight host version it needs
   134    the guest crashed (CPU exception such as a page fault) or made an invalid hypercall
+  137    under --gdb, the debugger killed the guest
   141    the reader of the guest's output closed it
   159    the runner's seccomp filter refused one of its own system calls (a runner bug or an
          exploit attempt; the message names the call's number)
@@ -32,7 +38,9 @@ runs as `./new`.
 
 As a rustc wrapper (`hyperlight-run rustc ...`, the guest config's build.rustc-wrapper) it
 installs the target for the toolchain a build uses when missing or stale, then runs rustc.
-Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm).
+Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm);
+HYPERLIGHT_GDB=[HOST:]PORT does what --gdb does, HYPERLIGHT_CORE_DUMP_DIR=DIR what
+--core-dump does.
 As cargo's runner: set `runner = \"hyperlight-run\"` for target x86_64-hyperlight-none or
 x86_64-hyperlight-hermit (std guests).";
 
@@ -78,6 +86,17 @@ struct RunArgs {
     /// built, the runner can make only the few system calls its run loop needs.
     #[arg(long)]
     no_seccomp: bool,
+
+    /// Wait for gdb (or lldb) on [HOST:]PORT before the guest's first instruction and run it
+    /// under the debugger (HOST: 127.0.0.1 unless given; port 0 picks a free one). The runner
+    /// then runs without seccomp and ignores --timeout. Also HYPERLIGHT_GDB.
+    #[arg(long, value_name = "[HOST:]PORT", value_parser = parse_gdb_address)]
+    gdb: Option<SocketAddr>,
+
+    /// Write an ELF core file (`gdb GUEST CORE` opens it) into DIR when the guest crashes,
+    /// panics or times out; the report's last line names it. Also HYPERLIGHT_CORE_DUMP_DIR.
+    #[arg(long, value_name = "DIR")]
+    core_dump: Option<PathBuf>,
 
     /// Boot the guest this many times in-process and print the median boot-to-exit time
     /// (benchmarking; output is discarded; runs without seccomp, which would forbid the next boot).
@@ -179,7 +198,13 @@ fn run_guest(cli: RunArgs, kvm_device: PathBuf) -> i32 {
     let Some(path) = &cli.guest else {
         unreachable!("clap requires GUEST-ELF unless a command is given")
     };
-    let config = config(&cli, kvm_device);
+    let config = match config(&cli, kvm_device) {
+        Ok(config) => config,
+        Err(err) => {
+            error(format_args!("{GDB_VAR}: {err}"));
+            return 2;
+        }
+    };
     let guest = match GuestFile::open(path) {
         Ok(guest) => guest,
         Err(err) => {
@@ -205,6 +230,17 @@ fn run_guest(cli: RunArgs, kvm_device: PathBuf) -> i32 {
     match hyperlight_run::run(&guest, &args, &config, &mut HostStdio::new()) {
         Ok(report) => {
             explain(&report.outcome);
+            match &report.core_dump {
+                Some(Ok(path)) => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "hyperlight-run: core dumped to {}",
+                        path.display()
+                    );
+                }
+                Some(Err(reason)) => error(format_args!("no core dump: {reason}")),
+                None => {}
+            }
             report.outcome.exit_code()
         }
         Err(err) => {
@@ -214,8 +250,30 @@ fn run_guest(cli: RunArgs, kvm_device: PathBuf) -> i32 {
     }
 }
 
-/// How to run a guest, from the options.
-fn config(cli: &RunArgs, kvm_device: PathBuf) -> Config {
+/// How to run a guest, from the options and the environment (HYPERLIGHT_GDB and
+/// HYPERLIGHT_CORE_DUMP_DIR where the options say nothing).
+fn config(cli: &RunArgs, kvm_device: PathBuf) -> Result<Config, ValueError> {
+    let gdb = match cli.gdb {
+        Some(address) => Some(address),
+        None => match std::env::var(GDB_VAR) {
+            Ok(value) if !value.is_empty() => Some(parse_gdb_address(&value)?),
+            _ => None,
+        },
+    };
+    if let Some(address) = gdb {
+        if !address.ip().is_loopback() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "hyperlight-run: warning: gdb listens on {address}, reachable from other \
+                 machines: whoever connects first controls the guest"
+            );
+        }
+    }
+    let core_dump_dir = cli.core_dump.clone().or_else(|| {
+        std::env::var_os(CORE_DUMP_VAR)
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+    });
     let mut env = Vec::with_capacity(cli.env.len());
     for entry in &cli.env {
         if entry.as_encoded_bytes().contains(&b'=') {
@@ -227,7 +285,7 @@ fn config(cli: &RunArgs, kvm_device: PathBuf) -> Config {
             env.push(pair);
         }
     }
-    Config {
+    Ok(Config {
         memory: cli.memory,
         stack: cli.stack,
         timeout: cli.timeout,
@@ -235,8 +293,10 @@ fn config(cli: &RunArgs, kvm_device: PathBuf) -> Config {
         kvm_device,
         // One guest per process, so the filter can stay for the rest of its life.
         seccomp: !cli.no_seccomp && cli.repeat.is_none(),
+        gdb,
+        core_dump_dir,
         ..Config::default()
-    }
+    })
 }
 
 /// Says on stderr why a guest that did not exit ended.
@@ -255,6 +315,7 @@ fn explain(outcome: &Outcome) {
         Outcome::TimedOut(after) => error(format_args!(
             "the guest did not finish within {after:?} (--timeout); stopped it"
         )),
+        Outcome::Killed => error("the debugger killed the guest"),
         Outcome::Exited(_) | Outcome::OutputClosed => {}
     }
 }
@@ -287,6 +348,8 @@ enum ValueError {
     TooLarge(String),
     #[error("`{0}` is not a duration like 500ms, 10s or 2m")]
     Duration(String),
+    #[error("`{0}` is not [HOST:]PORT, e.g. 1234 or 127.0.0.1:1234")]
+    GdbAddress(String),
 }
 
 /// `64M`, `1G`, `512K`, `4096`; binary units, an optional `B`/`iB` suffix.
@@ -310,6 +373,20 @@ fn parse_size(text: &str) -> Result<u64, ValueError> {
         .ok_or_else(|| ValueError::TooLarge(text.to_owned()))
 }
 
+/// `PORT`, `HOST:PORT` or `[IPv6]:PORT`; HOST is an IP address or `localhost`.
+fn parse_gdb_address(text: &str) -> Result<SocketAddr, ValueError> {
+    let text = text.trim();
+    let invalid = || ValueError::GdbAddress(text.to_owned());
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port = port.parse::<u16>().map_err(|_| invalid())?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    text.parse().map_err(|_| invalid())
+}
+
 /// `500ms`, `10s`, `2m`, `1.5s`; a bare number is seconds (the syntax of a test's `timeout`
 /// too, `hyperlight_rt::abi::duration`).
 fn parse_duration(text: &str) -> Result<Duration, ValueError> {
@@ -329,6 +406,21 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999G").is_err());
+    }
+
+    #[test]
+    fn gdb_addresses() {
+        let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        assert_eq!(parse_gdb_address("1234"), Ok(local(1234)));
+        assert_eq!(parse_gdb_address("localhost:0"), Ok(local(0)));
+        assert_eq!(
+            parse_gdb_address("0.0.0.0:9000"),
+            Ok("0.0.0.0:9000".parse().unwrap())
+        );
+        assert_eq!(parse_gdb_address("[::1]:7"), Ok("[::1]:7".parse().unwrap()));
+        assert!(parse_gdb_address("gdb").is_err());
+        assert!(parse_gdb_address("70000").is_err());
+        assert!(parse_gdb_address("host:12").is_err());
     }
 
     #[test]

@@ -177,6 +177,8 @@ pub struct Image<'data> {
     /// Whether the file carries a `.note.hyperlight-version` (an official Hyperlight guest).
     pub hyperlight_version_note: Option<String>,
     pub tls: Option<TlsTemplate>,
+    /// File offset and number of the program headers (a core dump tells gdb where they are).
+    pub program_headers: (u64, u16),
 }
 
 /// What the program headers describe, before the segments are checked against each other.
@@ -296,6 +298,7 @@ impl<'data> Image<'data> {
             span,
             hyperlight_version_note,
             tls,
+            program_headers: (header.e_phoff(endian), header.e_phnum(endian)),
         })
     }
 

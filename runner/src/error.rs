@@ -18,6 +18,8 @@ pub enum Error {
     Setup(#[from] SetupError),
     #[error("writing the guest's output failed: {0}")]
     Output(std::io::Error),
+    #[error(transparent)]
+    Debugger(#[from] crate::gdb::DebugError),
     /// An official Hyperlight guest; `version` is its `.note.hyperlight-version`.
     #[error(
         "{} is an official Hyperlight guest (hyperlight-guest-bin {version}); it needs a \

@@ -28,6 +28,71 @@ pub enum Crash {
     BadHypercall(String),
 }
 
+/// The Unix signal a process would get for what stopped the guest: what a debugger and a
+/// core dump report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Segv,
+    Ill,
+    Fpe,
+    Bus,
+    Trap,
+    Abrt,
+    Sys,
+    Alrm,
+    Kill,
+}
+
+impl Signal {
+    /// As Linux sends them for CPU exceptions.
+    pub fn of_exception(vector: u8) -> Signal {
+        use x86_64::structures::idt::ExceptionVector as V;
+        const FPE: [V; 3] = [V::Division, V::X87FloatingPoint, V::SimdFloatingPoint];
+        const ILL: [V; 2] = [V::InvalidOpcode, V::DeviceNotAvailable];
+        const BUS: [V; 2] = [V::AlignmentCheck, V::MachineCheck];
+        const TRAP: [V; 2] = [V::Debug, V::Breakpoint];
+        let is = |vectors: &[V]| vectors.iter().any(|&v| v as u8 == vector);
+        if is(&FPE) {
+            Signal::Fpe
+        } else if is(&ILL) {
+            Signal::Ill
+        } else if is(&BUS) {
+            Signal::Bus
+        } else if is(&TRAP) {
+            Signal::Trap
+        } else {
+            Signal::Segv
+        }
+    }
+
+    /// Linux's number for it.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Segv => libc::SIGSEGV,
+            Signal::Ill => libc::SIGILL,
+            Signal::Fpe => libc::SIGFPE,
+            Signal::Bus => libc::SIGBUS,
+            Signal::Trap => libc::SIGTRAP,
+            Signal::Abrt => libc::SIGABRT,
+            Signal::Sys => libc::SIGSYS,
+            Signal::Alrm => libc::SIGALRM,
+            Signal::Kill => libc::SIGKILL,
+        }
+    }
+}
+
+impl Crash {
+    pub fn signal(&self) -> Signal {
+        match self {
+            Crash::Exception { frame, .. } => Signal::of_exception(frame.vector),
+            Crash::TripleFault { .. } => Signal::Segv,
+            Crash::Internal { .. } => Signal::Ill,
+            Crash::BadHypercall(_) => Signal::Sys,
+            Crash::EntryFailure { .. } | Crash::UnexpectedExit { .. } => Signal::Kill,
+        }
+    }
+}
+
 fn exception_name(vector: u8) -> &'static str {
     match vector {
         0 => "divide error (#DE)",

@@ -20,6 +20,7 @@ pub struct ExceptionFrame {
     pub error_code: u64,
     pub rip: u64,
     pub rsp: u64,
+    pub rflags: u64,
     /// Untouched by the stub, so still the guest's (unwinding may need it).
     pub rbp: u64,
 }
@@ -155,13 +156,14 @@ fn exception(regs: &kvm_regs, memory: &GuestMemory) -> Action {
         ));
     }
     let word = |index: u64| memory.read_u64(regs.rsp.wrapping_add(index * 8));
-    match (word(0), word(1), word(2), word(5)) {
-        (Some(vector), Some(error_code), Some(rip), Some(rsp)) => {
+    match (word(0), word(1), word(2), word(4), word(5)) {
+        (Some(vector), Some(error_code), Some(rip), Some(rflags), Some(rsp)) => {
             Action::Exception(ExceptionFrame {
                 vector: vector as u8,
                 error_code,
                 rip,
                 rsp,
+                rflags,
                 rbp: regs.rbp,
             })
         }

@@ -400,6 +400,37 @@ fn write_tls(
         .ok_or(LayoutError::OutsideMemory("thread pointer"))
 }
 
+/// How the page tables map the page of `addr` for the guest (user mode), if they do: what a
+/// debugger may read and write and a core dump holds. Never the null page, a guard page, the
+/// page tables, nor the runner's supervisor-only tables and stubs.
+pub fn guest_page(memory: &GuestMemory, addr: u64) -> Option<Protection> {
+    // Identity mapping covers the lower half of the address space only.
+    if addr >> 47 != 0 {
+        return None;
+    }
+    let mut table = PML4_ADDR;
+    for shift in [39, 30, 21, 12] {
+        let entry = memory.read_u64(table + ((addr >> shift) & 0x1ff) * 8)?;
+        if entry & PTE_PRESENT == 0 || entry & PTE_USER == 0 {
+            return None;
+        }
+        // Upper levels allow everything; the leaf entry decides.
+        if shift == 12 || (shift == 21 && entry & PTE_HUGE != 0) {
+            return Some(Protection {
+                user: true,
+                write: entry & PTE_WRITE != 0,
+                execute: entry & PTE_NO_EXECUTE == 0,
+            });
+        }
+        table = entry & ADDRESS_MASK;
+    }
+    unreachable!("the walk ends at the page table")
+}
+
+pub fn is_guest_page(memory: &GuestMemory, addr: u64) -> bool {
+    guest_page(memory, addr).is_some()
+}
+
 /// Whether `rip` is inside the runner's exception stubs (so an EXCEPTION exit is genuine).
 pub fn is_stub_address(rip: u64) -> bool {
     (STUBS_ADDR..STUBS_ADDR + PAGE).contains(&rip)

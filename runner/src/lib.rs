@@ -9,9 +9,11 @@
 
 mod backtrace;
 mod boot;
+mod core_dump;
 pub mod elf;
 mod error;
 pub mod fault;
+mod gdb;
 pub mod guest_file;
 pub mod harness;
 pub mod hypercall;
@@ -28,6 +30,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use core_dump::CoreDumpError;
 pub use error::{Error, KvmError, LoadError, SetupError};
 pub use guest_file::GuestFile;
 pub use output::{Captured, Discard, HostStdio, Output, Stream};
@@ -45,6 +48,8 @@ pub mod exit_code {
     pub const OFFICIAL_GUEST: i32 = 126;
     /// The guest crashed (CPU exception, triple fault) or broke the hypercall ABI.
     pub const CRASHED: i32 = 134;
+    /// The debugger killed the guest (128 + SIGKILL, what a shell shows for a killed process).
+    pub const KILLED: i32 = 137;
     /// The reader of the guest's output went away (like a process killed by SIGPIPE).
     pub const OUTPUT_CLOSED: i32 = 141;
     /// The runner made a system call its seccomp filter refuses (128 + SIGSYS, what a shell
@@ -72,8 +77,17 @@ pub struct Config {
     /// Tell the guest its stdout is a terminal (it then flushes at each newline).
     pub stdout_is_tty: bool,
     /// Confine this process with the run loop's seccomp filter once the VM is built (the CLI
-    /// does, unless `--no-seccomp`). Irreversible: only for a process that runs one guest.
+    /// does, unless `--no-seccomp`), except with `gdb` or `core_dump_dir`. Irreversible: only
+    /// for a process that runs one guest.
     pub seccomp: bool,
+    /// Run the guest under a debugger that connects to this address (`--gdb`); `timeout` is
+    /// then ignored, as a debugger's pauses would count.
+    pub gdb: Option<std::net::SocketAddr>,
+    /// Write an ELF core file into this directory when the guest crashes, panics or times out
+    /// (`--core-dump`).
+    pub core_dump_dir: Option<PathBuf>,
+    /// Added to the core file's name: `core.GUEST.PID.LABEL` (the harness names the test).
+    pub core_dump_label: Option<String>,
 }
 
 impl Default for Config {
@@ -86,6 +100,9 @@ impl Default for Config {
             kvm_device: PathBuf::from("/dev/kvm"),
             stdout_is_tty: std::io::stdout().is_terminal(),
             seccomp: false,
+            gdb: None,
+            core_dump_dir: None,
+            core_dump_label: None,
         }
     }
 }
@@ -99,6 +116,8 @@ pub enum Outcome {
     Crashed(fault::CrashReport),
     TimedOut(Duration),
     OutputClosed,
+    /// The debugger killed the guest.
+    Killed,
 }
 
 impl Outcome {
@@ -108,6 +127,7 @@ impl Outcome {
             Outcome::Crashed(_) => exit_code::CRASHED,
             Outcome::TimedOut(_) => exit_code::TIMEOUT,
             Outcome::OutputClosed => exit_code::OUTPUT_CLOSED,
+            Outcome::Killed => exit_code::KILLED,
         }
     }
 }
@@ -119,6 +139,8 @@ pub struct Report {
     /// From the start of [`run`] (ELF parsing included) to the guest's last exit, before the
     /// VM is torn down.
     pub boot_to_exit: Duration,
+    /// The core file written for this run (`Config::core_dump_dir`), or why none could be.
+    pub core_dump: Option<Result<PathBuf, CoreDumpError>>,
 }
 
 /// Boots `guest` with `args` (the first being the program name) and runs it to the end,
@@ -155,12 +177,32 @@ pub fn run(
 
     let entry = map.load_bias.wrapping_add(image.entry);
     let mut vm = vcpu::Vm::new(&kvm, memory, &map, entry)?;
-    if config.seccomp {
+    // The debugger's socket calls and a core file's writes are not in the filter.
+    if config.seccomp && config.gdb.is_none() && config.core_dump_dir.is_none() {
         seccomp::install()?;
     }
     test_hook::after_confinement();
-    let stop = vm.run(output, started, config.timeout);
+    let stop = match config.gdb {
+        None => vm.run(output, started, config.timeout),
+        Some(address) => {
+            let first_segment = map.load_bias.wrapping_add(image.segments[0].vaddr);
+            gdb::debug(&mut vm, address, first_segment, output, started)?
+        }
+    };
     let boot_to_exit = started.elapsed();
+    let core_dump = config.core_dump_dir.as_deref().and_then(|dir| {
+        let signal = core_dump::signal_for(&stop)?;
+        let name = core_dump::file_name(elf_path, config.core_dump_label.as_deref());
+        Some(core_dump::write(
+            &dir.join(name),
+            elf_path,
+            &stop,
+            signal,
+            &mut vm,
+            &image,
+            &map,
+        ))
+    });
     let outcome = outcome(stop, &vm, guest, &map, config, output)?;
     // Tearing a VM down costs more than booting one, and while any VM exists KVM keeps its
     // kernel-wide switches on instead of patching kernel code for each new VM. A thread that
@@ -172,6 +214,7 @@ pub fn run(
     Ok(Report {
         outcome,
         boot_to_exit,
+        core_dump,
     })
 }
 
@@ -237,6 +280,8 @@ fn outcome(
         }
         vcpu::Stop::TimedOut => Outcome::TimedOut(config.timeout.unwrap_or_default()),
         vcpu::Stop::OutputClosed => Outcome::OutputClosed,
+        // Only a debugger interrupts runs, and it turns them into stops of its own.
+        vcpu::Stop::Killed | vcpu::Stop::Interrupted => Outcome::Killed,
         vcpu::Stop::HostError(err) => return Err(Error::Output(err)),
         vcpu::Stop::KvmError(err) => return Err(err.into()),
     })

@@ -84,13 +84,23 @@ pub const STUB_SIZE: u64 = 16;
 const STUB_COMMON: u64 = STUBS_ADDR + EXCEPTION_VECTORS as u64 * STUB_SIZE;
 const IDT_ENTRY_SIZE: u16 = 16;
 pub const IDT_LIMIT: u16 = EXCEPTION_VECTORS as u16 * IDT_ENTRY_SIZE - 1;
-/// A 64-bit interrupt gate (Intel SDM Vol. 3, 6.14.1): type 0xE, DPL 0, present.
+/// A 64-bit interrupt gate (Intel SDM Vol. 3, 6.14.1): type 0xE, present; DPL in bits 5-6.
 const INTERRUPT_GATE: u64 = 0x8e;
+const GATE_DPL_SHIFT: u32 = 5;
+/// `int3` is a software interrupt: from CPL 3 it reaches its gate only if the gate's DPL is 3
+/// (else #GP). A debugger's breakpoints are `int3`s.
+const USER_CALLABLE: [ExceptionVector; 1] = [ExceptionVector::Breakpoint];
 /// Every exception switches to the fault stack (TSS.IST1), so even a guest whose stack pointer
 /// is garbage (a stack overflow into the guard page) gets its fault reported.
 const FAULT_STACK_IST: u64 = 1;
 
 pub const PAGE_FAULT: u8 = ExceptionVector::Page as u8;
+pub const DEBUG: u8 = ExceptionVector::Debug as u8;
+pub const BREAKPOINT: u8 = ExceptionVector::Breakpoint as u8;
+/// `int3`, a software breakpoint.
+pub const INT3: u8 = 0xcc;
+/// RFLAGS.TF: a #DB after each instruction (single stepping).
+pub const TRAP_FLAG: u64 = 1 << 8;
 
 /// The exceptions for which the CPU pushes an error code.
 const WITH_ERROR_CODE: [ExceptionVector; 10] = [
@@ -153,6 +163,13 @@ pub fn initial_sregs(thread_pointer: u64) -> kvm_sregs {
     sregs
 }
 
+/// Leaves an exception stub as its `iretq` would: back in the guest's code and stack segments
+/// (RIP, RSP and RFLAGS are the general registers' part).
+pub fn return_to_guest(sregs: &mut kvm_sregs) {
+    sregs.cs = segment(USER_CS);
+    sregs.ss = segment(USER_DS);
+}
+
 /// The segment register state loading `selector` from the GDT gives: the descriptor's fields
 /// (Intel SDM Vol. 3, 3.4.5), unpacked as KVM takes them.
 fn segment(selector: SegmentSelector) -> kvm_segment {
@@ -207,7 +224,12 @@ pub fn write_system_tables(memory: &mut GuestMemory) -> Result<(), LayoutError> 
     for vector in 0..EXCEPTION_VECTORS {
         let stub = STUBS_ADDR + u64::from(vector) * STUB_SIZE;
         fits(memory.write(stub, &stub_code(vector, stub)))?;
-        let [low, high] = interrupt_gate(stub);
+        let dpl = if USER_CALLABLE.iter().any(|&v| v as u8 == vector) {
+            Ring3
+        } else {
+            Ring0
+        };
+        let [low, high] = interrupt_gate(stub, dpl);
         let gate = IDT_ADDR + u64::from(vector) * u64::from(IDT_ENTRY_SIZE);
         fits(memory.write_u64(gate, low))?;
         fits(memory.write_u64(gate + 8, high))?;
@@ -233,12 +255,13 @@ fn stub_code(vector: u8, stub: u64) -> Vec<u8> {
     code
 }
 
-/// The 16-byte interrupt gate to `handler` through [`KERNEL_CS`] on the fault stack.
-fn interrupt_gate(handler: u64) -> [u64; 2] {
+/// The 16-byte interrupt gate to `handler` through [`KERNEL_CS`] on the fault stack, callable
+/// by `int` from privilege `dpl` and above.
+fn interrupt_gate(handler: u64, dpl: x86_64::PrivilegeLevel) -> [u64; 2] {
     let low = (handler & 0xffff)
         | (u64::from(KERNEL_CS.0) << 16)
         | (FAULT_STACK_IST << 32)
-        | (INTERRUPT_GATE << 40)
+        | ((INTERRUPT_GATE | (dpl as u64) << GATE_DPL_SHIFT) << 40)
         | (((handler >> 16) & 0xffff) << 48);
     [low, handler >> 32]
 }
@@ -285,10 +308,13 @@ mod tests {
                 (stub + code.len() as u64).wrapping_add_signed(relative.into()),
                 STUB_COMMON
             );
-            let [low, high] = interrupt_gate(stub);
+            let [low, high] = interrupt_gate(stub, Ring0);
             assert_eq!((low & 0xffff) | ((low >> 48) << 16) | (high << 32), stub);
         }
         assert_eq!(stub_code(14, STUBS_ADDR)[..2], [PUSH_IMM8, 14]);
         assert_eq!(stub_code(3, STUBS_ADDR)[..4], [PUSH_IMM8, 0, PUSH_IMM8, 3]);
+        // Only #BP's gate is open to `int3` from CPL 3.
+        assert_eq!(interrupt_gate(STUBS_ADDR, Ring3)[0] >> 40 & 0xff, 0xee);
+        assert_eq!(interrupt_gate(STUBS_ADDR, Ring0)[0] >> 40 & 0xff, 0x8e);
     }
 }

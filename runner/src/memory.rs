@@ -72,6 +72,45 @@ impl GuestMemory {
     /// Zeroes every page that may hold data, page by page for small ranges; ranges of 2 MiB
     /// or more go back to the kernel instead, which is cheaper than writing them.
     fn scrub(&self) -> io::Result<()> {
+        self.for_each_held_range(|start, len| {
+            let start = start as *mut u8;
+            if len >= 2 << 20 {
+                // SAFETY: a range of our own private anonymous mapping, which then reads
+                // as zero; no reference into guest memory is alive.
+                if unsafe { libc::madvise(start.cast(), len, libc::MADV_DONTNEED) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else {
+                // SAFETY: as above, and the range lies inside the mapping.
+                unsafe { std::ptr::write_bytes(start, 0, len) };
+            }
+            Ok(())
+        })
+    }
+
+    /// The guest address ranges the kernel holds data for (present or swapped out, not the
+    /// shared zero page): what the guest, its loader or a previous guest on this thread
+    /// touched. Every other page reads as zero. Needs PAGEMAP_SCAN (Linux 6.7).
+    pub fn touched(&self) -> io::Result<Vec<std::ops::Range<u64>>> {
+        let base = self.host_base();
+        let mut ranges: Vec<std::ops::Range<u64>> = Vec::new();
+        self.for_each_held_range(|start, len| {
+            let range = start as u64 - base..start as u64 - base + len as u64;
+            match ranges.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => ranges.push(range),
+            }
+            Ok(())
+        })?;
+        Ok(ranges)
+    }
+
+    /// Calls `each(host address, length)` for every range of the mapping the kernel holds
+    /// data for, in order.
+    fn for_each_held_range(
+        &self,
+        mut each: impl FnMut(usize, usize) -> io::Result<()>,
+    ) -> io::Result<()> {
         let pagemap = pagemap().ok_or(io::ErrorKind::Unsupported)?;
         let end = self.host_base() + self.size;
         let mut regions = [PageRegion::default(); 32];
@@ -95,18 +134,7 @@ impl GuestMemory {
                 if region.categories & PAGE_IS_PFNZERO != 0 {
                     continue;
                 }
-                let len = (region.end - region.start) as usize;
-                let start = region.start as *mut u8;
-                if len >= 2 << 20 {
-                    // SAFETY: a range of our own private anonymous mapping, which then reads
-                    // as zero; no reference into guest memory is alive.
-                    if unsafe { libc::madvise(start.cast(), len, libc::MADV_DONTNEED) } != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                } else {
-                    // SAFETY: as above, and the range lies inside the mapping.
-                    unsafe { std::ptr::write_bytes(start, 0, len) };
-                }
+                each(region.start as usize, (region.end - region.start) as usize)?;
             }
             if scan.walk_end <= next {
                 return Err(io::Error::other("PAGEMAP_SCAN made no progress"));

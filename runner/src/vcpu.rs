@@ -29,6 +29,10 @@ pub enum Stop {
     Exited(i32),
     Crashed(Crash),
     TimedOut,
+    /// [`Interrupter::interrupt`] stopped the vCPU (a debugger's Ctrl-C).
+    Interrupted,
+    /// A debugger ended the guest (gdb's `kill`).
+    Killed,
     OutputClosed,
     /// Writing the guest's output failed.
     HostError(std::io::Error),
@@ -100,7 +104,7 @@ pub struct Retired {
     _vm: VmFd,
 }
 
-fn kvm_error(ioctl: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> KvmError {
+pub(crate) fn kvm_error(ioctl: &'static str) -> impl FnOnce(kvm_ioctls::Error) -> KvmError {
     move |source| KvmError::Ioctl { ioctl, source }
 }
 
@@ -170,8 +174,14 @@ impl Vm {
     ) -> Stop {
         let _alarm = timeout.map(|timeout| Alarm::arm(&mut self.vcpu, timeout));
         loop {
-            if TIMED_OUT.get() {
-                return Stop::TimedOut;
+            match STOP_REQUEST.get() {
+                Request::None => {}
+                Request::TimedOut => return Stop::TimedOut,
+                Request::Interrupt => {
+                    STOP_REQUEST.set(Request::None);
+                    self.vcpu.set_kvm_immediate_exit(0);
+                    return Stop::Interrupted;
+                }
             }
             // Only the exit's kind leaves this match: the exit borrows the vCPU.
             let abnormal = match self.vcpu.run() {
@@ -223,6 +233,22 @@ impl Vm {
         &self.memory
     }
 
+    /// Applies the initial special registers now rather than with the first run, so that
+    /// KVM_GET_SREGS reads them (a debugger looks before the guest's first instruction).
+    pub fn apply_initial_sregs(&mut self) -> Result<(), KvmError> {
+        let sregs = self.vcpu.sync_regs().sregs;
+        self.vcpu
+            .set_sregs(&sregs)
+            .map_err(kvm_error("KVM_SET_SREGS"))?;
+        self.vcpu.get_kvm_run().kvm_dirty_regs &= !u64::from(kvm_bindings::KVM_SYNC_X86_SREGS);
+        Ok(())
+    }
+
+    /// The vCPU and guest memory for a debugger, between runs.
+    pub fn parts(&mut self) -> (&mut VcpuFd, &mut GuestMemory) {
+        (&mut self.vcpu, &mut self.memory)
+    }
+
     /// Hands guest memory on to this thread's next guest (which gets it scrubbed) and keeps
     /// only the never again run vCPU and VM, whose teardown can then wait (see `run`'s end).
     /// KVM touches this guest's memory only while its vCPU runs, so the memory is free now.
@@ -254,9 +280,17 @@ enum Abnormal {
     Other(String),
 }
 
+/// Why a signal handler asked this thread's run loop to stop.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Request {
+    None,
+    TimedOut,
+    Interrupt,
+}
+
 thread_local! {
-    /// Set by this thread's alarm.
-    static TIMED_OUT: Cell<bool> = const { Cell::new(false) };
+    /// Set by this thread's alarm or interrupter.
+    static STOP_REQUEST: Cell<Request> = const { Cell::new(Request::None) };
     /// `kvm_run.immediate_exit` of the vCPU this thread is timing, so the alarm also stops a
     /// vCPU that is just about to enter the guest.
     static IMMEDIATE_EXIT: Cell<*mut u8> = const { Cell::new(std::ptr::null_mut()) };
@@ -265,7 +299,18 @@ thread_local! {
 /// Runs on the thread whose alarm it is. The thread-locals are const-initialized without
 /// destructors, so touching them here allocates and registers nothing.
 extern "C" fn on_alarm(_: libc::c_int) {
-    TIMED_OUT.set(true);
+    request_stop(Request::TimedOut);
+}
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    // A timeout already under way wins.
+    if STOP_REQUEST.get() == Request::None {
+        request_stop(Request::Interrupt);
+    }
+}
+
+fn request_stop(request: Request) {
+    STOP_REQUEST.set(request);
     let immediate_exit = IMMEDIATE_EXIT.get();
     if !immediate_exit.is_null() {
         // SAFETY: points into the vCPU's kvm_run mapping, alive while the alarm is armed.
@@ -283,7 +328,7 @@ struct Alarm {
 
 impl Alarm {
     fn arm(vcpu: &mut VcpuFd, timeout: Duration) -> Alarm {
-        TIMED_OUT.set(false);
+        STOP_REQUEST.set(Request::None);
         IMMEDIATE_EXIT.set(&mut vcpu.get_kvm_run().immediate_exit);
         let mut timer: libc::c_int = -1;
         // SAFETY: installing a handler that only touches this thread's cells and a live
@@ -333,6 +378,80 @@ impl Drop for Alarm {
         // SAFETY: deleting (and so disarming) our own timer.
         unsafe { libc::syscall(libc::SYS_timer_delete, self.timer) };
         IMMEDIATE_EXIT.set(std::ptr::null_mut());
-        TIMED_OUT.set(false);
+        STOP_REQUEST.set(Request::None);
+    }
+}
+
+/// The signal an [`Interrupter`] sends; its handler runs on the vCPU's thread.
+const INTERRUPT_SIGNAL: libc::c_int = libc::SIGUSR1;
+
+/// Lets another thread stop [`Vm::run`] on this thread, which then returns
+/// [`Stop::Interrupted`] (a debugger's Ctrl-C). While one exists, this thread's vCPU must not
+/// also be timed by an alarm.
+pub struct Interrupter {
+    process: libc::pid_t,
+    thread: libc::pid_t,
+}
+
+impl Interrupter {
+    /// Sets up interrupting `vm`'s runs on this thread, the one that runs it.
+    pub fn new(vm: &mut Vm) -> Interrupter {
+        STOP_REQUEST.set(Request::None);
+        IMMEDIATE_EXIT.set(&mut vm.vcpu.get_kvm_run().immediate_exit);
+        // SAFETY: a handler that only touches this thread's cells and a live kvm_run byte
+        // (reset in Drop before the vCPU can go away).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_interrupt as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(INTERRUPT_SIGNAL, &action, std::ptr::null_mut());
+        }
+        Interrupter {
+            // SAFETY: plain queries.
+            process: unsafe { libc::getpid() },
+            thread: unsafe { libc::syscall(libc::SYS_gettid) as libc::pid_t },
+        }
+    }
+
+    /// Drops an interrupt that came after the last run had stopped anyway.
+    pub fn forget_pending(&self, vm: &mut Vm) {
+        STOP_REQUEST.set(Request::None);
+        vm.vcpu.set_kvm_immediate_exit(0);
+    }
+
+    /// A handle other threads can interrupt with.
+    pub fn handle(&self) -> InterruptHandle {
+        InterruptHandle {
+            process: self.process,
+            thread: self.thread,
+        }
+    }
+}
+
+impl Drop for Interrupter {
+    fn drop(&mut self) {
+        IMMEDIATE_EXIT.set(std::ptr::null_mut());
+        STOP_REQUEST.set(Request::None);
+    }
+}
+
+/// Sends the interrupt to the vCPU's thread.
+#[derive(Clone, Copy)]
+pub struct InterruptHandle {
+    process: libc::pid_t,
+    thread: libc::pid_t,
+}
+
+impl InterruptHandle {
+    pub fn interrupt(&self) {
+        // SAFETY: signals our own process's thread, whose handler is installed.
+        unsafe {
+            libc::syscall(
+                libc::SYS_tgkill,
+                self.process,
+                self.thread,
+                INTERRUPT_SIGNAL,
+            )
+        };
     }
 }

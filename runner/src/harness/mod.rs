@@ -296,6 +296,13 @@ fn list_lines(guest: &GuestFile, args: &[&str], config: &Config) -> Result<Strin
 }
 
 fn boot_for_list(guest: &GuestFile, args: &[&str], config: &Config) -> Result<String, ListError> {
+    // A debugger (`HYPERLIGHT_GDB`) and core files are for the tests themselves, not for
+    // listing them.
+    let config = &Config {
+        gdb: None,
+        core_dump_dir: None,
+        ..config.clone()
+    };
     let mut output = Captured::default();
     let mut argv = vec![guest.path().as_os_str().to_owned()];
     argv.extend(args.iter().map(OsString::from));
@@ -326,6 +333,7 @@ fn run_one(
     let config = Config {
         env,
         timeout: test.attributes.timeout.or(config.timeout),
+        core_dump_label: Some(test.name.clone()),
         ..config.clone()
     };
     let mut output = TestOutput {
@@ -333,14 +341,17 @@ fn run_one(
         stderr: Vec::new(),
         passthrough: nocapture.then(HostStdio::new),
     };
-    let verdict = match crate::run(guest, &args, &config, &mut output) {
-        Ok(report) => judge(
-            protocol,
-            &test.attributes.should_panic,
-            &report.outcome,
-            &output,
+    let (verdict, core_dump) = match crate::run(guest, &args, &config, &mut output) {
+        Ok(report) => (
+            judge(
+                protocol,
+                &test.attributes.should_panic,
+                &report.outcome,
+                &output,
+            ),
+            report.core_dump,
         ),
-        Err(err) => Err(Failure(format!("hyperlight-run: error: {err}"))),
+        Err(err) => (Err(Failure(format!("hyperlight-run: error: {err}"))), None),
     };
     let should_panic = match protocol {
         Protocol::Runtime => test.should_panic(),
@@ -350,11 +361,34 @@ fn run_one(
     if let Err(Failure(why)) = &verdict {
         text.extend_from_slice(why.as_bytes());
     }
+    if let Some(line) = keep_core_dump(core_dump, verdict.is_ok()) {
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+        text.extend_from_slice(line.as_bytes());
+    }
     Finished {
         name: test.name.clone(),
         should_panic,
         passed: verdict.is_ok(),
         output: text,
+    }
+}
+
+/// A failed test's core file (named after the test) gets a line in its output; a passing
+/// test's (a `#[should_panic]` one's) is removed.
+fn keep_core_dump(
+    core_dump: Option<Result<std::path::PathBuf, crate::CoreDumpError>>,
+    passed: bool,
+) -> Option<String> {
+    match core_dump? {
+        Ok(path) if passed => {
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+        Ok(path) => Some(format!("hyperlight-run: core dumped to {}", path.display())),
+        Err(_) if passed => None,
+        Err(reason) => Some(format!("hyperlight-run: error: no core dump: {reason}")),
     }
 }
 
@@ -477,6 +511,7 @@ fn describe(outcome: &Outcome) -> String {
         }
         Outcome::TimedOut(after) => format!("hyperlight-run: error: timed out after {after:?}"),
         Outcome::OutputClosed => "hyperlight-run: error: the test's output was closed".to_owned(),
+        Outcome::Killed => "hyperlight-run: error: the debugger killed the test".to_owned(),
     }
 }
 
