@@ -13,7 +13,7 @@ mod core_dump;
 pub mod elf;
 mod error;
 pub mod fault;
-mod gdb;
+pub mod gdb;
 pub mod guest_file;
 pub mod harness;
 pub mod hypercall;

@@ -18,7 +18,13 @@ use crate::dist::component::{runner_file, sysroot_tarball};
 use crate::sysroot::{target_dir, VERSION_FILE};
 use crate::toolchain::{project_root, test_nightly, Toolchain, TARGET};
 
-pub const TARGETS: [&str; 4] = ["elf_loader", "hypercall", "manifest", "unpack"];
+pub const TARGETS: [&str; 5] = [
+    "elf_loader",
+    "gdb_registers",
+    "hypercall",
+    "manifest",
+    "unpack",
+];
 pub const DEFAULT_SECONDS: u32 = 10;
 
 /// Where `cargo install --root` puts cargo-fuzz: project-local, never ~/.cargo/bin.

@@ -11,6 +11,10 @@ mod arch;
 mod event_loop;
 mod target;
 
+/// The register block of gdb's `g` and `G` packets, the one part of the protocol parsed here
+/// rather than by gdbstub (fuzzed: fuzz/fuzz_targets/gdb_registers.rs).
+pub use arch::GuestRegs;
+
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
