@@ -1,6 +1,6 @@
 //! `cargo xtask test`: the whole test suite, after making sure everything it runs against is
-//! there. Tests use real components (KVM, nginx, clang and llvm-ar, the pinned stable and the
-//! test nightly toolchains); missing toolchain parts are installed, a missing program is
+//! there. Tests use real components (KVM, nginx, clang and llvm-ar, gdb and lldb, the pinned
+//! stable and the test nightly toolchains); missing toolchain parts are installed, a missing program is
 //! reported up front with the command that installs it. KVM is the exception: without it the
 //! tests that boot guests are skipped, and listed by name at the end.
 
@@ -18,6 +18,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("nginx", "nginx-light"),
     ("clang", "clang"),
     ("llvm-ar", "llvm"),
+    ("gdb", "gdb"),
+    ("lldb", "lldb"),
 ];
 
 pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
@@ -38,7 +40,7 @@ pub fn run(sh: &Shell, cargo_test_args: &[String]) -> Result<()> {
         let packages: Vec<_> = missing.iter().map(|(_, package)| *package).collect();
         bail!(
             "the tests need {}; install with `sudo apt-get install {}` (Debian/Ubuntu)",
-            programs.join(" and "),
+            programs.join(", "),
             packages.join(" ")
         );
     }
