@@ -254,25 +254,6 @@ fn core_dumps_run_without_the_seccomp_filter() {
     core_named_by(&output, dir.path());
 }
 
-/// A test binary (tests/guests/tested) built by cargo, as `cargo test` would run it.
-fn tested_test_binary() -> PathBuf {
-    let guests = testkit::project_root().join("tests/guests");
-    let output = testkit::guest_cargo(&guests, testkit::sysroot(), &testkit::pinned_toolchain())
-        .args(["test", "--no-run", "--package", "tested", "--bin", "tested"])
-        .output()
-        .unwrap();
-    testkit::assert_success(&output, "building tested's tests");
-    let text = String::from_utf8_lossy(&output.stderr).into_owned();
-    text.lines()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix("Executable unittests src/main.rs (")?
-                .strip_suffix(')')
-        })
-        .map(|relative| guests.join(relative))
-        .unwrap_or_else(|| panic!("no Executable line:\n{text}"))
-}
-
 #[test]
 fn under_cargo_test_each_failed_test_leaves_a_core_named_after_it() {
     testkit::require_kvm!();
@@ -280,7 +261,7 @@ fn under_cargo_test_each_failed_test_leaves_a_core_named_after_it() {
         return;
     }
     let dir = testkit::TempDir::new("core-tests");
-    let elf = tested_test_binary();
+    let elf = testkit::build_guest_tests(&testkit::project_root().join("tests/guests"), "tested");
     let output = run_with_watchdog(
         runner()
             .env("HYPERLIGHT_CORE_DUMP_DIR", dir.path())

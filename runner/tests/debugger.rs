@@ -560,6 +560,41 @@ fn a_cargo_test_is_debugged_by_name_through_hyperlight_gdb() {
     assert_has(&finished.stdout, "test result: ok. 1 passed;");
 }
 
+/// Every test of a run waits for the debugger on the one port, the next once the last ended:
+/// the runner runs them one at a time, whatever `--test-threads` says.
+#[test]
+fn under_hyperlight_gdb_the_tests_of_one_run_wait_for_the_debugger_in_turn() {
+    require!("gdb");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let elf = testkit::build_guest_tests(&testkit::project_root().join("tests/guests"), "debuggee");
+    let mut runner = runner();
+    runner
+        .arg(&elf)
+        .arg("--test-threads=2")
+        .env("HYPERLIGHT_GDB", port.to_string());
+    let waiting = Waiting::spawn(&mut runner);
+    // gdb retries a refused connection (`tcp auto-retry`) while the next test comes up.
+    let first = gdb(&elf, port, &["continue"]);
+    let second = gdb(&elf, port, &["continue"]);
+    let finished = waiting.finish();
+    for text in [&first, &second] {
+        assert_has(text, "[Inferior 1 (process 1) exited normally]");
+    }
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert_has(&finished.stdout, "test result: ok. 2 passed;");
+    let waited = format!("hyperlight-run: waiting for gdb on 127.0.0.1:{port}\n");
+    assert_eq!(
+        finished.stderr.matches(&waited).count(),
+        2,
+        "{}",
+        finished.stderr
+    );
+}
+
 #[test]
 fn after_detach_the_guest_runs_on_to_its_exit() {
     require!("gdb");

@@ -265,6 +265,25 @@ pub fn build_guest(dir: &Path, bin: &str) -> PathBuf {
     Path::new(target_dir).join(TARGET).join("debug").join(bin)
 }
 
+/// Builds the unit tests of binary `bin` (package `bin`) of the guest workspace in `dir`, as
+/// `cargo test` would, and returns the test binary cargo names.
+pub fn build_guest_tests(dir: &Path, bin: &str) -> PathBuf {
+    let output = guest_cargo(dir, sysroot(), &pinned_toolchain())
+        .args(["test", "--no-run", "--package", bin, "--bin", bin])
+        .output()
+        .unwrap();
+    assert_success(&output, &format!("building {bin}'s tests"));
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    text.lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Executable unittests src/main.rs (")?
+                .strip_suffix(')')
+        })
+        .map(|relative| dir.join(relative))
+        .unwrap_or_else(|| panic!("no Executable line:\n{text}"))
+}
+
 /// Builds one of the crates in `examples/`.
 pub fn example(name: &str) -> PathBuf {
     build_guest(&project_root().join("examples"), name)

@@ -120,7 +120,12 @@ pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Co
         let _ = write!(stdout, "{}", report::ignored(&test.name, reason));
     }
     let _ = stdout.flush();
-    let threads = threads(options.threads, to_run.len());
+    // Under a debugger each test waits for it on the one port: one test at a time.
+    let threads = if config.gdb.is_some() {
+        1
+    } else {
+        threads(options.threads, to_run.len())
+    };
     // libtest's own tests say whether they expect a panic only by running (`judge`), so their
     // line waits for the run unless their output goes straight through.
     let name_first = protocol == Protocol::Runtime || options.nocapture;

@@ -1,5 +1,6 @@
 //! A guest to run under gdb and lldb (the runner's tests/debugger.rs): a call to step into,
-//! locals to print (a `Vec` of `String`s for the pretty printers), a known exit code, and a unit test to debug by name. The tests find lines
+//! locals to print (a `Vec` of `String`s for the pretty printers), a known exit code, and unit
+//! tests to debug by name and one after another. The tests find lines
 //! by the `// line:` markers.
 #![no_std]
 #![no_main]
@@ -37,5 +38,10 @@ mod tests {
     fn scales_by_two() {
         let doubled = super::scale(5, 2); // line: test
         assert_eq!(doubled, 11);
+    }
+
+    #[hyperlight_rt::test]
+    fn scales_by_three() {
+        assert_eq!(super::scale(5, 3), 16);
     }
 }
