@@ -319,6 +319,39 @@ test result: FAILED. 4 passed; 6 failed; 3 ignored; 0 measured; 0 filtered out; 
     );
 }
 
+/// `cargo test -q` (cargo passes `--quiet` on): libtest's terse report, a character per test
+/// and a line per failure, then the same failures and summary.
+#[test]
+fn cargo_test_quiet_gives_the_terse_report() {
+    testkit::require_kvm!();
+    let output = test_tested(&["-q", "--bin", "tested", "--", "--test-threads", "1"]);
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(101), "{text}");
+    let (results, rest) = text.split_once("\nfailures:\n").expect(&text);
+    assert_eq!(
+        results,
+        "
+running 13 tests
+iii. 4/13
+tests::crashes --- FAILED
+tests::does_not_panic --- FAILED
+tests::fails --- FAILED
+tests::hangs --- FAILED
+. 9/13
+tests::panics_with_another_message --- FAILED
+.. 12/13
+tests::returns_an_error --- FAILED
+"
+    );
+    assert!(
+        normalized(rest, None).ends_with(
+            "\ntest result: FAILED. 4 passed; 6 failed; 3 ignored; 0 measured; 0 filtered out; \
+             finished in <time>\n\n"
+        ),
+        "{rest}"
+    );
+}
+
 /// Ignored tests run on request, and the runner's `--timeout` limits a test that sets no
 /// limit of its own (`hangs` keeps its own 300ms either way).
 #[test]

@@ -22,7 +22,7 @@ use crate::exit_code::PANIC as PANICKED;
 use crate::{Captured, Config, GuestFile, HostStdio, Outcome, Output, Stream};
 use list_cache::ListCache;
 use options::Options;
-use report::Finished;
+use report::{Finished, Style};
 
 /// libtest's exit code when a test failed.
 const TESTS_FAILED: i32 = 101;
@@ -109,6 +109,7 @@ pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Co
     }
 
     let _ = write!(stdout, "{}", report::header(selected.len()));
+    let mut style = Style::new(options.terse, selected.len());
     let (to_run, ignored): (Vec<&Test>, Vec<&Test>) = selected
         .iter()
         .partition(|test| !test.is_ignored() || options.runs_ignored());
@@ -117,7 +118,7 @@ pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Co
             Ignore::Because(reason) => Some(reason.as_str()),
             _ => None,
         };
-        let _ = write!(stdout, "{}", report::ignored(&test.name, reason));
+        let _ = write!(stdout, "{}", style.ignored(&test.name, reason));
     }
     let _ = stdout.flush();
     // Under a debugger each test waits for it on the one port: one test at a time.
@@ -129,9 +130,14 @@ pub fn run(guest: &GuestFile, protocol: Protocol, args: &[OsString], config: &Co
     // libtest's own tests say whether they expect a panic only by running (`judge`), so their
     // line waits for the run unless their output goes straight through.
     let name_first = protocol == Protocol::Runtime || options.nocapture;
-    let finished = run_all(&to_run, threads, name_first, &mut stdout, |test| {
-        run_one(guest, protocol, test, config, options.nocapture)
-    });
+    let finished = run_all(
+        &to_run,
+        threads,
+        name_first,
+        &mut style,
+        &mut stdout,
+        |test| run_one(guest, protocol, test, config, options.nocapture),
+    );
     let summary = report::summary(
         &finished,
         ignored.len(),
@@ -173,12 +179,13 @@ fn threads(asked: Option<usize>, tests: usize) -> usize {
     }
 }
 
-/// Runs `tests` on `threads` threads, printing each one's line as it ends; one at a time and
-/// with `name_first`, a test is named before it runs, as libtest does.
+/// Runs `tests` on `threads` threads, showing each one's result in `style` as it ends; one at
+/// a time and with `name_first`, a test is named before it runs, as libtest does.
 fn run_all(
     tests: &[&Test],
     threads: usize,
     name_first: bool,
+    style: &mut Style,
     out: &mut impl std::io::Write,
     run: impl Fn(&Test) -> Finished + Sync,
 ) -> Vec<Finished> {
@@ -186,14 +193,11 @@ fn run_all(
         return tests
             .iter()
             .map(|test| {
-                let _ = write!(
-                    out,
-                    "{}",
-                    report::line_start(&test.name, test.should_panic())
-                );
+                let _ = write!(out, "{}", style.started(&test.name, test.should_panic()));
                 let _ = out.flush();
                 let finished = run(test);
-                let _ = writeln!(out, "{}", report::verdict(finished.passed));
+                let _ = write!(out, "{}", style.ended(&finished, true));
+                let _ = out.flush();
                 finished
             })
             .collect();
@@ -212,8 +216,7 @@ fn run_all(
         }
         drop(sender);
         for test in receiver {
-            let line = report::line_start(&test.name, test.should_panic);
-            let _ = writeln!(out, "{line}{}", report::verdict(test.passed));
+            let _ = write!(out, "{}", style.ended(&test, false));
             let _ = out.flush();
             finished.push(test);
         }

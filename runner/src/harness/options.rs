@@ -24,6 +24,7 @@ pub struct Options {
     skip: Vec<String>,
     exact: bool,
     pub list: bool,
+    /// `--format terse`, or `-q`: the list without its count, the report terse.
     pub terse: bool,
     /// `--ignored`: only the ignored tests; `--include-ignored`: all of them.
     ignored: bool,
@@ -71,7 +72,8 @@ impl Options {
                 }
                 "--ignored" => options.ignored = true,
                 "--include-ignored" => options.include_ignored = true,
-                "-q" | "--quiet" | "--test" | "--bench" => {}
+                "-q" | "--quiet" => options.terse = true,
+                "--test" | "--bench" => {}
                 other if other.starts_with('-') => {
                     return Err(OptionsError::Unsupported(other.to_owned()))
                 }

@@ -20,26 +20,113 @@ pub fn header(tests: usize) -> String {
     format!("\nrunning {}\n", count(tests, "test"))
 }
 
+/// libtest's terse report (`-q`, `--format terse`) puts the count after this many results.
+const TERSE_COLUMNS: usize = 88;
+
+/// How the tests' results are shown as they come: a line each, or libtest's terse report (a
+/// character each, a line for each failure, and the count every [`TERSE_COLUMNS`] results).
+pub enum Style {
+    Lines,
+    Terse {
+        done: usize,
+        column: usize,
+        total: usize,
+    },
+}
+
+impl Style {
+    pub fn new(terse: bool, total: usize) -> Style {
+        if terse {
+            Style::Terse {
+                done: 0,
+                column: 0,
+                total,
+            }
+        } else {
+            Style::Lines
+        }
+    }
+
+    /// What a test that is not run because it is ignored shows.
+    pub fn ignored(&mut self, name: &str, reason: Option<&str>) -> String {
+        match self {
+            Style::Lines => match reason {
+                Some(reason) => format!("test {name} ... ignored, {reason}\n"),
+                None => format!("test {name} ... ignored\n"),
+            },
+            Style::Terse { .. } => self.short("i"),
+        }
+    }
+
+    /// What shows before a test runs, when tests run one at a time.
+    pub fn started(&self, name: &str, should_panic: bool) -> String {
+        match self {
+            Style::Lines => line_start(name, should_panic),
+            Style::Terse { .. } => String::new(),
+        }
+    }
+
+    /// What shows when `test` ended; `started` says whether [`Style::started`] showed first.
+    pub fn ended(&mut self, test: &Finished, started: bool) -> String {
+        match self {
+            Style::Lines => {
+                let start = if started {
+                    String::new()
+                } else {
+                    line_start(&test.name, test.should_panic)
+                };
+                format!("{start}{}\n", verdict(test.passed))
+            }
+            Style::Terse { .. } if test.passed => self.short("."),
+            Style::Terse {
+                done,
+                column,
+                total,
+            } => {
+                let mut text = String::new();
+                if *column != 0 {
+                    let _ = writeln!(text, " {done}/{total}");
+                    *column = 0;
+                }
+                *done += 1;
+                let _ = writeln!(text, "{} --- FAILED", test.name);
+                text
+            }
+        }
+    }
+
+    fn short(&mut self, result: &str) -> String {
+        let Style::Terse {
+            done,
+            column,
+            total,
+        } = self
+        else {
+            unreachable!("only the terse report has short results")
+        };
+        *done += 1;
+        *column += 1;
+        if *column % TERSE_COLUMNS == TERSE_COLUMNS - 1 {
+            *column = 0;
+            format!("{result} {done}/{total}\n")
+        } else {
+            result.to_owned()
+        }
+    }
+}
+
 /// A test's line up to its verdict: `test NAME ... ` or `test NAME - should panic ... `.
-pub fn line_start(name: &str, should_panic: bool) -> String {
+fn line_start(name: &str, should_panic: bool) -> String {
     let kind = if should_panic { " - should panic" } else { "" };
     format!("test {name}{kind} ... ")
 }
 
 /// The rest of the line: `ok` or `FAILED`.
-pub fn verdict(passed: bool) -> &'static str {
+fn verdict(passed: bool) -> &'static str {
     if passed {
         "ok"
     } else {
         "FAILED"
-    }
-}
-
-/// The line of a test that is not run because it is ignored.
-pub fn ignored(name: &str, reason: Option<&str>) -> String {
-    match reason {
-        Some(reason) => format!("test {name} ... ignored, {reason}\n"),
-        None => format!("test {name} ... ignored\n"),
     }
 }
 
@@ -147,13 +234,54 @@ mod tests {
             "\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; \
              finished in 0.02s\n\n"
         );
+        let mut lines = Style::new(false, 2);
+        let should_panic = Finished {
+            should_panic: true,
+            ..finished("tests::sp", true, "")
+        };
         assert_eq!(
-            line_start("tests::sp", true) + verdict(true),
-            "test tests::sp - should panic ... ok"
+            lines.ended(&should_panic, false),
+            "test tests::sp - should panic ... ok\n"
         );
         assert_eq!(
-            ignored("tests::slow", Some("too slow")),
+            lines.ignored("tests::slow", Some("too slow")),
             "test tests::slow ... ignored, too slow\n"
+        );
+    }
+
+    /// The results part of `cargo test -q` with libtest 1.99, tests run in order: `t005`
+    /// ignored, `t003` and `t090` failing of 95; `t150` failing of 200 (the count after every
+    /// 87 results in a row).
+    #[test]
+    fn the_terse_report_is_libtests() {
+        let terse = |total: usize, failing: &[usize], ignored: &[usize]| {
+            let mut style = Style::new(true, total);
+            let mut text = String::new();
+            for n in 0..total {
+                let name = format!("tests::t{n:03}");
+                if ignored.contains(&n) {
+                    text += &style.ignored(&name, None);
+                } else {
+                    text += &style.ended(&finished(&name, !failing.contains(&n), ""), false);
+                }
+            }
+            text
+        };
+        assert_eq!(
+            terse(95, &[3, 90], &[5]),
+            format!(
+                "... 3/95\ntests::t003 --- FAILED\n.i{} 90/95\ntests::t090 --- FAILED\n....",
+                ".".repeat(84)
+            )
+        );
+        assert_eq!(
+            terse(200, &[150], &[]),
+            format!(
+                "{} 87/200\n{} 150/200\ntests::t150 --- FAILED\n{}",
+                ".".repeat(87),
+                ".".repeat(63),
+                ".".repeat(49)
+            )
         );
     }
 }
