@@ -277,7 +277,7 @@ failures:
 ---- tests::crashes stdout ----
 <crash report>
 ---- tests::does_not_panic stdout ----
-note: test did not panic as expected
+note: test did not panic as expected at tested/src/main.rs:75:8
 ---- tests::fails stdout ----
 output of a failing test
 panicked at tested/src/main.rs:38:9:

@@ -71,7 +71,14 @@ fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
         at += 2;
     }
     let function = tokens.split_off(at);
-    let name = check_signature(&function)?;
+    let (name, name_span) = check_signature(&function)?;
+    // Where libtest says a test is: its name's first character.
+    let location = Literal::string(&format!(
+        "{}:{}:{}",
+        name_span.file(),
+        name_span.line(),
+        name_span.column()
+    ));
     let case = format!(
         "__hyperlight_test_{}",
         name.strip_prefix("r#").unwrap_or(&name)
@@ -100,6 +107,9 @@ fn expand(args: TokenStream, item: TokenStream) -> Result<TokenStream, Error> {
         should_panic,
         code(", timeout:"),
         timeout,
+        code(&format!(
+            ", location: ::core::option::Option::Some({location})"
+        )),
     ];
     let fields = code(&format!(
         "path: ::core::concat!(::core::module_path!(), \"::\", ::core::stringify!({name})), \
@@ -139,8 +149,9 @@ fn timeout_argument(args: TokenStream) -> Result<Option<Literal>, Error> {
     }
 }
 
-/// Refuses what cannot be called as `name()`, once, in a VM of its own; returns the name.
-fn check_signature(function: &[TokenTree]) -> Result<String, Error> {
+/// Refuses what cannot be called as `name()`, once, in a VM of its own; returns the name and
+/// where it is.
+fn check_signature(function: &[TokenTree]) -> Result<(String, Span), Error> {
     let fn_at = function
         .iter()
         .position(|token| matches!(token, TokenTree::Ident(ident) if ident.to_string() == "fn"))
@@ -170,7 +181,7 @@ fn check_signature(function: &[TokenTree]) -> Result<String, Error> {
             inputs.span(),
             "a test function takes no arguments",
         )),
-        _ => Ok(name.to_string()),
+        _ => Ok((name.to_string(), name.span())),
     }
 }
 

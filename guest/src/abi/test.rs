@@ -17,6 +17,7 @@ pub const SEPARATOR: char = '\t';
 const IGNORE: &str = "ignore";
 const SHOULD_PANIC: &str = "should_panic";
 const TIMEOUT: &str = "timeout";
+const LOCATION: &str = "location";
 
 /// What `#[hyperlight_rt::test]` says about a test beside its name: libtest's `#[ignore]` and
 /// `#[should_panic]`, and a time limit. `S` is the string type (`&'static str` in the guest).
@@ -26,6 +27,8 @@ pub struct Attributes<S> {
     pub should_panic: ShouldPanic<S>,
     /// The test's own time limit; without one the runner's `--timeout` applies.
     pub timeout: Option<Duration>,
+    /// Where the test function is, `FILE:LINE:COLUMN` as libtest reports it.
+    pub location: Option<S>,
 }
 
 /// `#[ignore]`: the test runs only when asked (`--ignored`, `--include-ignored`).
@@ -50,7 +53,8 @@ pub enum ShouldPanic<S> {
 
 /// One line of a test binary's answer to [`LIST`]: the test's name (`module::test`, as libtest
 /// names tests), then each attribute that is not at its default, after a [`SEPARATOR`]:
-/// `ignore` or `ignore=REASON`, `should_panic` or `should_panic=EXPECTED`, `timeout=NANOSns`.
+/// `ignore` or `ignore=REASON`, `should_panic` or `should_panic=EXPECTED`, `timeout=NANOSns`,
+/// `location=FILE:LINE:COLUMN`.
 /// In values, `\`, tab, newline and carriage return are written `\\`, `\t`, `\n`, `\r`.
 /// A line without attributes is just the name, as runtimes before attributes listed every test.
 pub struct ListLine<'a, S> {
@@ -81,6 +85,9 @@ impl<S: AsRef<str>> fmt::Display for ListLine<'_, S> {
         if let Some(timeout) = self.attributes.timeout {
             write!(f, "{SEPARATOR}{TIMEOUT}={}ns", timeout.as_nanos())?;
         }
+        if let Some(location) = &self.attributes.location {
+            field(f, LOCATION, Some(location.as_ref()))?;
+        }
         Ok(())
     }
 }
@@ -95,6 +102,7 @@ pub fn parse_line<S: FromIterator<char>>(line: &str) -> Result<(&str, Attributes
         ignore: Ignore::No,
         should_panic: ShouldPanic::No,
         timeout: None,
+        location: None,
     };
     for field in fields {
         let (key, value) = match field.split_once('=') {
@@ -120,6 +128,7 @@ pub fn parse_line<S: FromIterator<char>>(line: &str) -> Result<(&str, Attributes
                 attributes.timeout = Some(Duration::from_nanos(nanos.ok_or(field)?));
             }
             (TIMEOUT, None) => return Err(field),
+            (LOCATION, Some(location)) => attributes.location = Some(text(location)?),
             _ => {}
         }
     }

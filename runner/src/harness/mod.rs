@@ -351,12 +351,7 @@ fn run_one(
     };
     let (verdict, core_dump) = match crate::run(guest, &args, &config, &mut output) {
         Ok(report) => (
-            judge(
-                protocol,
-                &test.attributes.should_panic,
-                &report.outcome,
-                &output,
-            ),
+            judge(protocol, &test.attributes, &report.outcome, &output),
             report.core_dump,
         ),
         Err(err) => (Err(Failure(format!("hyperlight-run: error: {err}"))), None),
@@ -407,7 +402,7 @@ struct Failure(String);
 /// Whether a test passed.
 fn judge(
     protocol: Protocol,
-    should_panic: &ShouldPanic<String>,
+    attributes: &Attributes,
     outcome: &Outcome,
     output: &TestOutput,
 ) -> Result<(), Failure> {
@@ -415,14 +410,16 @@ fn judge(
         return Err(Failure(describe(outcome)));
     };
     let said = || Failure(String::new());
-    match (protocol, code, should_panic) {
+    match (protocol, code, &attributes.should_panic) {
         // libtest judged the test itself, `#[should_panic]` included, and said why it failed.
         (Protocol::Libtest, LIBTEST_PASSED, _) => Ok(()),
         (Protocol::Libtest, _, _) => Err(said()),
         (Protocol::Runtime, 0, ShouldPanic::No) => Ok(()),
-        (Protocol::Runtime, 0, _) => {
-            Err(Failure("note: test did not panic as expected".to_owned()))
-        }
+        (Protocol::Runtime, 0, _) => Err(Failure(match &attributes.location {
+            // libtest's words, where they name the test's place.
+            Some(location) => format!("note: test did not panic as expected at {location}"),
+            None => "note: test did not panic as expected".to_owned(),
+        })),
         (Protocol::Runtime, PANICKED, ShouldPanic::No) => Err(said()),
         (Protocol::Runtime, PANICKED, ShouldPanic::Yes) => Ok(()),
         (Protocol::Runtime, PANICKED, ShouldPanic::Expected(expected)) => {
@@ -568,6 +565,7 @@ mod tests {
             ignore: Ignore::Because("slow\tand\\heavy"),
             should_panic: ShouldPanic::Expected("line one\nline two"),
             timeout: Some(std::time::Duration::from_millis(500)),
+            location: Some("tested/src/main.rs:12:8"),
         };
         let line = ListLine {
             name: "tests::slow",
@@ -576,7 +574,8 @@ mod tests {
         .to_string();
         assert_eq!(
             line,
-            "tests::slow\tignore=slow\\tand\\\\heavy\tshould_panic=line one\\nline two\ttimeout=500000000ns"
+            "tests::slow\tignore=slow\\tand\\\\heavy\tshould_panic=line one\\nline two\ttimeout=500000000ns\
+             \tlocation=tested/src/main.rs:12:8"
         );
         let (name, read) = parse_line::<String>(&line).unwrap();
         assert_eq!(name, "tests::slow");
@@ -586,6 +585,7 @@ mod tests {
                 ignore: Ignore::Because("slow\tand\\heavy".into()),
                 should_panic: ShouldPanic::Expected("line one\nline two".into()),
                 timeout: attributes.timeout,
+                location: Some("tested/src/main.rs:12:8".into()),
             }
         );
         assert_eq!(
@@ -599,7 +599,7 @@ mod tests {
             Attributes {
                 ignore: Ignore::Yes,
                 should_panic: ShouldPanic::Yes,
-                timeout: None
+                ..Attributes::default()
             }
         );
         assert_eq!(parse_line::<String>("t\ttimeout=soon"), Err("timeout=soon"));
