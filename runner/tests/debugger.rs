@@ -105,27 +105,13 @@ impl Waiting {
     }
 
     fn finish(mut self) -> Finished {
-        let status = wait_with_watchdog(&mut self.child, "the debugged process");
+        let status = wait_with_watchdog(&mut self.child, "the debugged process", WATCHDOG);
         self.stdout_reader.join().unwrap();
         Finished {
             status,
             stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
             stderr: self.stderr_before + &self.stderr.join().unwrap(),
         }
-    }
-}
-
-fn wait_with_watchdog(child: &mut Child, what: &str) -> ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if started.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            panic!("{what} hung: killed after {WATCHDOG:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -194,7 +180,7 @@ fn output_of(mut command: Command, what: &str) -> String {
         read.read_to_string(&mut text).unwrap();
         text
     });
-    wait_with_watchdog(&mut child, what);
+    wait_with_watchdog(&mut child, what, WATCHDOG);
     reader.join().unwrap()
 }
 
@@ -487,7 +473,7 @@ fn ctrl_c_interrupts_a_spinning_guest_and_kill_ends_the_runner() {
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(gdb.id() as libc::pid_t, libc::SIGINT) };
-    wait_with_watchdog(&mut gdb, "gdb");
+    wait_with_watchdog(&mut gdb, "gdb", WATCHDOG);
     let text = reader.join().unwrap();
     let finished = waiting.finish();
     assert_has(&text, "\nProgram received signal SIGINT, Interrupt.\n");

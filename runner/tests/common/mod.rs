@@ -5,7 +5,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const RUNNER: &str = env!("CARGO_BIN_EXE_hyperlight-run");
@@ -17,6 +17,22 @@ pub fn runner() -> Command {
     let mut command = Command::new(RUNNER);
     command.env_remove("HYPERLIGHT_KVM_DEVICE");
     command
+}
+
+/// Waits for `child` (`what`, for the message), killing it and failing the test after `limit`:
+/// a hang.
+pub fn wait_with_watchdog(child: &mut Child, what: &str, limit: Duration) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what} hung: killed after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Runs `command` to completion (killing it after the watchdog) and returns its output and
@@ -42,16 +58,7 @@ pub fn run_with_watchdog(command: &mut Command) -> (Output, Duration) {
         std::io::Read::read_to_end(&mut stderr, &mut bytes).unwrap();
         bytes
     });
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > WATCHDOG {
-            let _ = child.kill();
-            panic!("hyperlight-run hung: killed after {WATCHDOG:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = wait_with_watchdog(&mut child, "hyperlight-run", WATCHDOG);
     let elapsed = started.elapsed();
     let output = Output {
         status,
