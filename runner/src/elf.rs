@@ -36,6 +36,11 @@ pub enum ElfError {
     MalformedHeader(object::read::Error),
     #[error("ELF machine {0} is not x86_64 (62)")]
     Machine(u16),
+    #[error(
+        "an AArch64 guest (aarch64-hyperlight-none); hyperlight-run boots x86-64 guests only, \
+         on an x86-64 host"
+    )]
+    AArch64,
     #[error("not a position-independent executable (ET_EXEC); build for x86_64-hyperlight-none")]
     NotPositionIndependent,
     #[error("ELF type {0} is not an executable")]
@@ -235,8 +240,10 @@ impl<'data> Image<'data> {
         check_ident(data)?;
         let header = FileHeader64::<LE>::parse(data).map_err(ElfError::MalformedHeader)?;
         let endian = LE;
-        if header.e_machine(endian) != elf::EM_X86_64 {
-            return Err(ElfError::Machine(header.e_machine(endian)));
+        match header.e_machine(endian) {
+            elf::EM_X86_64 => {}
+            elf::EM_AARCH64 => return Err(ElfError::AArch64),
+            other => return Err(ElfError::Machine(other)),
         }
         match header.e_type(endian) {
             elf::ET_DYN => {}

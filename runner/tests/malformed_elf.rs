@@ -191,6 +191,16 @@ fn wrong_class_endianness_or_machine() {
     assert_rejected("arm", &guest.bytes, &[], "not x86_64");
 
     let mut guest = Guest::load();
+    guest.put_u16(18, 183); // EM_AARCH64
+    assert_rejected(
+        "aarch64",
+        &guest.bytes,
+        &[],
+        "aarch64: an AArch64 guest (aarch64-hyperlight-none); hyperlight-run boots x86-64 \
+         guests only, on an x86-64 host",
+    );
+
+    let mut guest = Guest::load();
     guest.put_u16(16, 2); // ET_EXEC
     assert_rejected("exec", &guest.bytes, &[], "position-independent");
 }
