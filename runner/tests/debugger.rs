@@ -581,6 +581,42 @@ fn under_hyperlight_gdb_the_tests_of_one_run_wait_for_the_debugger_in_turn() {
     );
 }
 
+/// A std guest (x86_64-hyperlight-hermit) under gdb: its `main` reached through std's start-up
+/// code (where gdb's backtrace ends, as for any program), its output, its exit.
+#[test]
+fn a_std_guest_stops_at_a_breakpoint_in_main_and_runs_to_its_exit() {
+    require!("gdb");
+    let guests = testkit::project_root().join("tests/std-guests");
+    let output = testkit::std_guest_cargo(
+        &guests,
+        testkit::std_sysroot(),
+        &testkit::pinned_toolchain(),
+    )
+    .args(["build", "--bin", "hello"])
+    .output()
+    .unwrap();
+    testkit::assert_success(&output, "building the std hello");
+    let elf = guests
+        .join("target")
+        .join(testkit::STD_TARGET)
+        .join("debug/hello");
+    let waiting = Waiting::runner(&[path_str(&elf)]);
+    let text = gdb(
+        &elf,
+        waiting.port(),
+        &["break main.rs:4", "continue", "bt", "continue"],
+    );
+    let finished = waiting.finish();
+    assert_has(
+        &text,
+        "Breakpoint 1, hello::main () at hello/src/main.rs:4\n",
+    );
+    assert_has(&text, "#0  hello::main () at hello/src/main.rs:4\n");
+    assert_has(&text, "[Inferior 1 (process 1) exited normally]");
+    assert_eq!(finished.status.code(), Some(0), "{}", finished.stderr);
+    assert_eq!(finished.stdout, "Hello from a Hyperlight micro-VM!\n");
+}
+
 #[test]
 fn after_detach_the_guest_runs_on_to_its_exit() {
     require!("gdb");
