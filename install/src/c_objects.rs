@@ -245,9 +245,13 @@ impl Compile {
         let dirs: Vec<PathBuf> = self.include_dirs.iter().map(|d| self.cwd.join(d)).collect();
         dirs.iter().enumerate().any(|(found, dir)| {
             header.strip_prefix(dir).is_ok_and(|name| {
+                // A name may climb out of the directory (`"../ctype/ctype_.h"`, quoted and
+                // found beside the including file), so it is the same file when both resolve
+                // to one.
                 dirs[..found].iter().any(|earlier| {
                     let candidate = earlier.join(name);
-                    candidate != header && candidate.exists()
+                    candidate.exists()
+                        && fs::canonicalize(&candidate).ok() != fs::canonicalize(header).ok()
                 })
             })
         })
@@ -508,6 +512,11 @@ mod tests {
             "a shadowing header"
         );
         fs::remove_file(there.package.join("early/a.h")).unwrap();
+        // The same file reached through another directory is no shadow.
+        std::os::unix::fs::symlink("../inc/a.h", there.package.join("early/a.h")).unwrap();
+        assert!(there.compile(&[]).serve(&store).unwrap(), "the same header");
+        fs::remove_file(there.package.join("early/a.h")).unwrap();
+        fs::remove_file(&served).unwrap();
         assert!(
             !there.compile(&["-DMORE"]).serve(&store).unwrap(),
             "another flag"
