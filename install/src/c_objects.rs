@@ -33,8 +33,9 @@ pub const FRONT: &str = "hyperlight-cc";
 pub const RECORD_VAR: &str = "HYPERLIGHT_CC_RECORD";
 /// The compiler run for every compile not served.
 const CLANG: &str = "clang";
-/// Bumped whenever the key's or the deps file's layout changes.
-const KEY_VERSION: &str = "hyperlight-cc 1";
+/// Bumped whenever the key's or the deps file's layout, or the way objects are recorded,
+/// changes: recorded stores are kept by it (`cargo xtask sysroot`).
+pub const KEY_VERSION: &str = "hyperlight-cc 1";
 const MANIFEST_DIR: &str = "${CARGO_MANIFEST_DIR}";
 const OUT_DIR: &str = "${OUT_DIR}";
 /// Variables through which clang reads more than its command line says: with any of them set,
@@ -169,6 +170,13 @@ impl Compile {
         let mut args = args;
         let at = args.len() - 3;
         args.remove(at);
+        // The working directory comes with symbolic links resolved, the build script's
+        // directories as cargo names them (a cargo home may be reached through a link).
+        let resolved = |dir: &str| fs::canonicalize(dir).ok();
+        let cwd = [&manifest_dir, &out_dir]
+            .into_iter()
+            .find(|dir| resolved(dir).is_some_and(|dir| fs::canonicalize(&cwd).ok() == Some(dir)))
+            .map_or(cwd, PathBuf::from);
         Some(Compile {
             args,
             output,
@@ -493,6 +501,22 @@ mod tests {
 
         let served = there.out.join("x.o");
         assert_eq!(there.compile(&[]).key(), key);
+        // cargo names the package through a link, the working directory is the real one.
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(root.path().join("there"), &link).unwrap();
+        let through_link = Build {
+            package: link.join("pkg"),
+            out: there.out.clone(),
+        };
+        let mut linked = through_link.compile(&[]);
+        linked = Compile::new(
+            &linked_args(&linked),
+            linked.manifest_dir.clone(),
+            linked.out_dir.clone(),
+            there.package.clone(),
+        )
+        .unwrap();
+        assert_eq!(linked.key(), key);
         assert!(there.compile(&[]).serve(&store).unwrap());
         assert_eq!(fs::read(&served).unwrap(), object);
         let again = root.path().join("again");
@@ -523,6 +547,14 @@ mod tests {
         );
         assert!(!served.exists());
         assert!(there.compile(&[]).serve(&store).unwrap());
+    }
+
+    /// The command line a compile was parsed from.
+    fn linked_args(compile: &Compile) -> Vec<OsString> {
+        let mut args: Vec<OsString> = compile.args.iter().map(OsString::from).collect();
+        let at = args.len() - 2;
+        args.insert(at, compile.output.clone().into());
+        args
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use hyperlight_install::c_objects::{FRONT, OBJECTS_DIR, RECORD_VAR};
+use hyperlight_install::c_objects::{FRONT, KEY_VERSION, OBJECTS_DIR, RECORD_VAR};
 use hyperlight_install::Target;
 use sha2::{Digest, Sha256};
 use xshell::{cmd, Shell};
@@ -129,14 +129,14 @@ pub fn path_with_front(sh: &Shell, bin: &Path) -> Result<std::ffi::OsString> {
 }
 
 /// What decides the objects: clang, the pinned package (and cc-rs), the guest config and the
-/// way they are recorded.
+/// way they are recorded (`KEY_VERSION`).
 fn stamp(sh: &Shell) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(clang_version(sh)?);
+    hasher.update(KEY_VERSION);
     for input in [
         c_headers::manifest().with_file_name("Cargo.lock"),
         project_root().join("templates/cargo-config.toml"),
-        project_root().join("install/src/c_objects.rs"),
     ] {
         hasher.update(fs::read(&input).with_context(|| format!("reading {}", input.display()))?);
     }

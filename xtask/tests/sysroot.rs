@@ -238,6 +238,11 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         bin.path().join("bin/hyperlight-run").is_file(),
         runner == Runner::Install
     );
+    assert_eq!(
+        fs::read_link(bin.path().join("bin/hyperlight-cc")).ok(),
+        (runner == Runner::Install).then(|| PathBuf::from("hyperlight-run")),
+        "the guest config's C compiler is hyperlight-run by another name"
+    );
     let manifest = fs::read_to_string(rustlib.join(format!("manifest-{COMPONENT}"))).unwrap();
     let listed: Vec<&str> = manifest.lines().collect();
     // target.json, rustc-version, an .rlib and an .rmeta for each of three crates, the C
@@ -270,7 +275,28 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         let line = format!("file:lib/rustlib/x86_64-hyperlight-none/src/sysroot/{file}");
         assert!(listed.contains(&line.as_str()), "{line} in {manifest}");
     }
-    assert_eq!(listed.len(), 11 + headers + runtime, "{manifest}");
+    // And picolibc prebuilt for official guests: each object with its record, listed as well.
+    let c_objects = listed
+        .iter()
+        .filter(|line| line.contains("/x86_64-hyperlight-none/c-objects/"))
+        .count();
+    let built_c_objects = testkit::files_under(
+        &testkit::sysroot()
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("c-objects"),
+    );
+    assert_eq!(c_objects, built_c_objects.len(), "{manifest}");
+    let objects = built_c_objects
+        .iter()
+        .filter(|f| f.extension() == Some("o".as_ref()))
+        .count();
+    assert!(objects >= 2 * PICOLIBC_FILES, "{objects} objects");
+    assert_eq!(
+        listed.len(),
+        11 + headers + runtime + c_objects,
+        "{manifest}"
+    );
     for header in ["stdio.h", "stdlib.h", "picolibc.h", "sys/types.h"] {
         let line = format!("file:lib/rustlib/x86_64-hyperlight-none/include/{header}");
         assert!(listed.contains(&line.as_str()), "{line} in {manifest}");
@@ -324,6 +350,7 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         runner == Runner::Install
     );
     assert!(!runner_path.exists());
+    assert!(fs::symlink_metadata(runner_path.with_file_name("hyperlight-cc")).is_err());
     // The last toolchain with the target is gone, and with it the runtime's registration.
     assert!(!toolchain.cargo_home().join("config.toml").exists());
     assert!(!toolchain.cargo_home().join("hyperlight").exists());
@@ -425,7 +452,7 @@ fn an_altered_picolibc_source_is_compiled_and_the_rest_served() {
         .unwrap();
     let copy = work.path().join("hyperlight-libc");
     copy_dir(package, &copy);
-    let altered = "third_party/picolibc/libc/string/strlen.c";
+    let altered = "third_party/picolibc/libc/stdlib/atoi.c";
     let mut source = fs::read_to_string(copy.join(altered)).unwrap();
     source.push_str("/* altered by the test */\n");
     fs::write(copy.join(altered), source).unwrap();
