@@ -48,8 +48,8 @@ const CLANG_INPUT_VARS: &[&str] = &[
     "CCC_OVERRIDE_OPTIONS",
     "SOURCE_DATE_EPOCH",
 ];
-/// Options whose value is the next argument, and among them those naming an include directory
-/// (in the order clang searches them: -iquote for quoted includes first, -idirafter last).
+/// The options naming an include directory in the next argument, in the order clang searches
+/// them (-iquote for quoted includes only, -idirafter last; `-I<dir>` counts as `-I`).
 const INCLUDE_OPTIONS: &[&str] = &["-I", "-iquote", "-isystem", "-idirafter"];
 
 /// Runs as the C compiler: serves, records or compiles `args` (without argv\[0\]); returns the
@@ -157,7 +157,8 @@ impl Compile {
                 include_dirs.push((rank, PathBuf::from(options.next()?)));
             } else if let Some(dir) = arg.strip_prefix("-I") {
                 include_dirs.push((0, PathBuf::from(dir)));
-            } else if arg.starts_with("-i") || arg == "-include" || arg == "-Xclang" {
+            } else if arg.starts_with("-i") || arg == "-Xclang" {
+                // -include, -imacros, -isysroot, ... and options passed to clang's front end.
                 return None;
             }
         }
