@@ -8,6 +8,7 @@
 //! ```text
 //! target.json      the target spec
 //! include/         C headers for guests with C code (x86_64-hyperlight-none)
+//! c-objects/       optionally, picolibc's prebuilt objects (`c_objects`)
 //! src/hyperlight-rt/   the guest runtime's sources (for x86_64-hyperlight-hermit, its Hermit ABI)
 //! src/sysroot/     Cargo.toml, Cargo.lock, src/lib.rs: the empty crate built with -Zbuild-std
 //! ```
@@ -28,6 +29,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use crate::c_objects::OBJECTS_DIR;
 use crate::toolchain::Toolchain;
 use crate::unpack::{unpack_tar_gz, Limits};
 use crate::Target;
@@ -41,8 +43,9 @@ pub const INCLUDE_DIR: &str = "include";
 /// the runtime (`runtime`), so the runtime always matches the installed target.
 pub const RUNTIME_DIR: &str = "src/hyperlight-rt";
 pub const CRATE_DIR: &str = "src/sysroot";
-/// What a source tree consists of, as entries of its top directory.
-pub const SOURCE_PARTS: &[&str] = &[SPEC_FILE, INCLUDE_DIR, "src"];
+/// What a source tree consists of, as entries of its top directory. An installed target's
+/// prebuilt C objects (`c_objects`) depend on no rustc, so a rebuild from it keeps them.
+pub const SOURCE_PARTS: &[&str] = &[SPEC_FILE, INCLUDE_DIR, "src", OBJECTS_DIR];
 
 /// The standard library crates a no_std guest links against; everything else in the build is
 /// dropped.

@@ -5,6 +5,7 @@
 #[cfg(feature = "download")]
 pub mod add;
 pub mod build;
+pub mod c_objects;
 #[cfg(feature = "download")]
 pub mod download;
 pub mod error;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::c_objects::FRONT;
 use crate::Target;
 
 pub const RUNNER: &str = "hyperlight-run";
@@ -35,7 +36,7 @@ pub fn rustup_home() -> Option<PathBuf> {
 }
 
 /// Copies `built` into `bin_dir` through a temporary name, so a running `hyperlight-run` is
-/// never overwritten in place.
+/// never overwritten in place, and links `hyperlight-cc` (the guest config's C compiler) to it.
 pub fn install(built: &Path, bin_dir: &Path) -> Result<PathBuf> {
     fs::create_dir_all(bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
     let dest = bin_dir.join(RUNNER);
@@ -43,6 +44,14 @@ pub fn install(built: &Path, bin_dir: &Path) -> Result<PathBuf> {
     fs::copy(built, &tmp)
         .with_context(|| format!("copying {} to {}", built.display(), tmp.display()))?;
     fs::rename(&tmp, &dest).with_context(|| format!("replacing {}", dest.display()))?;
+    let front = bin_dir.join(FRONT);
+    if fs::read_link(&front).ok().as_deref() != Some(Path::new(RUNNER)) {
+        let tmp = bin_dir.join(format!(".{FRONT}.tmp"));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(RUNNER, &tmp)
+            .with_context(|| format!("linking {}", tmp.display()))?;
+        fs::rename(&tmp, &front).with_context(|| format!("replacing {}", front.display()))?;
+    }
     Ok(dest)
 }
 
@@ -77,6 +86,10 @@ pub fn uninstall(sysroot: &Path) -> Result<Removal> {
         return Ok(Removal::Kept { runner, user });
     }
     fs::remove_file(&runner).with_context(|| format!("removing {}", runner.display()))?;
+    let front = runner.with_file_name(FRONT);
+    if fs::read_link(&front).ok().as_deref() == Some(Path::new(RUNNER)) {
+        fs::remove_file(&front).with_context(|| format!("removing {}", front.display()))?;
+    }
     Ok(Removal::Removed(runner))
 }
 

@@ -36,6 +36,9 @@ Exit status:
 Every error message starts with `hyperlight-run: error:`. A guest ELF named like a command
 runs as `./new`.
 
+Started as hyperlight-cc (a link to it), it is the guest config's C compiler: it copies
+picolibc's prebuilt objects from the installed target where a compile matches one exactly,
+and runs clang for everything else.
 As a rustc wrapper (`hyperlight-run rustc ...`, the guest config's build.rustc-wrapper) it
 installs the target for the toolchain a build uses when missing or stale, then runs rustc.
 Environment: HYPERLIGHT_KVM_DEVICE overrides the KVM device (default /dev/kvm);
@@ -175,6 +178,10 @@ fn tool(tool: Tool, kvm_device: &Path) -> i32 {
 pub fn main() -> i32 {
     let kvm_device =
         std::env::var_os(KVM_DEVICE_VAR).map_or_else(|| PathBuf::from("/dev/kvm"), PathBuf::from);
+    let mut args = std::env::args_os();
+    if hyperlight_install::c_objects::is_front(&args.next().unwrap_or_default()) {
+        return hyperlight_install::c_objects::front(args.collect());
+    }
     let first = std::env::args_os().nth(1).unwrap_or_default();
     if crate::heal::is_wrapper_call(Path::new(&first)) {
         return crate::heal::main(std::env::args_os().skip(1).collect());

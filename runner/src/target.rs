@@ -326,7 +326,9 @@ fn install_runner(
         return Ok(());
     };
     let dest = bin_dir.join(RUNNER);
-    if std::fs::read(&dest).is_ok_and(|data| sha256_hex(&data) == entry.sha256) {
+    let front = bin_dir.join(hyperlight_install::c_objects::FRONT);
+    let linked = std::fs::read_link(front).is_ok_and(|to| to == Path::new(RUNNER));
+    if linked && std::fs::read(&dest).is_ok_and(|data| sha256_hex(&data) == entry.sha256) {
         ui.say(&format!("{RUNNER} is up to date in {}", bin_dir.display()));
         return Ok(());
     }

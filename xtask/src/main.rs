@@ -2,6 +2,7 @@
 
 mod bench;
 mod c_headers;
+mod c_objects;
 mod compat;
 mod dist;
 mod fuzz;
@@ -165,6 +166,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    // Recording picolibc's objects (`c_objects`) runs this binary as the C compiler.
+    if hyperlight_install::c_objects::is_front(&args.next().unwrap_or_default()) {
+        let code = hyperlight_install::c_objects::front(args.collect());
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

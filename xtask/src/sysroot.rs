@@ -8,11 +8,12 @@ use anyhow::{Context, Result};
 use hyperlight_install::build::{
     build_sysroot, copy_tree, Progress, CRATE_DIR, INCLUDE_DIR, RUNTIME_DIR, SPEC_FILE,
 };
+use hyperlight_install::c_objects::OBJECTS_DIR;
 use hyperlight_install::Target;
 use xshell::Shell;
 
-use crate::c_headers;
 use crate::toolchain::{project_root, target_root, Toolchain};
+use crate::{c_headers, c_objects};
 
 pub use hyperlight_install::build::VERSION_FILE;
 pub use hyperlight_install::toolchain::target_dir;
@@ -99,7 +100,10 @@ pub fn build(sh: &Shell, toolchain: &Toolchain, target: Target, out: &Path) -> R
     )?;
     let headers = match source.headers {
         0 => String::new(),
-        count => format!(" ({count} C headers in {INCLUDE_DIR}/)"),
+        count => {
+            let objects = c_objects::install(sh, toolchain, out)?;
+            format!(" ({count} C headers in {INCLUDE_DIR}/, {objects} prebuilt C objects in {OBJECTS_DIR}/)")
+        }
     };
     eprintln!(
         "{target} sysroot for {} ({}) written to {}{headers}",

@@ -52,11 +52,12 @@ fn concurrent_installs_into_one_toolchain_end_as_one_install() {
         fs::read(sandbox.runner()).unwrap(),
         fs::read(stable_dist().join(runner_file(stable_dist()))).unwrap()
     );
-    let bin: Vec<_> = fs::read_dir(sandbox.install_root().join("bin"))
+    let mut bin: Vec<_> = fs::read_dir(sandbox.install_root().join("bin"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(bin, ["hyperlight-run"]);
+    bin.sort();
+    assert_eq!(bin, ["hyperlight-cc", "hyperlight-run"]);
 }
 
 /// Copies the tree `from` to `to` (to set up what a killed install leaves).

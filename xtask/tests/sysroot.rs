@@ -6,6 +6,7 @@
 //! so the developer's toolchains are never modified.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -237,6 +238,11 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         bin.path().join("bin/hyperlight-run").is_file(),
         runner == Runner::Install
     );
+    assert_eq!(
+        fs::read_link(bin.path().join("bin/hyperlight-cc")).ok(),
+        (runner == Runner::Install).then(|| PathBuf::from("hyperlight-run")),
+        "the guest config's C compiler is hyperlight-run by another name"
+    );
     let manifest = fs::read_to_string(rustlib.join(format!("manifest-{COMPONENT}"))).unwrap();
     let listed: Vec<&str> = manifest.lines().collect();
     // target.json, rustc-version, an .rlib and an .rmeta for each of three crates, the C
@@ -269,7 +275,28 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         let line = format!("file:lib/rustlib/x86_64-hyperlight-none/src/sysroot/{file}");
         assert!(listed.contains(&line.as_str()), "{line} in {manifest}");
     }
-    assert_eq!(listed.len(), 11 + headers + runtime, "{manifest}");
+    // And picolibc prebuilt for official guests: each object with its record, listed as well.
+    let c_objects = listed
+        .iter()
+        .filter(|line| line.contains("/x86_64-hyperlight-none/c-objects/"))
+        .count();
+    let built_c_objects = testkit::files_under(
+        &testkit::sysroot()
+            .join("lib/rustlib")
+            .join(TARGET)
+            .join("c-objects"),
+    );
+    assert_eq!(c_objects, built_c_objects.len(), "{manifest}");
+    let objects = built_c_objects
+        .iter()
+        .filter(|f| f.extension() == Some("o".as_ref()))
+        .count();
+    assert!(objects >= 2 * PICOLIBC_FILES, "{objects} objects");
+    assert_eq!(
+        listed.len(),
+        11 + headers + runtime + c_objects,
+        "{manifest}"
+    );
     for header in ["stdio.h", "stdlib.h", "picolibc.h", "sys/types.h"] {
         let line = format!("file:lib/rustlib/x86_64-hyperlight-none/include/{header}");
         assert!(listed.contains(&line.as_str()), "{line} in {manifest}");
@@ -323,6 +350,7 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
         runner == Runner::Install
     );
     assert!(!runner_path.exists());
+    assert!(fs::symlink_metadata(runner_path.with_file_name("hyperlight-cc")).is_err());
     // The last toolchain with the target is gone, and with it the runtime's registration.
     assert!(!toolchain.cargo_home().join("config.toml").exists());
     assert!(!toolchain.cargo_home().join("hyperlight").exists());
@@ -333,58 +361,30 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
 }
 
 /// Official Hyperlight guests with plain cargo on stable: the demo guest `cargo hyperlight new`
-/// writes (hyperlight-guest-bin 0.18 with its default features, so hyperlight-libc compiles
-/// picolibc with the real clang and runs bindgen) builds with `cargo build` on the pinned
-/// toolchain against nothing but the installed target and templates/cargo-config.toml, and
-/// `hyperlight-run` refuses the result with exit code 126. One cold build of the demo guest (a
-/// few minutes, mostly compiling C one file at a time) serves all the checks.
+/// writes (hyperlight-guest-bin 0.18 with its default features, so hyperlight-libc's build
+/// script compiles picolibc and runs bindgen) builds with `cargo build` on the pinned toolchain
+/// against nothing but the installed target, templates/cargo-config.toml and the installed
+/// `hyperlight-cc`, and `hyperlight-run` refuses the result with exit code 126. Every picolibc
+/// compile of this cold build is served from the target's prebuilt objects: clang (counted by
+/// a logging `clang` first on PATH) compiles none of picolibc's files.
 #[test]
 fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_it() {
     // The target as installing puts it (the install itself is tested above), into a copy
     // without rust-src: nothing is built from the standard library's sources.
     let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
     toolchain.add_target_from(testkit::sysroot());
-    let include = toolchain
-        .sysroot()
-        .join("lib/rustlib")
-        .join(TARGET)
-        .join("include");
+    let target_dir = toolchain.sysroot().join("lib/rustlib").join(TARGET);
     for header in ["stdio.h", "stdlib.h", "picolibc.h"] {
-        assert!(include.join(header).is_file(), "{header} is installed");
+        assert!(
+            target_dir.join("include").join(header).is_file(),
+            "{header} is installed"
+        );
     }
 
     let work = TempDir::new("official");
-    let project = work.path().join("official-demo");
-    let generate = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["compat", "--generate"])
-        .arg(&project)
-        .output()
-        .unwrap();
-    assert_success(&generate, "cargo xtask compat --generate");
-    assert_eq!(
-        fs::read(project.join("Cargo.lock")).unwrap(),
-        fs::read(project_root().join("tests/official-demo/Cargo.lock")).unwrap(),
-        "the recorded lock file pins the build"
-    );
-    fs::create_dir_all(project.join(".cargo")).unwrap();
-    fs::copy(
-        project_root().join("templates/cargo-config.toml"),
-        project.join(".cargo/config.toml"),
-    )
-    .unwrap();
-
-    // The command users run (the template's `[build] target` makes `--target` optional);
-    // the test's own environment must not stand in for the template's.
-    let build = toolchain
-        .command("cargo")
-        .args(["build", "--locked", "--target", TARGET])
-        .current_dir(&project)
-        .env_remove("RUSTC_BOOTSTRAP")
-        .env_remove("RUSTC")
-        // The template's rustc-wrapper (tested in self_heal.rs) is off: the target is in place.
-        .env("RUSTC_WRAPPER", "")
-        .output()
-        .unwrap();
+    let project = official_demo(work.path());
+    let clang = CountedClang::new(work.path());
+    let build = clang.cargo_build(&toolchain, &project, &["--locked"]);
     assert_success(&build, "plain cargo build of the official demo guest");
     let log = text(&build.stderr);
     assert!(
@@ -392,6 +392,16 @@ fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_
         "the C library is built:\n{log}"
     );
     assert!(!log.contains("Compiling core"), "no -Zbuild-std:\n{log}");
+    assert_eq!(
+        clang.picolibc_compiles(),
+        Vec::<String>::new(),
+        "every picolibc file is served from the prebuilt objects"
+    );
+    let served = fs::read_dir(target_dir.join("c-objects"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("o".as_ref()))
+        .count();
+    assert!(served >= 2 * PICOLIBC_FILES, "{served} prebuilt objects");
 
     let elf = project
         .join("target")
@@ -411,6 +421,167 @@ fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_
         "{stderr}"
     );
     assert!(run.stdout.is_empty());
+}
+
+/// A guest whose hyperlight-libc is a patched copy (`[patch.crates-io]`) with one picolibc
+/// source altered: that file, and only that one, is compiled by clang; the other 918 are
+/// served, from the copy's own paths. The guest links.
+#[test]
+fn an_altered_picolibc_source_is_compiled_and_the_rest_served() {
+    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
+    toolchain.add_target_from(testkit::sysroot());
+    let work = TempDir::new("official-patched");
+    let project = official_demo(work.path());
+
+    let metadata = toolchain
+        .command("cargo")
+        .args(["metadata", "--locked", "--format-version=1"])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert_success(&metadata, "cargo metadata");
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap();
+    let package = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|package| package["name"] == "hyperlight-libc")
+        .unwrap();
+    let package = Path::new(package["manifest_path"].as_str().unwrap())
+        .parent()
+        .unwrap();
+    let copy = work.path().join("hyperlight-libc");
+    copy_dir(package, &copy);
+    let altered = "third_party/picolibc/libc/stdlib/atoi.c";
+    let mut source = fs::read_to_string(copy.join(altered)).unwrap();
+    source.push_str("/* altered by the test */\n");
+    fs::write(copy.join(altered), source).unwrap();
+    let mut manifest = fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    manifest.push_str("\n[patch.crates-io]\nhyperlight-libc = { path = \"../hyperlight-libc\" }\n");
+    fs::write(project.join("Cargo.toml"), manifest).unwrap();
+
+    let clang = CountedClang::new(work.path());
+    let build = clang.cargo_build(&toolchain, &project, &["--offline"]);
+    assert_success(&build, "cargo build with a patched hyperlight-libc");
+    assert!(
+        text(&build.stderr).contains(&format!(
+            "Compiling hyperlight-libc v0.18.0 ({})",
+            copy.display()
+        )),
+        "{}",
+        text(&build.stderr)
+    );
+    assert_eq!(
+        clang.picolibc_compiles(),
+        [copy.join(altered).display().to_string()]
+    );
+    check_official_guest(
+        &project
+            .join("target")
+            .join(TARGET)
+            .join("debug/official-demo"),
+    );
+}
+
+/// How many C files hyperlight-libc 0.18 compiles for x86-64.
+const PICOLIBC_FILES: usize = 919;
+
+/// The demo guest project in `dir/official-demo`, set up with the guest config.
+fn official_demo(dir: &Path) -> PathBuf {
+    let project = dir.join("official-demo");
+    let generate = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["compat", "--generate"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_success(&generate, "cargo xtask compat --generate");
+    assert_eq!(
+        fs::read(project.join("Cargo.lock")).unwrap(),
+        fs::read(project_root().join("tests/official-demo/Cargo.lock")).unwrap(),
+        "the recorded lock file pins the build"
+    );
+    fs::create_dir_all(project.join(".cargo")).unwrap();
+    fs::copy(
+        project_root().join("templates/cargo-config.toml"),
+        project.join(".cargo/config.toml"),
+    )
+    .unwrap();
+    project
+}
+
+/// A PATH whose `clang` logs each command line before running the real one, and whose
+/// `hyperlight-cc` is the release's hyperlight-run, as installing links it.
+struct CountedClang {
+    bin: PathBuf,
+    log: PathBuf,
+}
+
+impl CountedClang {
+    fn new(dir: &Path) -> CountedClang {
+        let bin = dir.join("counted-bin");
+        fs::create_dir_all(&bin).unwrap();
+        let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|dir| dir.join("clang"))
+            .find(|clang| clang.is_file())
+            .expect("clang on PATH");
+        let log = dir.join("clang.log");
+        let script = format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.display()
+        );
+        fs::write(bin.join("clang"), script).unwrap();
+        fs::set_permissions(bin.join("clang"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(support::release_runner(), bin.join("hyperlight-cc")).unwrap();
+        CountedClang { bin, log }
+    }
+
+    /// The command users run (the template's `[build] target` makes `--target` optional), with
+    /// this PATH; the test's own environment must not stand in for the template's.
+    fn cargo_build(&self, toolchain: &TempToolchain, project: &Path, extra: &[&str]) -> Output {
+        let path = std::env::join_paths(
+            std::iter::once(self.bin.clone())
+                .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+        )
+        .unwrap();
+        toolchain
+            .command("cargo")
+            .args(["build", "--target", TARGET])
+            .args(extra)
+            .current_dir(project)
+            .env("PATH", path)
+            .env_remove("RUSTC_BOOTSTRAP")
+            .env_remove("RUSTC")
+            // The template's rustc-wrapper (tested in self_heal.rs) is off: the target is in place.
+            .env("RUSTC_WRAPPER", "")
+            .output()
+            .unwrap()
+    }
+
+    /// The picolibc sources clang compiled, in order.
+    fn picolibc_compiles(&self) -> Vec<String> {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                let (_, source) = line.rsplit_once(" -c ")?;
+                source
+                    .contains("/third_party/picolibc/")
+                    .then(|| source.to_owned())
+            })
+            .collect()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 /// A static PIE entered at `entrypoint`, carrying the version note and picolibc's code.

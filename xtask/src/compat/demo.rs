@@ -129,7 +129,8 @@ pub fn build_with_cargo_hyperlight(
 }
 
 /// Plain `cargo build` with nothing but the distribution: the sysroot installed into
-/// `toolchain` and the guest config of templates/cargo-config.toml.
+/// `toolchain` (with picolibc's prebuilt objects), the guest config of
+/// templates/cargo-config.toml and its C compiler `hyperlight-cc`.
 pub fn build_plain(
     sh: &Shell,
     dir: &Path,
@@ -139,10 +140,13 @@ pub fn build_plain(
     let config = dir.join(".cargo/config.toml");
     sh.create_dir(config.parent().unwrap())?;
     sh.copy_file(project_root().join("templates/cargo-config.toml"), &config)?;
+    // The config's C compiler, as installing links it beside hyperlight-run.
+    let path = crate::c_objects::path_with_front(sh, &target_dir.with_extension("bin"))?;
     let mut build = toolchain.command("cargo");
     build
         .args(["build", "--locked", "--target", TARGET])
         .current_dir(dir)
+        .env("PATH", path)
         .env("CARGO_TARGET_DIR", target_dir)
         // The template's rustc-wrapper only looks after the installed target, which is in
         // place here; an empty value turns it off (hyperlight-run need not be on PATH).
