@@ -151,11 +151,18 @@ fn clang_version(sh: &Shell) -> Result<String> {
         + "\n")
 }
 
+/// How many objects the store `dir` holds (each in its key's shard directory).
 fn objects_in(dir: &Path) -> Result<usize> {
     let mut count = 0;
-    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        if entry?.path().extension().is_some_and(|ext| ext == "o") {
-            count += 1;
+    for shard in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let shard = shard?.path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&shard).with_context(|| format!("reading {}", shard.display()))? {
+            if entry?.path().extension().is_some_and(|ext| ext == "o") {
+                count += 1;
+            }
         }
     }
     Ok(count)

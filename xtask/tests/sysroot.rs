@@ -397,9 +397,9 @@ fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_
         Vec::<String>::new(),
         "every picolibc file is served from the prebuilt objects"
     );
-    let served = fs::read_dir(target_dir.join("c-objects"))
-        .unwrap()
-        .filter(|entry| entry.as_ref().unwrap().path().extension() == Some("o".as_ref()))
+    let served = testkit::files_under(&target_dir.join("c-objects"))
+        .iter()
+        .filter(|file| file.extension() == Some("o".as_ref()))
         .count();
     assert!(served >= 2 * PICOLIBC_FILES, "{served} prebuilt objects");
 
