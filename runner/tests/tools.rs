@@ -200,8 +200,9 @@ fn runs_and_tests(toolchain: &TempToolchain, project: &Path, hello: &str) {
         .unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     assert_eq!(text(&run.stdout), hello);
+    // Without --quiet, which gives libtest's terse report: the test's own line.
     let test = in_home("cargo", toolchain, project)
-        .args(["test", "--quiet"])
+        .arg("test")
         .output()
         .unwrap();
     let report = format!("{}{}", text(&test.stdout), text(&test.stderr));
