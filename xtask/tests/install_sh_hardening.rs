@@ -9,7 +9,6 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
 use std::process::{Output, Stdio};
 
 use support::{
@@ -60,19 +59,6 @@ fn concurrent_installs_into_one_toolchain_end_as_one_install() {
     assert_eq!(bin, ["hyperlight-cc", "hyperlight-run"]);
 }
 
-/// Copies the tree `from` to `to` (to set up what a killed install leaves).
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn what_a_killed_install_leaves_is_completed_or_undone_by_the_next_run() {
     let (_dir, nginx) = server();
@@ -96,7 +82,7 @@ fn what_a_killed_install_leaves_is_completed_or_undone_by_the_next_run() {
 
     // Killed after the swap: the new tree is complete, the previous one still beside it and
     // the records are the previous install's.
-    copy_dir(&target, &previous);
+    testkit::copy_tree(&target, &previous);
     let record = rustlib.join(format!("manifest-{COMPONENT}"));
     support::replace_file(
         &record,

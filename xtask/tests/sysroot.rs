@@ -451,7 +451,7 @@ fn an_altered_picolibc_source_is_compiled_and_the_rest_served() {
         .parent()
         .unwrap();
     let copy = work.path().join("hyperlight-libc");
-    copy_dir(package, &copy);
+    testkit::copy_tree(package, &copy);
     let altered = "third_party/picolibc/libc/stdlib/atoi.c";
     let mut source = fs::read_to_string(copy.join(altered)).unwrap();
     source.push_str("/* altered by the test */\n");
@@ -569,18 +569,6 @@ impl CountedClang {
                     .then(|| source.to_owned())
             })
             .collect()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
     }
 }
 
