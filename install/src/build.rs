@@ -143,10 +143,11 @@ pub fn build_sysroot(
 
 /// The crates `-Zbuild-std` builds for `target`.
 fn build_std_crates(target: Target) -> &'static str {
-    match target {
-        Target::None => "core,alloc",
+    if target.has_std() {
         // `test` for libtest, so that `cargo test` works as on any std target.
-        Target::Hermit => "std,panic_abort,test",
+        "std,panic_abort,test"
+    } else {
+        "core,alloc"
     }
 }
 
@@ -311,8 +312,8 @@ impl Build<'_> {
 }
 
 /// The libraries of `target`'s sysroot that cargo's JSON messages name: exactly this build's,
-/// never those an earlier build with another rustc left in the same target directory. x86_64-
-/// hyperlight-none keeps `NO_STD_CRATES`; x86_64-hyperlight-hermit everything -Zbuild-std built.
+/// never those an earlier build with another rustc left in the same target directory. A no_std
+/// target keeps `NO_STD_CRATES`; x86_64-hyperlight-hermit everything -Zbuild-std built.
 fn built_libraries(messages: &str, target: Target) -> Result<Vec<PathBuf>> {
     let mut libraries = Vec::new();
     let mut names = Vec::new();
@@ -321,9 +322,10 @@ fn built_libraries(messages: &str, target: Target) -> Result<Vec<PathBuf>> {
             continue;
         };
         let name = message["target"]["name"].as_str().unwrap_or_default();
-        let wanted = match target {
-            Target::None => NO_STD_CRATES.contains(&name),
-            Target::Hermit => name != SYSROOT_CRATE,
+        let wanted = if target.has_std() {
+            name != SYSROOT_CRATE
+        } else {
+            NO_STD_CRATES.contains(&name)
         };
         if message["reason"] != "compiler-artifact" || !wanted {
             continue;
@@ -339,16 +341,17 @@ fn built_libraries(messages: &str, target: Target) -> Result<Vec<PathBuf>> {
             }
         }
     }
-    let required = match target {
-        Target::None => NO_STD_CRATES,
-        Target::Hermit => STD_CRATES,
+    let required = if target.has_std() {
+        STD_CRATES
+    } else {
+        NO_STD_CRATES
     };
     for crate_name in required {
         if names.iter().filter(|name| name == crate_name).count() != 2 {
             bail!("cargo built {libraries:?}, expected an .rlib and an .rmeta for each of {required:?}");
         }
     }
-    if target == Target::None && libraries.len() != NO_STD_CRATES.len() * 2 {
+    if !target.has_std() && libraries.len() != NO_STD_CRATES.len() * 2 {
         bail!("cargo built {libraries:?}, expected an .rlib and an .rmeta for each of {NO_STD_CRATES:?}");
     }
     Ok(libraries)

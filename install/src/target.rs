@@ -10,15 +10,19 @@ pub enum Target {
     None,
     /// std guests: std's Hermit platform over the Hermit ABI the runtime implements.
     Hermit,
+    /// `#![no_std]` AArch64 guests: official Hyperlight guests (hyperlight-guest-bin) for
+    /// Hyperlight's AArch64 hosts. The runtime and `hyperlight-run` are x86-64 only.
+    Aarch64,
 }
 
 impl Target {
-    pub const ALL: [Target; 2] = [Target::None, Target::Hermit];
+    pub const ALL: [Target; 3] = [Target::None, Target::Hermit, Target::Aarch64];
 
     pub const fn name(self) -> &'static str {
         match self {
             Target::None => "x86_64-hyperlight-none",
             Target::Hermit => "x86_64-hyperlight-hermit",
+            Target::Aarch64 => "aarch64-hyperlight-none",
         }
     }
 
@@ -27,6 +31,7 @@ impl Target {
         match self {
             Target::None => "rust-std-x86_64-hyperlight-none",
             Target::Hermit => "rust-std-x86_64-hyperlight-hermit",
+            Target::Aarch64 => "rust-std-aarch64-hyperlight-none",
         }
     }
 
@@ -49,10 +54,21 @@ impl Target {
         sysroot.join("lib/rustlib").join(self.name())
     }
 
+    /// Whether its sysroot has std (else core, alloc and compiler_builtins alone).
+    pub const fn has_std(self) -> bool {
+        matches!(self, Target::Hermit)
+    }
+
+    /// Whether its guests run on this project's runtime (`hyperlight-rt`, x86-64 only), whose
+    /// sources the target then carries. AArch64 guests are official Hyperlight guests.
+    pub const fn has_runtime(self) -> bool {
+        !matches!(self, Target::Aarch64)
+    }
+
     /// What the sysroot holds, for messages: "core, alloc and compiler_builtins".
     pub const fn libraries(self) -> &'static str {
         match self {
-            Target::None => "core, alloc and compiler_builtins",
+            Target::None | Target::Aarch64 => "core, alloc and compiler_builtins",
             Target::Hermit => "std, test and their dependencies",
         }
     }
@@ -61,7 +77,7 @@ impl Target {
     /// release serves under the same name.
     pub const fn guest_config_file(self) -> &'static str {
         match self {
-            Target::None => "cargo-config.toml",
+            Target::None | Target::Aarch64 => "cargo-config.toml",
             Target::Hermit => "cargo-config-std.toml",
         }
     }
@@ -69,7 +85,7 @@ impl Target {
     /// About how long building its sysroot takes, for the message that announces a build.
     pub const fn build_time(self) -> &'static str {
         match self {
-            Target::None => "about a minute",
+            Target::None | Target::Aarch64 => "about a minute",
             Target::Hermit => "a few minutes",
         }
     }
@@ -85,9 +101,16 @@ impl fmt::Display for Target {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown target `{0}`; this project distributes {known}",
-    known = Target::ALL.map(Target::name).join(" and ")
+    known = known_targets()
 )]
 pub struct UnknownTarget(pub String);
+
+/// "a, b and c".
+fn known_targets() -> String {
+    let names = Target::ALL.map(Target::name);
+    let (last, rest) = names.split_last().unwrap();
+    format!("{} and {last}", rest.join(", "))
+}
 
 impl std::str::FromStr for Target {
     type Err = UnknownTarget;
@@ -113,7 +136,7 @@ mod tests {
                 .unwrap_err()
                 .to_string(),
             "unknown target `x86_64-unknown-hermit`; this project distributes \
-             x86_64-hyperlight-none and x86_64-hyperlight-hermit"
+             x86_64-hyperlight-none, x86_64-hyperlight-hermit and aarch64-hyperlight-none"
         );
     }
 }

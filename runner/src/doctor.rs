@@ -144,6 +144,7 @@ fn check_target(report: &mut Report, found: &Toolchain, target: Target, needed: 
         (true, _) => (Verdict::Fail, ""),
         (false, Target::Hermit) => (Verdict::Warn, " (only std guests need it)"),
         (false, Target::None) => (Verdict::Warn, " (only no_std guests need it)"),
+        (false, Target::Aarch64) => (Verdict::Warn, " (only AArch64 guests need it)"),
     };
     let installed = found.installed(target);
     match &installed {

@@ -39,7 +39,7 @@ pub enum ScaffoldError {
 /// text of templates/`target.guest_config_file()`.
 pub const fn cargo_config(target: Target) -> &'static str {
     match target {
-        Target::None => include_str!("../../templates/cargo-config.toml"),
+        Target::None | Target::Aarch64 => include_str!("../../templates/cargo-config.toml"),
         Target::Hermit => include_str!("../../templates/cargo-config-std.toml"),
     }
 }
@@ -69,9 +69,9 @@ pub fn create(path: &Path, name: Option<&str>, target: Target) -> Result<String,
 
     // Written beside the destination and renamed into place: no half-made project is left.
     let staging = parent.join(format!(".{name}.new-{}", std::process::id()));
-    let files = match target {
-        Target::None => no_std_files(&name),
-        Target::Hermit => std_files(&name),
+    let files = match target.has_std() {
+        false => no_std_files(&name),
+        true => std_files(&name),
     };
     let result =
         write_project(&staging, files, target, &channel).and_then(|()| fs::rename(&staging, path));

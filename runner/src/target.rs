@@ -520,7 +520,7 @@ fn confirm(yes: bool, plan: &str) -> Result<(), InstallError> {
 fn print_guest_config(toolchain: &Toolchain, target: Target, server: &str) {
     let release = &toolchain.version.release;
     let what = match target {
-        Target::None => {
+        Target::None | Target::Aarch64 => {
             "The full template, with the settings for C code in official Hyperlight guests"
         }
         Target::Hermit => "The template",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use hyperlight_install::runtime;
-use testkit::{pinned_toolchain, TempDir, TempToolchain, STD_TARGET, TARGET};
+use testkit::{pinned_toolchain, TempDir, TempToolchain, AARCH64_TARGET, STD_TARGET, TARGET};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -111,15 +111,20 @@ fn a_new_project_runs_and_tests_as_created_and_doctor_is_happy() {
         .unwrap();
     let report = text(&doctor.stdout);
     assert_eq!(doctor.status.code(), Some(0), "{report}");
-    // x86_64-hyperlight-hermit is not installed: a warning, as only std guests need it.
-    let std_target = format!(
-        "warn  x86_64-hyperlight-hermit for toolchain {} (",
-        toolchain.name
-    );
+    // x86_64-hyperlight-hermit and aarch64-hyperlight-none are not installed: warnings, as only
+    // std guests and AArch64 guests need them.
+    let other_targets = [STD_TARGET, AARCH64_TARGET]
+        .map(|target| format!("warn  {target} for toolchain {} (", toolchain.name));
     assert!(
         report.lines().all(|line| line.starts_with("ok  ")
             || line.starts_with("warn  clang")
-            || line.starts_with(&std_target)),
+            || other_targets
+                .iter()
+                .any(|warning| line.starts_with(warning))),
+        "{report}"
+    );
+    assert!(
+        report.contains("not installed (only AArch64 guests need it); install it: `hyperlight-run target add aarch64-hyperlight-none"),
         "{report}"
     );
     assert!(

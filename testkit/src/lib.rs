@@ -15,6 +15,7 @@ use hyperlight_install::Target;
 pub const TARGET: &str = Target::None.name();
 /// The std target.
 pub const STD_TARGET: &str = Target::Hermit.name();
+pub const AARCH64_TARGET: &str = Target::Aarch64.name();
 /// The target's rust-installer component, as the install records name it.
 pub const COMPONENT: &str = Target::None.component();
 
@@ -138,6 +139,12 @@ pub fn std_sysroot() -> &'static Path {
     SYSROOT.get_or_init(|| target_sysroot_for(STD_TARGET, &pinned_toolchain()))
 }
 
+/// The [`AARCH64_TARGET`] sysroot for the pinned toolchain, shared like [`sysroot`].
+pub fn aarch64_sysroot() -> &'static Path {
+    static SYSROOT: OnceLock<PathBuf> = OnceLock::new();
+    SYSROOT.get_or_init(|| target_sysroot_for(AARCH64_TARGET, &pinned_toolchain()))
+}
+
 /// What decides the sysroot's content: the compiler, the spec and the code that builds it.
 fn sysroot_stamp(toolchain: &str) -> String {
     let rustc = Command::new("rustc")
@@ -149,6 +156,7 @@ fn sysroot_stamp(toolchain: &str) -> String {
     for input in [
         "target-specs/x86_64-hyperlight-none.json",
         "target-specs/x86_64-hyperlight-hermit.json",
+        "target-specs/aarch64-hyperlight-none.json",
         "sysroot/Cargo.toml",
         "sysroot/Cargo.lock",
         "sysroot/src/lib.rs",

@@ -47,7 +47,8 @@ pub struct SourceTree {
 }
 
 /// Assembles the checkout's source tree of `target`; `toolchain`'s cargo fetches the C headers
-/// (x86_64-hyperlight-none's: C code in std guests is not supported yet).
+/// (of the no_std targets: C code in std guests is not supported yet). The runtime's sources
+/// go only into the target guests build it for.
 pub fn source_tree(sh: &Shell, toolchain: &Toolchain, target: Target) -> Result<SourceTree> {
     let root = target_root(sh);
     sh.create_dir(&root)?;
@@ -60,14 +61,17 @@ pub fn source_tree(sh: &Shell, toolchain: &Toolchain, target: Target) -> Result<
     let spec = Path::new("target-specs").join(format!("{target}.json"));
     copy_tree(&project_root().join(spec), &dir.join(SPEC_FILE))?;
     for (tree_dir, checkout_dir, entries) in CRATES {
+        if *tree_dir != CRATE_DIR && !target.has_runtime() {
+            continue;
+        }
         for entry in *entries {
             let from = project_root().join(checkout_dir).join(entry);
             copy_tree(&from, &dir.join(tree_dir).join(entry))?;
         }
     }
-    let headers = match target {
-        Target::None => c_headers::write(sh, toolchain, &dir.join(INCLUDE_DIR))?,
-        Target::Hermit => 0,
+    let headers = match target.has_std() {
+        false => c_headers::write(sh, toolchain, &dir.join(INCLUDE_DIR))?,
+        true => 0,
     };
     Ok(SourceTree {
         dir,
@@ -98,12 +102,13 @@ pub fn build(sh: &Shell, toolchain: &Toolchain, target: Target, out: &Path) -> R
             Progress::Step(line) | Progress::Cargo(line) => eprintln!("{line}"),
         },
     )?;
-    let headers = match source.headers {
-        0 => String::new(),
-        count => {
+    let headers = match (source.headers, target) {
+        (0, _) => String::new(),
+        (count, Target::None) => {
             let objects = c_objects::install(sh, toolchain, out)?;
             format!(" ({count} C headers in {INCLUDE_DIR}/, {objects} prebuilt C objects in {OBJECTS_DIR}/)")
         }
+        (count, _) => format!(" ({count} C headers in {INCLUDE_DIR}/)"),
     };
     eprintln!(
         "{target} sysroot for {} ({}) written to {}{headers}",

@@ -18,7 +18,7 @@ use hyperlight_install::signature::{verify, PublicKey, SigningKey};
 use hyperlight_install::Target;
 
 use support::{dist_into, manifest, server, sha256, stable_dist, text, xtask, COMPONENT};
-use testkit::{assert_success, pinned_toolchain, TempDir, STD_TARGET, TARGET};
+use testkit::{assert_success, pinned_toolchain, TempDir, AARCH64_TARGET, STD_TARGET, TARGET};
 
 fn hashes(dir: &Path) -> BTreeMap<String, String> {
     fs::read_dir(dir)
@@ -75,7 +75,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     }
     let (a, b) = (hashes(first), hashes(second.path()));
     assert_eq!(a, b, "two dist runs differ");
-    assert_eq!(a.len(), 11, "{a:?}");
+    assert_eq!(a.len(), 13, "{a:?}");
     for file in [
         "cargo-config.toml",
         "cargo-config-std.toml",
@@ -161,42 +161,49 @@ fn the_release_runner_has_no_test_hooks() {
     assert!(!contains("test_hook"), "the release runner names test_hook");
 }
 
-/// The std target ships beside the no_std one: its own entry under `targets` (readers that know
-/// only the top level see x86_64-hyperlight-none alone), its sysroot tarball and its sources.
+/// The std target and the AArch64 one ship beside x86_64-hyperlight-none: each in its own entry
+/// under `targets` (readers that know only the top level see x86_64-hyperlight-none alone), with
+/// its sysroot tarball, its own sha256, and its sources.
 #[test]
-fn the_std_target_ships_in_its_own_manifest_entry() {
+fn the_other_targets_ship_in_their_own_manifest_entries() {
     let dist = stable_dist();
     let manifest = manifest(dist);
     for entry in manifest["sysroots"].as_array().unwrap() {
         let url = entry["url"].as_str().unwrap();
         assert!(url.ends_with(&format!("-{TARGET}.tar.gz")), "{url}");
     }
-    let std = &manifest["targets"][STD_TARGET];
-    assert_eq!(std["component"], "rust-std-x86_64-hyperlight-hermit");
-    let sysroots = std["sysroots"].as_array().unwrap();
-    assert_eq!(sysroots.len(), 1, "{std}");
-    let entry = &sysroots[0];
     let toolchain = pinned_toolchain();
-    for key in ["release", "commit-hash", "commit-date", "host"] {
-        assert_eq!(entry[key], testkit::rustc_field(&toolchain, key), "{key}");
-    }
-    let url = entry["url"].as_str().unwrap();
     let short = &testkit::rustc_field(&toolchain, "commit-hash")[..9];
     let release = testkit::rustc_field(&toolchain, "release");
-    assert_eq!(
-        url,
-        format!("rust-std-{release}-{short}-{STD_TARGET}.tar.gz")
-    );
-    let bytes = fs::read(dist.join(url)).unwrap();
-    assert_eq!(entry["size"], bytes.len() as u64);
-    assert_eq!(entry["sha256"], sha256(&bytes));
-    check_component_tarball(&bytes, url, STD_TARGET, testkit::std_sysroot());
-    check_source_archive(
-        dist,
-        &std["source"],
-        &manifest["runner"]["version"],
-        Target::Hermit,
-    );
+    for (target, sysroot) in [
+        (Target::Hermit, testkit::std_sysroot()),
+        (Target::Aarch64, testkit::aarch64_sysroot()),
+    ] {
+        let entry = &manifest["targets"][target.name()];
+        assert_eq!(entry["component"], format!("rust-std-{target}"));
+        let sysroots = entry["sysroots"].as_array().unwrap();
+        assert_eq!(sysroots.len(), 1, "{entry}");
+        let sysroot_entry = &sysroots[0];
+        for key in ["release", "commit-hash", "commit-date", "host"] {
+            assert_eq!(
+                sysroot_entry[key],
+                testkit::rustc_field(&toolchain, key),
+                "{key}"
+            );
+        }
+        let url = sysroot_entry["url"].as_str().unwrap();
+        assert_eq!(url, format!("rust-std-{release}-{short}-{target}.tar.gz"));
+        let bytes = fs::read(dist.join(url)).unwrap();
+        assert_eq!(sysroot_entry["size"], bytes.len() as u64);
+        assert_eq!(sysroot_entry["sha256"], sha256(&bytes));
+        check_component_tarball(&bytes, url, target.name(), sysroot);
+        check_source_archive(
+            dist,
+            &entry["source"],
+            &manifest["runner"]["version"],
+            target,
+        );
+    }
     assert_eq!(
         fs::read(dist.join("cargo-config-std.toml")).unwrap(),
         fs::read(testkit::project_root().join("templates/cargo-config-std.toml")).unwrap()
@@ -295,6 +302,7 @@ fn check_source_archive(
     let sysroot = match target {
         Target::None => testkit::sysroot(),
         Target::Hermit => testkit::std_sysroot(),
+        Target::Aarch64 => testkit::aarch64_sysroot(),
     };
     let mut installed = tree(&target.dir(sysroot));
     // The libraries and the prebuilt C objects are what a build from these sources makes or
@@ -318,7 +326,7 @@ fn check_source_archive(
         "target.json".to_owned(),
         fs::read(root.join(format!("target-specs/{target}.json"))).unwrap(),
     )]);
-    for (in_tree, in_checkout, parts) in [
+    let crates = [
         (
             "src/hyperlight-rt",
             "guest",
@@ -334,7 +342,14 @@ fn check_source_archive(
             "sysroot",
             &["Cargo.toml", "Cargo.lock", "src"],
         ),
-    ] {
+    ];
+    // The runtime's crates go with the targets whose guests run on it.
+    let crates = if target.has_runtime() {
+        &crates[..]
+    } else {
+        &crates[2..]
+    };
+    for &(in_tree, in_checkout, parts) in crates {
         for part in parts {
             let from = root.join(in_checkout).join(part);
             let files = if from.is_dir() {
@@ -403,10 +418,12 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
         "{included}"
     );
     assert_eq!(included["runner"], manifest(stable_dist())["runner"]);
-    assert_eq!(
-        included["targets"][STD_TARGET]["sysroots"],
-        manifest(stable_dist())["targets"][STD_TARGET]["sysroots"]
-    );
+    for target in [STD_TARGET, AARCH64_TARGET] {
+        assert_eq!(
+            included["targets"][target]["sysroots"],
+            manifest(stable_dist())["targets"][target]["sysroots"]
+        );
+    }
     for file in hashes(both.path()).keys() {
         if file.starts_with("rust-std-") || file.starts_with("hyperlight-run-") {
             let from = [stable_dist(), nightly.path()].map(|d| d.join(file));
@@ -416,8 +433,8 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
 
     let output = publish(nightly.path());
     assert!(
-        // The stable dist's, of both targets.
-        text(&output.stderr).contains("keeping 2 other sysroot(s)"),
+        // The stable dist's, of its three targets.
+        text(&output.stderr).contains("keeping 3 other sysroot(s)"),
         "{}",
         text(&output.stderr)
     );
@@ -441,12 +458,14 @@ fn publish_merges_toolchains_into_the_manifest_at_the_destination() {
     );
     assert!(merged["runner"].is_object(), "the runner entry was dropped");
     assert!(merged["source"].is_object(), "the source entry was dropped");
-    let std = &merged["targets"][STD_TARGET];
-    assert_eq!(std["sysroots"].as_array().unwrap().len(), 1, "{merged}");
-    assert!(
-        std["source"].is_object(),
-        "the std source entry was dropped"
-    );
+    for target in [STD_TARGET, AARCH64_TARGET] {
+        let entry = &merged["targets"][target];
+        assert_eq!(entry["sysroots"].as_array().unwrap().len(), 1, "{merged}");
+        assert!(
+            entry["source"].is_object(),
+            "the {target} source entry was dropped"
+        );
+    }
     for sysroot in merged["sysroots"].as_array().unwrap() {
         let file = served.join(sysroot["url"].as_str().unwrap());
         assert_eq!(sysroot["sha256"], sha256(&fs::read(file).unwrap()));

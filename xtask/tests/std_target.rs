@@ -202,7 +202,7 @@ fn install_then_plain_cargo_build_of_a_std_guest() {
         .join("target")
         .join(STD_TARGET)
         .join("debug/std-guest");
-    check_static_pie_entry(&elf);
+    check_static_pie_entry(&elf, object::Architecture::X86_64);
 
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["uninstall", "--toolchain", &toolchain.name])

@@ -16,7 +16,9 @@ use hyperlight_install::runtime;
 use object::{Object, ObjectSection, ObjectSymbol};
 use support::{check_static_pie_entry, text, COMPONENT};
 use testkit::file_contents;
-use testkit::{assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, TARGET};
+use testkit::{
+    assert_success, pinned_toolchain, project_root, TempDir, TempToolchain, AARCH64_TARGET, TARGET,
+};
 
 fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
     let mut xtask = Command::new(env!("CARGO_BIN_EXE_xtask"));
@@ -29,6 +31,45 @@ fn xtask(toolchain: &TempToolchain, bin_dir: &Path) -> Command {
 
 #[test]
 fn spec_is_the_base_target_plus_the_documented_overrides() {
+    // The overrides, as documented in target-specs/README.md.
+    check_spec(TARGET, "x86_64-unknown-none", |fields| {
+        fields.remove("rustc-abi");
+        fields.insert("code-model".into(), "small".into());
+        fields.insert(
+            "features".into(),
+            "-mmx,+sse,+sse2,-sse3,-ssse3,-sse4.1,-sse4.2,-avx,-avx2,-soft-float".into(),
+        );
+        fields.insert(
+            "pre-link-args".into(),
+            serde_json::json!({"gnu-lld": ["-znostart-stop-gc", "-eentrypoint"]}),
+        );
+    });
+}
+
+#[test]
+fn aarch64_spec_is_the_base_target_plus_the_documented_overrides() {
+    check_spec(AARCH64_TARGET, "aarch64-unknown-none", |fields| {
+        fields.insert("code-model".into(), "small".into());
+        fields.insert(
+            "features".into(),
+            "+v8.1a,+strict-align,+neon,+fp-armv8".into(),
+        );
+        fields.insert("relocation-model".into(), "pic".into());
+        fields.insert("direct-access-external-data".into(), true.into());
+        fields.insert("position-independent-executables".into(), true.into());
+        fields.insert(
+            "pre-link-args".into(),
+            serde_json::json!({"gnu-lld": ["-znostart-stop-gc", "-eentrypoint"]}),
+        );
+    });
+}
+
+/// target-specs/`target`.json is the pinned rustc's `base` with `overrides` applied.
+fn check_spec(
+    target: &str,
+    base: &str,
+    overrides: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
     let output = Command::new("rustc")
         .arg(format!("+{}", pinned_toolchain()))
         .args([
@@ -36,31 +77,20 @@ fn spec_is_the_base_target_plus_the_documented_overrides() {
             "--print",
             "target-spec-json",
             "--target",
-            "x86_64-unknown-none",
+            base,
         ])
         .env("RUSTC_BOOTSTRAP", "1")
         .output()
         .unwrap();
     assert_success(&output, "rustc --print target-spec-json");
     let mut expected: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    // The overrides, as documented in target-specs/README.md.
-    let fields = expected.as_object_mut().unwrap();
-    fields.remove("rustc-abi");
-    fields.insert("code-model".into(), "small".into());
-    fields.insert(
-        "features".into(),
-        "-mmx,+sse,+sse2,-sse3,-ssse3,-sse4.1,-sse4.2,-avx,-avx2,-soft-float".into(),
-    );
-    fields.insert(
-        "pre-link-args".into(),
-        serde_json::json!({"gnu-lld": ["-znostart-stop-gc", "-eentrypoint"]}),
-    );
+    overrides(expected.as_object_mut().unwrap());
 
-    let spec = fs::read(project_root().join("target-specs/x86_64-hyperlight-none.json")).unwrap();
-    let spec: serde_json::Value = serde_json::from_slice(&spec).unwrap();
+    let spec = project_root().join(format!("target-specs/{target}.json"));
+    let spec: serde_json::Value = serde_json::from_slice(&fs::read(spec).unwrap()).unwrap();
     assert_eq!(
         spec, expected,
-        "the spec drifted from the pinned rustc's x86_64-unknown-none"
+        "the {target} spec drifted from the pinned rustc's {base}"
     );
 }
 
@@ -324,8 +354,8 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
     assert_eq!(in_sources, [runtime_dir.as_str(), macros_dir.as_str()]);
     assert!(sources.join(&runtime_dir).join("src/lib.rs").is_file());
 
-    let elf = build_plain(&toolchain);
-    check_static_pie_entry(&elf);
+    let elf = build_plain(&toolchain, TARGET);
+    check_static_pie_entry(&elf, object::Architecture::X86_64);
 
     let again = install();
     assert_success(&again, "second cargo xtask install");
@@ -360,19 +390,81 @@ fn install_build_and_uninstall(real_toolchain: &str, runner: Runner) {
     );
 }
 
+/// aarch64-hyperlight-none: its sysroot holds core, alloc and compiler_builtins, the spec and
+/// the C headers, and not the runtime (x86-64 only). A no_std + alloc crate builds with plain
+/// cargo on stable and the guest config into an AArch64 static PIE entered at `entrypoint`,
+/// which hyperlight-run refuses with one line and exit 125.
+#[test]
+fn aarch64_no_std_alloc_crate_builds_on_stable_and_the_runner_refuses_it() {
+    let sysroot = testkit::aarch64_sysroot();
+    let dir = sysroot.join("lib/rustlib").join(AARCH64_TARGET);
+    let names = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(&dir),
+        ["include", "lib", "rustc-version", "src", "target.json"]
+    );
+    assert_eq!(names(&dir.join("src")), ["sysroot"]);
+    let stems: Vec<String> = names(&dir.join("lib"))
+        .iter()
+        .map(|n| n.split('-').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        stems,
+        [
+            "liballoc",
+            "liballoc",
+            "libcompiler_builtins",
+            "libcompiler_builtins",
+            "libcore",
+            "libcore"
+        ]
+    );
+    assert_eq!(
+        fs::read(dir.join("target.json")).unwrap(),
+        fs::read(project_root().join("target-specs/aarch64-hyperlight-none.json")).unwrap()
+    );
+    assert!(dir.join("include/stdio.h").is_file());
+
+    let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
+    toolchain.add_named_target_from(AARCH64_TARGET, sysroot);
+    let elf = build_plain(&toolchain, AARCH64_TARGET);
+    let refused = format!(
+        "hyperlight-run: error: cannot load {}: an AArch64 guest (aarch64-hyperlight-none); \
+         hyperlight-run boots x86-64 guests only, on an x86-64 host\n",
+        elf.display()
+    );
+    let run = Command::new(support::release_runner())
+        .arg(&elf)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(125), "{}", text(&run.stderr));
+    assert_eq!(text(&run.stderr), refused);
+    assert!(run.stdout.is_empty());
+    check_static_pie_entry(&elf, object::Architecture::Aarch64);
+}
+
 /// Official Hyperlight guests with plain cargo on stable: the demo guest `cargo hyperlight new`
 /// writes (hyperlight-guest-bin 0.18 with its default features, so hyperlight-libc's build
-/// script compiles picolibc and runs bindgen) builds with `cargo build` on the pinned toolchain
-/// against nothing but the installed target, templates/cargo-config.toml and the installed
-/// `hyperlight-cc`, and `hyperlight-run` refuses the result with exit code 126. Every picolibc
-/// compile of this cold build is served from the target's prebuilt objects: clang (counted by
-/// a logging `clang` first on PATH) compiles none of picolibc's files.
+/// script compiles picolibc and runs bindgen) builds with one `cargo build` for both targets on
+/// the pinned toolchain against nothing but the installed targets, templates/cargo-config.toml
+/// and the installed `hyperlight-cc`. `hyperlight-run` refuses the x86-64 guest with exit code
+/// 126 (an official guest needs the Hyperlight host) and the AArch64 one with 125. Every x86-64
+/// picolibc compile of this cold build is served from the target's prebuilt objects: clang
+/// (counted by a logging `clang` first on PATH) compiles none of picolibc's files for x86-64.
 #[test]
 fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_it() {
-    // The target as installing puts it (the install itself is tested above), into a copy
+    // The targets as installing puts them (the install itself is tested above), into a copy
     // without rust-src: nothing is built from the standard library's sources.
     let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);
     toolchain.add_target_from(testkit::sysroot());
+    toolchain.add_named_target_from(AARCH64_TARGET, testkit::aarch64_sysroot());
     let target_dir = toolchain.sysroot().join("lib/rustlib").join(TARGET);
     for header in ["stdio.h", "stdlib.h", "picolibc.h"] {
         assert!(
@@ -384,7 +476,11 @@ fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_
     let work = TempDir::new("official");
     let project = official_demo(work.path());
     let clang = CountedClang::new(work.path());
-    let build = clang.cargo_build(&toolchain, &project, &["--locked"]);
+    let build = clang.cargo_build(
+        &toolchain,
+        &project,
+        &["--locked", "--target", AARCH64_TARGET],
+    );
     assert_success(&build, "plain cargo build of the official demo guest");
     let log = text(&build.stderr);
     assert!(
@@ -395,7 +491,7 @@ fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_
     assert_eq!(
         clang.picolibc_compiles(),
         Vec::<String>::new(),
-        "every picolibc file is served from the prebuilt objects"
+        "every x86-64 picolibc file is served from the prebuilt objects"
     );
     let served = testkit::files_under(&target_dir.join("c-objects"))
         .iter()
@@ -403,24 +499,40 @@ fn official_demo_guest_builds_with_plain_cargo_on_stable_and_the_runner_refuses_
         .count();
     assert!(served >= 2 * PICOLIBC_FILES, "{served} prebuilt objects");
 
-    let elf = project
-        .join("target")
-        .join(TARGET)
-        .join("debug/official-demo");
-    check_official_guest(&elf);
+    let elf = |target: &str| {
+        project
+            .join("target")
+            .join(target)
+            .join("debug/official-demo")
+    };
+    check_official_guest(&elf(TARGET), object::Architecture::X86_64);
+    check_official_guest(&elf(AARCH64_TARGET), object::Architecture::Aarch64);
 
-    let run = Command::new(support::release_runner())
-        .arg(&elf)
-        .output()
-        .unwrap();
-    let stderr = text(&run.stderr);
-    assert_eq!(run.status.code(), Some(126), "{stderr}");
+    let run = |target: &str| {
+        Command::new(support::release_runner())
+            .arg(elf(target))
+            .output()
+            .unwrap()
+    };
+    let x86_64 = run(TARGET);
+    let stderr = text(&x86_64.stderr);
+    assert_eq!(x86_64.status.code(), Some(126), "{stderr}");
     assert!(
         stderr.contains("is an official Hyperlight guest")
             && stderr.contains("Hyperlight host, version 0.18.0"),
         "{stderr}"
     );
-    assert!(run.stdout.is_empty());
+    assert!(x86_64.stdout.is_empty());
+    let aarch64 = run(AARCH64_TARGET);
+    assert_eq!(aarch64.status.code(), Some(125));
+    assert_eq!(
+        text(&aarch64.stderr),
+        format!(
+            "hyperlight-run: error: cannot load {}: an AArch64 guest (aarch64-hyperlight-none); \
+             hyperlight-run boots x86-64 guests only, on an x86-64 host\n",
+            elf(AARCH64_TARGET).display()
+        )
+    );
 }
 
 /// A guest whose hyperlight-libc is a patched copy (`[patch.crates-io]`) with one picolibc
@@ -480,6 +592,7 @@ fn an_altered_picolibc_source_is_compiled_and_the_rest_served() {
             .join("target")
             .join(TARGET)
             .join("debug/official-demo"),
+        object::Architecture::X86_64,
     );
 }
 
@@ -558,10 +671,11 @@ impl CountedClang {
             .unwrap()
     }
 
-    /// The picolibc sources clang compiled, in order.
+    /// The picolibc sources clang compiled for x86-64, in order.
     fn picolibc_compiles(&self) -> Vec<String> {
         let log = fs::read_to_string(&self.log).unwrap_or_default();
         log.lines()
+            .filter(|line| line.contains("--target=x86_64-unknown-linux-none"))
             .filter_map(|line| {
                 let (_, source) = line.rsplit_once(" -c ")?;
                 source
@@ -572,10 +686,12 @@ impl CountedClang {
     }
 }
 
-/// A static PIE entered at `entrypoint`, carrying the version note and picolibc's code.
-fn check_official_guest(path: &Path) {
+/// A static PIE for `architecture` entered at `entrypoint`, carrying the version note and
+/// picolibc's code.
+fn check_official_guest(path: &Path, architecture: object::Architecture) {
     let bytes = fs::read(path).unwrap();
     let elf = object::File::parse(&*bytes).unwrap();
+    assert_eq!(elf.architecture(), architecture);
     assert_eq!(elf.kind(), object::ObjectKind::Dynamic, "a PIE");
     let entry = elf
         .symbols()
@@ -607,7 +723,7 @@ fn runtime_version() -> String {
 
 /// `cargo build` and `cargo check` of tests/nostd-alloc set up with nothing but the README's
 /// guest configuration (templates/cargo-config.toml). Returns a copy of the ELF.
-fn build_plain(toolchain: &TempToolchain) -> PathBuf {
+fn build_plain(toolchain: &TempToolchain, target: &str) -> PathBuf {
     let project = TempDir::new("nostd-alloc");
     let source = project_root().join("tests/nostd-alloc");
     fs::create_dir_all(project.path().join("src")).unwrap();
@@ -634,8 +750,8 @@ fn build_plain(toolchain: &TempToolchain) -> PathBuf {
             .output()
             .unwrap()
     };
-    assert_success(&cargo(&["check", "--target", TARGET]), "cargo check");
-    let build = cargo(&["build", "--target", TARGET]);
+    assert_success(&cargo(&["check", "--target", target]), "cargo check");
+    let build = cargo(&["build", "--target", target]);
     assert_success(&build, "cargo build");
     assert!(
         !text(&build.stderr).contains("Compiling core"),
@@ -644,7 +760,7 @@ fn build_plain(toolchain: &TempToolchain) -> PathBuf {
     let elf = project
         .path()
         .join("target")
-        .join(TARGET)
+        .join(target)
         .join("debug/nostd-alloc");
     let kept = std::env::temp_dir().join(format!(
         "nostd-alloc-{}-{}",

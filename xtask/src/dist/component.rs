@@ -95,6 +95,7 @@ pub fn source_package_name(target: Target, version: &str) -> String {
     let kind = match target {
         Target::None => "none",
         Target::Hermit => "hermit",
+        Target::Aarch64 => "aarch64-none",
     };
     format!("hyperlight-{kind}-src-{version}")
 }

@@ -446,11 +446,11 @@ pub fn assert_installed(sandbox: &Sandbox, sysroot: &Path) {
 }
 
 /// Checks that the ELF at `path` is an x86-64 static PIE entered at `entrypoint`; removes it.
-pub fn check_static_pie_entry(path: &Path) {
+pub fn check_static_pie_entry(path: &Path, architecture: object::Architecture) {
     let bytes = fs::read(path).unwrap();
     fs::remove_file(path).unwrap();
     let elf = object::read::elf::ElfFile64::<object::Endianness>::parse(&*bytes).unwrap();
-    assert_eq!(elf.architecture(), object::Architecture::X86_64);
+    assert_eq!(elf.architecture(), architecture);
     assert_eq!(
         elf.kind(),
         object::ObjectKind::Dynamic,
