@@ -9,11 +9,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use hyperlight_install::Target;
 use testkit::TempToolchain;
 use xshell::{cmd, Shell};
 
 use crate::sysroot;
-use crate::toolchain::{project_root, Toolchain, TARGET};
+use crate::toolchain::{project_root, Toolchain};
 use crate::tools::Tool;
 
 /// The cargo-hyperlight release the comparison is made against.
@@ -96,9 +97,12 @@ pub fn scratch_dir(purpose: &str) -> Result<(PathBuf, fs::File)> {
     Ok((dir, lock))
 }
 
-/// Where a debug build of the demo leaves its ELF.
-pub fn elf(target_dir: &Path) -> PathBuf {
-    target_dir.join(TARGET).join("debug").join(NAME)
+/// The targets the demo is built for: Hyperlight's two guest architectures.
+pub const TARGETS: [Target; 2] = [Target::None, Target::Aarch64];
+
+/// Where a debug build of the demo for `target` leaves its ELF.
+pub fn elf(target_dir: &Path, target: Target) -> PathBuf {
+    target_dir.join(target.name()).join("debug").join(NAME)
 }
 
 /// `cargo +nightly hyperlight build`: the official way, which compiles its own sysroot from
@@ -108,6 +112,7 @@ pub fn build_with_cargo_hyperlight(
     dir: &Path,
     target_dir: &Path,
     toolchain: &str,
+    target: Target,
 ) -> Result<PathBuf> {
     let cargo_hyperlight = cargo_hyperlight(sh)?;
     let path = std::env::join_paths(
@@ -116,16 +121,20 @@ pub fn build_with_cargo_hyperlight(
         ),
     )?;
     let _dir = sh.push_dir(dir);
-    let mut build = cmd!(sh, "cargo +{toolchain} hyperlight build --locked")
-        .env("PATH", path)
-        .env("CARGO_TARGET_DIR", target_dir);
+    let target_name = target.name();
+    let mut build = cmd!(
+        sh,
+        "cargo +{toolchain} hyperlight build --locked --target {target_name}"
+    )
+    .env("PATH", path)
+    .env("CARGO_TARGET_DIR", target_dir);
     for inherited in INHERITED {
         build = build.env_remove(inherited);
     }
     build
         .run()
         .with_context(|| format!("cargo +{toolchain} hyperlight build failed"))?;
-    Ok(elf(target_dir))
+    Ok(elf(target_dir, target))
 }
 
 /// Plain `cargo build` with nothing but the distribution: the sysroot installed into
@@ -136,6 +145,7 @@ pub fn build_plain(
     dir: &Path,
     target_dir: &Path,
     toolchain: &TempToolchain,
+    target: Target,
 ) -> Result<PathBuf> {
     let config = dir.join(".cargo/config.toml");
     sh.create_dir(config.parent().unwrap())?;
@@ -144,7 +154,7 @@ pub fn build_plain(
     let path = crate::c_objects::path_with_front(sh, &target_dir.with_extension("bin"))?;
     let mut build = toolchain.command("cargo");
     build
-        .args(["build", "--locked", "--target", TARGET])
+        .args(["build", "--locked", "--target", target.name()])
         .current_dir(dir)
         .env("PATH", path)
         .env("CARGO_TARGET_DIR", target_dir)
@@ -156,27 +166,31 @@ pub fn build_plain(
     }
     let status = build.status().context("running cargo")?;
     if !status.success() {
-        bail!("plain cargo build of the demo guest failed ({status})");
+        bail!("plain cargo build of the demo guest for {target} failed ({status})");
     }
-    Ok(elf(target_dir))
+    Ok(elf(target_dir, target))
 }
 
 /// A temporary toolchain: a hard-linked copy of `real` without rust-src (plain builds must
-/// not need it), with the sysroot built for `real` installed into it. The real toolchain is
-/// never modified.
-pub fn toolchain_with_sysroot(sh: &Shell, real: &Toolchain) -> Result<TempToolchain> {
+/// not need it), with the sysroots of `targets` built for `real` installed into it. The real
+/// toolchain is never modified.
+pub fn toolchain_with_sysroot(
+    sh: &Shell,
+    real: &Toolchain,
+    targets: &[Target],
+) -> Result<TempToolchain> {
     let built = sysroot::default_out(real);
-    sysroot::build(sh, real, hyperlight_install::Target::None, &built)?;
+    for &target in targets {
+        sysroot::build(sh, real, target, &built)?;
+    }
     let toolchain = TempToolchain::copy_of(&real.name, false);
     // Installing registers the guest runtime in $CARGO_HOME/config.toml: the temporary
     // toolchain's own cargo home, never the user's. xtask runs no other thread meanwhile.
     let user_cargo_home = std::env::var_os("CARGO_HOME");
     std::env::set_var("CARGO_HOME", toolchain.cargo_home());
-    let installed = hyperlight_install::transaction::install(
-        &built,
-        &toolchain.sysroot(),
-        hyperlight_install::Target::None,
-    );
+    let installed = targets.iter().try_for_each(|&target| {
+        hyperlight_install::transaction::install(&built, &toolchain.sysroot(), target).map(drop)
+    });
     match user_cargo_home {
         Some(home) => std::env::set_var("CARGO_HOME", home),
         None => std::env::remove_var("CARGO_HOME"),

@@ -1,7 +1,7 @@
 //! `cargo xtask compat`: the official Hyperlight demo guest built the official way
 //! (`cargo +nightly hyperlight build`, on the test nightly of Cargo.toml's
 //! `[workspace.metadata.toolchains]`) and with plain cargo against the installed target must
-//! come out as the same machine code.
+//! come out as the same machine code, for x86_64-hyperlight-none and aarch64-hyperlight-none.
 //!
 //! Identical code needs the same compiler: nightly and stable rustc generate different code
 //! for the same source. So the machine code is compared between cargo-hyperlight on nightly
@@ -14,6 +14,8 @@ mod disasm;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use hyperlight_install::Target;
+use testkit::TempToolchain;
 use xshell::Shell;
 
 use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
@@ -21,11 +23,69 @@ use crate::toolchain::{test_nightly, Toolchain, FOR_SYSROOT, RUST_SRC};
 pub fn run(sh: &Shell) -> Result<()> {
     // cargo-hyperlight builds core and alloc from rust-src on nightly, and so do we.
     let nightly = Toolchain::provision(sh, Some(&test_nightly()?), &[RUST_SRC], &[], FOR_SYSROOT)?;
-    let (official, ours) = build_both(sh, &nightly)?;
-    let official_code = disasm::Code::of(sh, &official)?;
-    let ours_code = disasm::Code::of(sh, &ours)?;
-    let version = guest_version(&official)?;
-    let ours_version = guest_version(&ours)?;
+    let ours = demo::toolchain_with_sysroot(sh, &nightly, &demo::TARGETS)?;
+    let (root, _lock) = demo::scratch_dir("compat")?;
+    let mut results = Vec::new();
+    for target in demo::TARGETS {
+        let (official, ours) = build_both(sh, &nightly, &ours, &root.join(target.name()), target)?;
+        results.push(compare(sh, &nightly, target, &official, &ours)?);
+    }
+    // Together at the end, after the builds' output.
+    for result in results {
+        print!("{result}");
+    }
+    Ok(())
+}
+
+/// The demo guest for `target` built by cargo-hyperlight and by plain cargo with the installed
+/// target (in `ours`), both on `nightly`, below `root`: the two ELF files.
+fn build_both(
+    sh: &Shell,
+    nightly: &Toolchain,
+    ours: &TempToolchain,
+    root: &Path,
+    target: Target,
+) -> Result<(PathBuf, PathBuf)> {
+    let nightly_name = nightly.name.as_str();
+    let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
+    let target_dir = |kind: &str| root.join(kind).join("target");
+
+    eprintln!(
+        "== the demo guest for {target}, built by cargo-hyperlight {} on {nightly_name}",
+        demo::CARGO_HYPERLIGHT.version
+    );
+    demo::generate(sh, &demo_dir("cargo-hyperlight"))?;
+    let official = demo::build_with_cargo_hyperlight(
+        sh,
+        &demo_dir("cargo-hyperlight"),
+        &target_dir("cargo-hyperlight"),
+        nightly_name,
+        target,
+    )?;
+
+    eprintln!(
+        "== the demo guest for {target}, built by plain cargo on {nightly_name} ({}) with the \
+         installed target",
+        nightly.version.release
+    );
+    let kind = format!("plain-{nightly_name}");
+    demo::generate(sh, &demo_dir(&kind))?;
+    let ours = demo::build_plain(sh, &demo_dir(&kind), &target_dir(&kind), ours, target)?;
+    Ok((official, ours))
+}
+
+/// Compares the two builds' machine code; the report, or the first difference as the error.
+fn compare(
+    sh: &Shell,
+    nightly: &Toolchain,
+    target: Target,
+    official: &Path,
+    ours: &Path,
+) -> Result<String> {
+    let official_code = disasm::Code::of(sh, official)?;
+    let ours_code = disasm::Code::of(sh, ours)?;
+    let version = guest_version(official)?;
+    let ours_version = guest_version(ours)?;
     if ours_version != version {
         bail!(
             "{} carries hyperlight version {ours_version:?}, cargo-hyperlight's build {version:?}",
@@ -33,33 +93,45 @@ pub fn run(sh: &Shell) -> Result<()> {
         );
     }
     let release = &nightly.version.release;
-    println!("compared (debug profile, hyperlight-guest-bin {version}):");
+    let nightly_name = nightly.name.as_str();
+    let stack_only = official_code.compare(&ours_code).map_err(|difference| {
+        anyhow::anyhow!(
+            "the machine code for {target} differs between the official and our {nightly_name} \
+             build: {difference}"
+        )
+    })?;
     let official_how = format!(
         "cargo-hyperlight {} + {release}",
         demo::CARGO_HYPERLIGHT.version
     );
-    println!(
-        "  official: {}",
-        describe(&official, &official_code, &official_how)
-    );
     let ours_how = format!("plain cargo + {release} with the installed target");
-    println!("  ours:     {}", describe(&ours, &ours_code, &ours_how));
-    println!(
-        "  compared: the disassembly of every function in {} (objdump -d), instruction by \
-         instruction; branch and call targets by symbol, RIP-relative displacements ignored \
-         (they move with the length of embedded source paths)",
-        official_code.sections.join(", ")
-    );
-    let nightly_name = nightly.name.as_str();
-    let stack_only = official_code.compare(&ours_code).map_err(|difference| {
-        anyhow::anyhow!(
-            "the machine code differs between the official and our {nightly_name} build: {difference}"
-        )
-    })?;
-    println!(
-        "  result:   same machine code on {nightly_name}: {} functions, {} instructions; {} identical, \
-         {} identical except for which stack slot holds which local (same instructions and frame \
-         size){}",
+    let mut report = String::new();
+    let mut line = |text: String| {
+        report.push_str(&text);
+        report.push('\n');
+    };
+    line(format!(
+        "compared {target} (debug profile, hyperlight-guest-bin {version}):"
+    ));
+    line(format!(
+        "  official: {}",
+        describe(official, &official_code, &official_how)
+    ));
+    line(format!(
+        "  ours:     {}",
+        describe(ours, &ours_code, &ours_how)
+    ));
+    line(format!(
+        "  compared: the disassembly of every function in {} ({}), instruction by instruction; \
+         {}",
+        official_code.sections.join(", "),
+        "objdump -d",
+        "branch and call targets by symbol, RIP-relative displacements ignored (they move with the length of embedded source paths)"
+    ));
+    line(format!(
+        "  result:   same machine code on {nightly_name}: {} functions, {} instructions; {} \
+         identical, {} identical except for which stack slot holds which local (same \
+         instructions and frame size){}",
         official_code.functions(),
         official_code.instructions(),
         official_code.functions() - stack_only.len(),
@@ -69,39 +141,8 @@ pub fn run(sh: &Shell) -> Result<()> {
         } else {
             format!(": {}", stack_only.join(", "))
         }
-    );
-    Ok(())
-}
-
-/// The demo guest built by cargo-hyperlight and by plain cargo with the installed target, both
-/// on `nightly`: the two ELF files.
-fn build_both(sh: &Shell, nightly: &Toolchain) -> Result<(PathBuf, PathBuf)> {
-    let nightly_name = nightly.name.as_str();
-    let (root, _lock) = demo::scratch_dir("compat")?;
-    let demo_dir = |kind: &str| root.join(kind).join(demo::NAME);
-    let target_dir = |kind: &str| root.join(kind).join("target");
-
-    eprintln!(
-        "== the demo guest, built by cargo-hyperlight {} on {nightly_name}",
-        demo::CARGO_HYPERLIGHT.version
-    );
-    demo::generate(sh, &demo_dir("cargo-hyperlight"))?;
-    let official = demo::build_with_cargo_hyperlight(
-        sh,
-        &demo_dir("cargo-hyperlight"),
-        &target_dir("cargo-hyperlight"),
-        nightly_name,
-    )?;
-
-    eprintln!(
-        "== the demo guest, built by plain cargo on {nightly_name} ({}) with the installed target",
-        nightly.version.release
-    );
-    let kind = format!("plain-{nightly_name}");
-    let temp = demo::toolchain_with_sysroot(sh, nightly)?;
-    demo::generate(sh, &demo_dir(&kind))?;
-    let ours = demo::build_plain(sh, &demo_dir(&kind), &target_dir(&kind), &temp)?;
-    Ok((official, ours))
+    ));
+    Ok(report)
 }
 
 fn describe(elf: &Path, code: &disasm::Code, how: &str) -> String {
