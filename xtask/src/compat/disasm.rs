@@ -70,13 +70,26 @@ impl Code {
                     .quiet()
                     .read()?,
             ),
+            // The guest target is ARMv8.1-A; by default LLVM 14 decodes ARMv8.0 only and shows
+            // the LSE atomics as `<unknown>`.
             Machine::Aarch64 => (
                 cmd!(sh, "llvm-objdump -h {elf}").quiet().read()?,
-                cmd!(sh, "llvm-objdump -d -C --no-show-raw-insn {elf}")
-                    .quiet()
-                    .read()?,
+                cmd!(
+                    sh,
+                    "llvm-objdump -d -C --no-show-raw-insn --mattr=+v8.1a {elf}"
+                )
+                .quiet()
+                .read()?,
             ),
         };
+        // Without its bytes, an instruction that is not decoded equals any other one.
+        if let Some(line) = listing.lines().find(|line| line.ends_with("\t<unknown>")) {
+            bail!(
+                "the disassembler cannot decode an instruction of {}: {}",
+                elf.display(),
+                line.trim()
+            );
+        }
         let mut sections = Vec::new();
         let mut bytes = 0;
         for line in headers.lines() {
