@@ -25,12 +25,12 @@ const CLANG_VERSION_FILE: &str = "clang-version";
 /// The profiles guests are built with: cc-rs compiles with `-g` in one and not the other.
 const PROFILES: &[&[&str]] = &[&[], &["--release"]];
 
-/// Copies the recorded objects into the target directory of `sysroot` (built for `toolchain`,
-/// whose cargo and rustc run the recording), recording them first if no earlier run did.
-/// Returns how many objects there are.
-pub fn install(sh: &Shell, toolchain: &Toolchain, sysroot: &Path) -> Result<usize> {
-    let recorded = recorded(sh, toolchain, sysroot)?;
-    let dest = Target::None.dir(sysroot).join(OBJECTS_DIR);
+/// Copies the recorded objects of `target` into its directory of `sysroot` (built for
+/// `toolchain`, whose cargo and rustc run the recording), recording them first if no earlier
+/// run did. Returns how many objects there are.
+pub fn install(sh: &Shell, toolchain: &Toolchain, target: Target, sysroot: &Path) -> Result<usize> {
+    let recorded = recorded(sh, toolchain, target, sysroot)?;
+    let dest = target.dir(sysroot).join(OBJECTS_DIR);
     if dest.exists() {
         sh.remove_path(&dest)?;
     }
@@ -39,16 +39,16 @@ pub fn install(sh: &Shell, toolchain: &Toolchain, sysroot: &Path) -> Result<usiz
 }
 
 /// `target/c-objects/<stamp>`, recorded with `sysroot` as the libraries' sysroot if missing.
-fn recorded(sh: &Shell, toolchain: &Toolchain, sysroot: &Path) -> Result<PathBuf> {
+fn recorded(sh: &Shell, toolchain: &Toolchain, target: Target, sysroot: &Path) -> Result<PathBuf> {
     let root = target_root(sh).join("c-objects");
-    let store = root.join(stamp(sh)?);
+    let store = root.join(stamp(sh, target)?);
     let complete = store.with_extension("complete");
     if complete.exists() {
         return Ok(store);
     }
     eprintln!(
-        "recording picolibc's objects as official guests compile them (hyperlight-libc's build \
-         script, debug and release)"
+        "recording picolibc's objects as official guests for {target} compile them \
+         (hyperlight-libc's build script, debug and release)"
     );
     if store.exists() {
         sh.remove_path(&store)?;
@@ -74,11 +74,10 @@ fn recorded(sh: &Shell, toolchain: &Toolchain, sysroot: &Path) -> Result<PathBuf
 
     let cargo = toolchain.cargo();
     let rustflags = format!(
-        "target.{}.rustflags=[\"--sysroot={}\"]",
-        Target::None.name(),
+        "target.{target}.rustflags=[\"--sysroot={}\"]",
         sysroot.display()
     );
-    let target = Target::None.name();
+    let target = target.name();
     let _dir = sh.push_dir(&crate_dir);
     for &profile in PROFILES {
         // The build script runs again only in a build of the target from scratch.
@@ -128,10 +127,11 @@ pub fn path_with_front(sh: &Shell, bin: &Path) -> Result<std::ffi::OsString> {
     )?)
 }
 
-/// What decides the objects: clang, the pinned package (and cc-rs), the guest config and the
-/// way they are recorded (`KEY_VERSION`).
-fn stamp(sh: &Shell) -> Result<String> {
+/// What decides the objects: the target, clang, the pinned package (and cc-rs), the guest
+/// config and the way they are recorded (`KEY_VERSION`).
+fn stamp(sh: &Shell, target: Target) -> Result<String> {
     let mut hasher = Sha256::new();
+    hasher.update(target.name());
     hasher.update(clang_version(sh)?);
     hasher.update(KEY_VERSION);
     for input in [

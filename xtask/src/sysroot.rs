@@ -102,13 +102,12 @@ pub fn build(sh: &Shell, toolchain: &Toolchain, target: Target, out: &Path) -> R
             Progress::Step(line) | Progress::Cargo(line) => eprintln!("{line}"),
         },
     )?;
-    let headers = match (source.headers, target) {
-        (0, _) => String::new(),
-        (count, Target::None) => {
-            let objects = c_objects::install(sh, toolchain, out)?;
+    let headers = match source.headers {
+        0 => String::new(),
+        count => {
+            let objects = c_objects::install(sh, toolchain, target, out)?;
             format!(" ({count} C headers in {INCLUDE_DIR}/, {objects} prebuilt C objects in {OBJECTS_DIR}/)")
         }
-        (count, _) => format!(" ({count} C headers in {INCLUDE_DIR}/)"),
     };
     eprintln!(
         "{target} sysroot for {} ({}) written to {}{headers}",

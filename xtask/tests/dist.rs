@@ -75,7 +75,7 @@ fn dist_twice_gives_identical_files_in_rust_installer_layout() {
     }
     let (a, b) = (hashes(first), hashes(second.path()));
     assert_eq!(a, b, "two dist runs differ");
-    assert_eq!(a.len(), 13, "{a:?}");
+    assert_eq!(a.len(), 12, "{a:?}");
     for file in [
         "cargo-config.toml",
         "cargo-config-std.toml",

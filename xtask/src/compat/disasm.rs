@@ -113,6 +113,23 @@ impl Code {
         })
     }
 
+    /// How the listings were made and compared, for the report.
+    pub fn method(&self) -> &'static str {
+        match self.machine {
+            Machine::X86_64 => {
+                "objdump -d, instruction by instruction; branch and call targets by symbol, \
+                 RIP-relative displacements ignored (they move with the length of embedded \
+                 source paths)"
+            }
+            Machine::Aarch64 => {
+                "llvm-objdump -d --mattr=+v8.1a, instruction by instruction; branch and call \
+                 targets by symbol, PC-relative addresses (adrp, adr, literal loads) and the low \
+                 12 bits completing an adrp ignored (they move with the length of embedded \
+                 source paths)"
+            }
+        }
+    }
+
     pub fn functions(&self) -> usize {
         self.by_name.values().map(Vec::len).sum()
     }

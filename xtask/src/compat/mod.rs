@@ -122,11 +122,9 @@ fn compare(
         describe(ours, &ours_code, &ours_how)
     ));
     line(format!(
-        "  compared: the disassembly of every function in {} ({}), instruction by instruction; \
-         {}",
+        "  compared: the disassembly of every function in {} ({})",
         official_code.sections.join(", "),
-        "objdump -d",
-        "branch and call targets by symbol, RIP-relative displacements ignored (they move with the length of embedded source paths)"
+        official_code.method()
     ));
     line(format!(
         "  result:   same machine code on {nightly_name}: {} functions, {} instructions; {} \

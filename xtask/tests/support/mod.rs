@@ -58,7 +58,7 @@ pub fn dist_into(out: &Path, extra: &[&str]) -> Output {
         .unwrap()
 }
 
-/// The pinned toolchain's dist (both targets' sysroots, runner, install.sh, manifest), made
+/// The pinned toolchain's dist (every target's sysroot, runner, install.sh, manifest), made
 /// once per test run.
 pub fn stable_dist() -> &'static Path {
     static DIST: OnceLock<PathBuf> = OnceLock::new();
@@ -67,8 +67,9 @@ pub fn stable_dist() -> &'static Path {
         fs::create_dir_all(fixture_dir()).unwrap();
         let lock = File::create(fixture_dir().join("dist-stable.lock")).unwrap();
         lock.lock().unwrap();
-        let std_sysroot = testkit::std_sysroot().to_str().unwrap();
-        let output = dist_into(&dir, &["--sysroot", std_sysroot]);
+        let others = [testkit::std_sysroot(), testkit::aarch64_sysroot()]
+            .map(|sysroot| ["--sysroot", sysroot.to_str().unwrap()]);
+        let output = dist_into(&dir, others.as_flattened());
         assert_success(&output, "cargo xtask dist");
         dir
     })
