@@ -1,4 +1,4 @@
-//! Building a target's sysroot (core, alloc and compiler_builtins for x86_64-hyperlight-none;
+//! Building a target's sysroot (core, alloc and compiler_builtins for the no_std targets;
 //! std, test, their dependencies and the Hermit ABI object for x86_64-hyperlight-hermit) for
 //! one toolchain from a source tree: what `cargo xtask sysroot` runs, and what an installer
 //! runs when a release has no prebuilt sysroot for the user's rustc.
@@ -7,9 +7,10 @@
 //!
 //! ```text
 //! target.json      the target spec
-//! include/         C headers for guests with C code (x86_64-hyperlight-none)
+//! include/         C headers for guests with C code (the no_std targets)
 //! c-objects/       optionally, picolibc's prebuilt objects (`c_objects`)
-//! src/hyperlight-rt/   the guest runtime's sources (for x86_64-hyperlight-hermit, its Hermit ABI)
+//! src/hyperlight-rt/   the guest runtime's sources, x86-64 targets only (for
+//!                  x86_64-hyperlight-hermit, its Hermit ABI)
 //! src/sysroot/     Cargo.toml, Cargo.lock, src/lib.rs: the empty crate built with -Zbuild-std
 //! ```
 //!

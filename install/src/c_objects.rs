@@ -324,13 +324,21 @@ impl Compile {
         let shard = entry(store, &key, "o");
         let shard = shard.parent().expect("an entry lies in its shard");
         fs::create_dir_all(shard).with_context(|| format!("creating {}", shard.display()))?;
-        fs::copy(&self.output, entry(store, &key, "o"))?;
-        fs::write(entry(store, &key, "deps"), deps)?;
+        // Written whole and renamed: recordings of two profiles run side by side, and both
+        // record the compiles they share (cc-rs's flag probes).
+        write_entry(&entry(store, &key, "o"), &fs::read(&self.output)?)?;
+        write_entry(&entry(store, &key, "deps"), deps.as_bytes())?;
         if !output.stderr.is_empty() {
-            fs::write(entry(store, &key, "stderr"), &output.stderr)?;
+            write_entry(&entry(store, &key, "stderr"), &output.stderr)?;
         }
         Ok(0)
     }
+}
+
+fn write_entry(path: &Path, contents: &[u8]) -> Result<()> {
+    let staged = path.with_extension(format!("{}.new", std::process::id()));
+    fs::write(&staged, contents).with_context(|| format!("writing {}", staged.display()))?;
+    fs::rename(&staged, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
 /// The prerequisites of a Make rule as clang writes one (`out.o: a.c b.h \` and so on, spaces in
@@ -360,9 +368,6 @@ fn parse_depfile(text: &str) -> Result<Vec<String>> {
     Ok(deps)
 }
 
-/// The store of the installed target a build script compiles for: `c-objects/` in the target
-/// directory of the sysroot of cargo's `$RUSTC`. The sysroot is asked once per build script
-/// run and kept in its `OUT_DIR`.
 /// The file of `key`'s `kind` (`o`, `deps`, `stderr`) in `store`: under a directory named by
 /// the key's first two hex digits, as git and ccache keep theirs, so that no directory holds
 /// thousands of entries (a precaution for filesystems that handle large directories poorly;
@@ -372,6 +377,9 @@ fn entry(store: &Path, key: &str, kind: &str) -> PathBuf {
     store.join(shard).join(format!("{rest}.{kind}"))
 }
 
+/// The store of the installed target a build script compiles for: `c-objects/` in the target
+/// directory of the sysroot of cargo's `$RUSTC`. The sysroot is asked once per build script
+/// run and kept in its `OUT_DIR`.
 fn store() -> Option<PathBuf> {
     let target = std::env::var("TARGET").ok()?;
     let rustc = std::env::var_os("RUSTC")?;

@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use hyperlight_install::c_objects::{FRONT, KEY_VERSION, OBJECTS_DIR, RECORD_VAR};
@@ -22,8 +23,9 @@ use crate::toolchain::{project_root, target_root, Toolchain};
 
 /// The file in the store naming the clang that compiled the objects (`clang --version`).
 const CLANG_VERSION_FILE: &str = "clang-version";
-/// The profiles guests are built with: cc-rs compiles with `-g` in one and not the other.
-const PROFILES: &[&[&str]] = &[&[], &["--release"]];
+/// The profiles guests are built with, by name: cc-rs compiles with `-g` in one and not the
+/// other.
+const PROFILES: &[(&str, &[&str])] = &[("debug", &[]), ("release", &["--release"])];
 
 /// Copies the recorded objects of `target` into its directory of `sysroot` (built for
 /// `toolchain`, whose cargo and rustc run the recording), recording them first if no earlier
@@ -53,7 +55,6 @@ fn recorded(sh: &Shell, toolchain: &Toolchain, target: Target, sysroot: &Path) -
     if store.exists() {
         sh.remove_path(&store)?;
     }
-    // Kept between recordings: its host part (the build script's dependencies) stays valid.
     let work = root.join("build");
     let crate_dir = work.join("crate");
     if crate_dir.exists() {
@@ -79,27 +80,38 @@ fn recorded(sh: &Shell, toolchain: &Toolchain, target: Target, sysroot: &Path) -
     );
     let target = target.name();
     let _dir = sh.push_dir(&crate_dir);
-    for &profile in PROFILES {
+    // The build script compiles one file at a time: the profiles run side by side, each in a
+    // target directory of its own (kept between recordings: its host part, the build
+    // script's dependencies, stays valid).
+    let mut running = Vec::new();
+    for &(name, profile) in PROFILES {
+        let target_dir = work.join(format!("target-{name}"));
         // The build script runs again only in a build of the target from scratch.
-        let target_part = work.join("target").join(target);
+        let target_part = target_dir.join(target);
         if target_part.exists() {
             sh.remove_path(&target_part)?;
         }
-        cmd!(
+        let mut cargo: Command = cmd!(
             sh,
             "{cargo} check --locked -p hyperlight-libc --target {target} {profile...} --config {rustflags}"
         )
         .env(RECORD_VAR, &store)
         .env("PATH", &path)
         .env("RUSTC", toolchain.rustc())
-        .env("CARGO_TARGET_DIR", work.join("target"))
+        .env("CARGO_TARGET_DIR", target_dir)
         // The config's rustc-wrapper looks after installed targets; this one is not installed.
         .env("RUSTC_WRAPPER", "")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTUP_TOOLCHAIN")
-        .run()
-        .context("recording picolibc's objects")?;
+        .into();
+        running.push((name, cargo.spawn().context("running cargo")?));
+    }
+    for (name, mut cargo) in running {
+        let status = cargo.wait()?;
+        if !status.success() {
+            bail!("recording picolibc's objects: the {name} build failed ({status})");
+        }
     }
     let objects = objects_in(&store)?;
     if objects == 0 {

@@ -1,6 +1,7 @@
-//! The distribution's figures: how big the sysroot component is next to rustup's own rust-std
-//! for `x86_64-unknown-none` (same toolchain, re-packed the same way at the same gzip level),
-//! and how long `install.sh` takes to install from a local nginx.
+//! The distribution's figures: how big each no_std target's sysroot component is next to
+//! rustup's own rust-std for the built-in target it is based on (same toolchain, re-packed the
+//! same way at the same gzip level), and how long `install.sh` takes to install from a local
+//! nginx.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,11 @@ use testkit::nginx::Nginx;
 
 const SIZE_GOAL: f64 = 1.05;
 const INSTALL_RUNS: usize = 3;
-const BUILTIN: &str = "x86_64-unknown-none";
+/// Our no_std targets and the built-in target each is based on.
+const BASELINES: [(Target, &str); 2] = [
+    (Target::None, "x86_64-unknown-none"),
+    (Target::Aarch64, "aarch64-unknown-none"),
+];
 
 pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
     report.section("Distribution");
@@ -29,38 +34,51 @@ pub fn run(sh: &Shell, report: &mut Report) -> Result<()> {
         sh.remove_path(&scratch)?;
     }
     let built = sysroot::default_out(&toolchain);
-    sysroot::build(sh, &toolchain, Target::None, &built)?;
-    let sizes = measure_size(sh, report, &toolchain, &built, &scratch)?;
-    measure_install(sh, report, &toolchain, &built, &scratch, sizes)
+    let mut sizes = Vec::new();
+    for (target, builtin) in BASELINES {
+        sysroot::build(sh, &toolchain, target, &built)?;
+        sizes.push(measure_size(
+            sh, report, &toolchain, &built, &scratch, target, builtin,
+        )?);
+    }
+    report.note(&format!(
+        "Both tarballs of each pair are written by the same code (rust-installer layout, sorted \
+         entries, gzip level {GZIP_LEVEL} via flate2); rustup's rust-std is taken from the \
+         toolchain's lib/rustlib/<target>. Ours hold picolibc's prebuilt objects and headers."
+    ));
+    measure_install(sh, report, &toolchain, &built, &scratch, sizes[0])
 }
 
-/// Our component's size against rustup's rust-std for x86_64-unknown-none, packed alike;
-/// returns ours, packed and unpacked.
+/// `target`'s component size against rustup's rust-std for `builtin`, packed alike; returns
+/// ours, packed and unpacked.
 fn measure_size(
     sh: &Shell,
     report: &mut Report,
     toolchain: &Toolchain,
     built: &Path,
     scratch: &Path,
+    target: Target,
+    builtin: &str,
 ) -> Result<(u64, u64)> {
     let sizes = scratch.join("sizes");
     sh.create_dir(&sizes)?;
-    let ours = component::sysroot_tarball(built, &toolchain.version, Target::None, &sizes)?;
-    let builtin_dir = toolchain.sysroot.join("lib/rustlib").join(BUILTIN);
+    let ours = component::sysroot_tarball(built, &toolchain.version, target, &sizes)?;
+    let builtin_dir = toolchain.sysroot.join("lib/rustlib").join(builtin);
     if !builtin_dir.is_dir() {
         bail!(
-            "the size baseline needs rustup's {BUILTIN}: run `rustup target add {BUILTIN} --toolchain {}`",
+            "the size baseline needs rustup's {builtin}: run `rustup target add {builtin} --toolchain {}`",
             toolchain.name
         );
     }
-    let builtin = repack_rust_std(&toolchain.sysroot, BUILTIN)?;
-    let (ours_unpacked, builtin_unpacked) = (
-        dir_size(&sysroot::target_dir(built))?,
-        dir_size(&builtin_dir)?,
-    );
-    let ratio = ours.size as f64 / builtin as f64;
+    let builtin_size = repack_rust_std(&toolchain.sysroot, builtin)?;
+    let (ours_unpacked, builtin_unpacked) =
+        (dir_size(&target.dir(built))?, dir_size(&builtin_dir)?);
+    let ratio = ours.size as f64 / builtin_size as f64;
     report.row(
-        &format!("sysroot component tar.gz ({})", toolchain.version.release),
+        &format!(
+            "{target} sysroot component tar.gz ({})",
+            toolchain.version.release
+        ),
         format!(
             "{:.1} MB ({:.1} MB unpacked)",
             mb(ours.size),
@@ -70,26 +88,21 @@ fn measure_size(
         None,
     );
     report.row(
-        &format!("rustup's rust-std {BUILTIN}, re-packed alike"),
+        &format!("rustup's rust-std {builtin}, re-packed alike"),
         format!(
             "{:.1} MB ({:.1} MB unpacked)",
-            mb(builtin),
+            mb(builtin_size),
             mb(builtin_unpacked)
         ),
         "",
         None,
     );
     report.row(
-        "size ratio (ours / rustup's)",
+        &format!("size ratio ({target} / {builtin})"),
         format!("{ratio:.2}×"),
         &format!("≤ {SIZE_GOAL}×"),
         Some(ratio <= SIZE_GOAL),
     );
-    report.note(&format!(
-        "Both tarballs are written by the same code (rust-installer layout, sorted entries, gzip level \
-         {GZIP_LEVEL} via flate2); rustup's rust-std is taken from the toolchain's \
-         lib/rustlib/{BUILTIN}."
-    ));
     Ok((ours.size, ours_unpacked))
 }
 

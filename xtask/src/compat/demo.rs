@@ -133,7 +133,7 @@ pub fn build_with_cargo_hyperlight(
     }
     build
         .run()
-        .with_context(|| format!("cargo +{toolchain} hyperlight build failed"))?;
+        .with_context(|| format!("cargo +{toolchain} hyperlight build --target {target} failed"))?;
     Ok(elf(target_dir, target))
 }
 
