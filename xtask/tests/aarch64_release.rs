@@ -9,18 +9,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use support::{replace_file, serve_copy, server, stable_dist, text, Sandbox};
+use support::{assert_said, replace_file, serve_copy, server, stable_dist, text, Sandbox};
 use testkit::{assert_success, file_contents, pinned_toolchain, project_root, AARCH64_TARGET};
-
-fn assert_said(output: &Output, what: &str, said: &[String]) {
-    let stderr = text(&output.stderr);
-    for line in said {
-        assert!(
-            stderr.contains(line.as_str()),
-            "{what}: no {line:?} in:\n{stderr}"
-        );
-    }
-}
 
 /// The sysroot as `cargo xtask sysroot` built it, file by file.
 fn built_target() -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
@@ -47,24 +37,10 @@ fn project(dir: &Path) -> PathBuf {
     project
 }
 
-/// `cargo ARGS --target aarch64-hyperlight-none` in `project` on the sandbox's toolchain, with
-/// the installed runner first on PATH (the guest config's runner and rustc-wrapper) and its own
-/// target directory.
+/// `cargo ARGS --target aarch64-hyperlight-none` in `project`: see [`Sandbox::cargo`].
 fn cargo(sandbox: &Sandbox, project: &Path, target_dir: &str, args: &[&str]) -> Output {
-    let bin = sandbox.install_root().join("bin");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let mut cargo = sandbox.toolchain.command("cargo");
-    sandbox.env(&mut cargo);
-    cargo
-        .current_dir(project)
-        .args(args)
-        .args(["--target", AARCH64_TARGET])
-        .env("CARGO_TARGET_DIR", sandbox.dir.path().join(target_dir))
-        .env("PATH", path)
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_BOOTSTRAP")
-        .output()
-        .unwrap()
+    let args = [args, &["--target", AARCH64_TARGET]].concat();
+    sandbox.cargo(project, target_dir, &args)
 }
 
 #[test]

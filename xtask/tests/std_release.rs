@@ -7,42 +7,16 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use support::{replace_file, replace_manifest, serve_copy, server, stable_dist, text, Sandbox};
+use support::{
+    assert_said, replace_file, replace_manifest, serve_copy, server, stable_dist, text, Sandbox,
+};
 use testkit::{assert_success, file_contents, pinned_toolchain, STD_TARGET, TARGET};
-
-fn assert_said(output: &Output, what: &str, said: &[String]) {
-    let stderr = text(&output.stderr);
-    for line in said {
-        assert!(
-            stderr.contains(line.as_str()),
-            "{what}: no {line:?} in:\n{stderr}"
-        );
-    }
-}
 
 /// The std sysroot as `cargo xtask sysroot` built it, file by file.
 fn built_std_target() -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
     file_contents(&testkit::std_sysroot().join("lib/rustlib").join(STD_TARGET))
-}
-
-/// `cargo ARGS` in `project` on the sandbox's toolchain, with the installed runner first on
-/// PATH (the guest config's runner and rustc-wrapper) and its own target directory.
-fn cargo(sandbox: &Sandbox, project: &Path, target_dir: &str, args: &[&str]) -> Output {
-    let bin = sandbox.install_root().join("bin");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let mut cargo = sandbox.toolchain.command("cargo");
-    sandbox.env(&mut cargo);
-    cargo
-        .current_dir(project)
-        .args(args)
-        .env("CARGO_TARGET_DIR", sandbox.dir.path().join(target_dir))
-        .env("PATH", path)
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_BOOTSTRAP")
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -93,7 +67,7 @@ fn install_sh_installs_the_std_target_on_request_and_its_guests_heal_like_no_std
         &new.arg("new").arg("--std").arg(&project).output().unwrap(),
         "hyperlight-run new --std",
     );
-    let build = cargo(&sandbox, &project, "target", &["build"]);
+    let build = sandbox.cargo(&project, "target", &["build"]);
     assert_success(&build, "cargo build of the std guest");
     assert!(
         !text(&build.stderr).contains("hyperlight-run:"),
@@ -102,10 +76,10 @@ fn install_sh_installs_the_std_target_on_request_and_its_guests_heal_like_no_std
     );
     let test = "install_sh_installs_the_std_target_on_request: booting the std guest";
     if testkit::kvm_or_skip(test) {
-        let run = cargo(&sandbox, &project, "target", &["run", "--quiet"]);
+        let run = sandbox.cargo(&project, "target", &["run", "--quiet"]);
         assert_success(&run, "cargo run of the std guest");
         assert_eq!(text(&run.stdout), "Hello from std-guest!\n");
-        let tests = cargo(&sandbox, &project, "target", &["test", "--quiet"]);
+        let tests = sandbox.cargo(&project, "target", &["test", "--quiet"]);
         assert_success(&tests, "cargo test of the std guest");
         let report = text(&tests.stdout);
         assert!(
@@ -121,7 +95,7 @@ fn install_sh_installs_the_std_target_on_request_and_its_guests_heal_like_no_std
         .output()
         .unwrap();
     replace_file(&installed_dir.join("rustc-version"), &nightly.stdout);
-    let healed = cargo(&sandbox, &project, "target-after-update", &["build"]);
+    let healed = sandbox.cargo(&project, "target-after-update", &["build"]);
     assert_success(&healed, "cargo build after an update");
     let nightly_release = testkit::rustc_field(&testkit::test_nightly(), "release");
     assert_said(
@@ -142,7 +116,7 @@ fn install_sh_installs_the_std_target_on_request_and_its_guests_heal_like_no_std
         .unwrap();
     assert_success(&removed, "target remove");
     assert!(!installed_dir.exists());
-    let fresh = cargo(&sandbox, &project, "target-fresh", &["build"]);
+    let fresh = sandbox.cargo(&project, "target-fresh", &["build"]);
     assert_success(&fresh, "cargo build without the target");
     assert_said(
         &fresh,

@@ -64,6 +64,38 @@ fn aarch64_spec_is_the_base_target_plus_the_documented_overrides() {
     });
 }
 
+/// `dir`, an installed no_std target's directory, has an .rlib and an .rmeta of core, alloc and
+/// compiler_builtins in `lib/`, and `target`'s spec.
+fn check_no_std_libraries_and_spec(dir: &Path, target: &str) {
+    let mut names: Vec<String> = fs::read_dir(dir.join("lib"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let stems: Vec<&str> = names.iter().map(|n| n.split('-').next().unwrap()).collect();
+    assert_eq!(
+        stems,
+        [
+            "liballoc",
+            "liballoc",
+            "libcompiler_builtins",
+            "libcompiler_builtins",
+            "libcore",
+            "libcore"
+        ]
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".rlib") || n.ends_with(".rmeta")),
+        "{names:?}"
+    );
+    assert_eq!(
+        fs::read(dir.join("target.json")).unwrap(),
+        fs::read(project_root().join(format!("target-specs/{target}.json"))).unwrap()
+    );
+}
+
 /// target-specs/`target`.json is the pinned rustc's `base` with `overrides` applied.
 fn check_spec(
     target: &str,
@@ -97,33 +129,7 @@ fn check_spec(
 #[test]
 fn sysroot_holds_the_libraries_the_spec_and_the_compiler_that_built_them() {
     let dir = testkit::sysroot().join("lib/rustlib").join(TARGET);
-    let mut names: Vec<String> = fs::read_dir(dir.join("lib"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    let stems: Vec<&str> = names.iter().map(|n| n.split('-').next().unwrap()).collect();
-    assert_eq!(
-        stems,
-        [
-            "liballoc",
-            "liballoc",
-            "libcompiler_builtins",
-            "libcompiler_builtins",
-            "libcore",
-            "libcore"
-        ]
-    );
-    assert!(
-        names
-            .iter()
-            .all(|n| n.ends_with(".rlib") || n.ends_with(".rmeta")),
-        "{names:?}"
-    );
-    assert_eq!(
-        fs::read(dir.join("target.json")).unwrap(),
-        fs::read(project_root().join("target-specs/x86_64-hyperlight-none.json")).unwrap()
-    );
+    check_no_std_libraries_and_spec(&dir, TARGET);
     let rustc = Command::new("rustc")
         .arg(format!("+{}", pinned_toolchain()))
         .arg("-vV")
@@ -418,25 +424,7 @@ fn aarch64_no_std_alloc_crate_builds_on_stable_and_the_runner_refuses_it() {
         ]
     );
     assert_eq!(names(&dir.join("src")), ["sysroot"]);
-    let stems: Vec<String> = names(&dir.join("lib"))
-        .iter()
-        .map(|n| n.split('-').next().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        stems,
-        [
-            "liballoc",
-            "liballoc",
-            "libcompiler_builtins",
-            "libcompiler_builtins",
-            "libcore",
-            "libcore"
-        ]
-    );
-    assert_eq!(
-        fs::read(dir.join("target.json")).unwrap(),
-        fs::read(project_root().join("target-specs/aarch64-hyperlight-none.json")).unwrap()
-    );
+    check_no_std_libraries_and_spec(&dir, AARCH64_TARGET);
     assert!(dir.join("include/stdio.h").is_file());
 
     let toolchain = TempToolchain::copy_of(&pinned_toolchain(), false);

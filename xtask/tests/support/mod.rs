@@ -153,6 +153,17 @@ pub fn release_runner() -> &'static Path {
     })
 }
 
+/// `output`'s stderr has each of `said`.
+pub fn assert_said(output: &Output, what: &str, said: &[String]) {
+    let stderr = text(&output.stderr);
+    for line in said {
+        assert!(
+            stderr.contains(line.as_str()),
+            "{what}: no {line:?} in:\n{stderr}"
+        );
+    }
+}
+
 /// A temporary toolchain plus the directories an install uses besides it.
 pub struct Sandbox {
     pub toolchain: TempToolchain,
@@ -239,6 +250,24 @@ impl Sandbox {
 
     pub fn run(&self, args: &[&str]) -> Output {
         self.install_sh(args).output().unwrap()
+    }
+
+    /// `cargo ARGS` in `project` on this toolchain, with the installed runner first on PATH (the
+    /// guest config's runner and rustc-wrapper) and the target directory `target_dir` here.
+    pub fn cargo(&self, project: &Path, target_dir: &str, args: &[&str]) -> Output {
+        let bin = self.install_root().join("bin");
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let mut cargo = self.toolchain.command("cargo");
+        self.env(&mut cargo);
+        cargo
+            .current_dir(project)
+            .args(args)
+            .env("CARGO_TARGET_DIR", self.dir.path().join(target_dir))
+            .env("PATH", path)
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("RUSTC_BOOTSTRAP")
+            .output()
+            .unwrap()
     }
 
     /// The release's `hyperlight-run`, run directly with this sandbox's environment.
