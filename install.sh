@@ -2,7 +2,8 @@
 # shellcheck shell=dash
 #
 # Installs the x86_64-hyperlight-none target into a Rust toolchain and `hyperlight-run` into
-# cargo's bin directory (`--target x86_64-hyperlight-hermit` for std guests):
+# cargo's bin directory (`--target x86_64-hyperlight-hermit` for std guests,
+# `--target aarch64-hyperlight-none` for AArch64 guests):
 #
 #     curl --proto '=https' --tlsv1.2 -sSf <dist server>/install.sh | sh -s -- -y
 #

@@ -144,7 +144,7 @@ enum Tool {
         #[arg(long)]
         toolchain: Option<String>,
     },
-    /// Install, remove or list the x86_64-hyperlight-none target in Rust toolchains.
+    /// Install, remove or list this project's targets in Rust toolchains.
     Target {
         #[command(subcommand)]
         command: crate::target::TargetCommand,

@@ -19,7 +19,8 @@ use hyperlight_install::{transaction, Target};
 pub enum TargetCommand {
     /// Install targets for a toolchain (default: the one active here).
     Add {
-        /// The targets to install (default: x86_64-hyperlight-none).
+        /// The targets to install: x86_64-hyperlight-none (the default), x86_64-hyperlight-hermit,
+        /// aarch64-hyperlight-none.
         #[arg(value_name = "TARGET")]
         targets: Vec<Target>,
         #[command(flatten)]
@@ -77,8 +78,9 @@ pub struct InitArgs {
     /// Quiet: no progress bars, only warnings and errors.
     #[arg(short = 'q')]
     quiet: bool,
-    /// A target to install; repeat for several (default: x86_64-hyperlight-none). With
-    /// --uninstall, a target to remove (default: all).
+    /// A target to install; repeat for several: x86_64-hyperlight-none (the default),
+    /// x86_64-hyperlight-hermit, aarch64-hyperlight-none. With --uninstall, a target to remove
+    /// (default: all).
     #[arg(long = "target", value_name = "TARGET")]
     targets: Vec<Target>,
     #[command(flatten)]
@@ -549,14 +551,17 @@ fn warn_if_not_on_path(bin_dir: &Path) {
 }
 
 /// The guest config's settings every guest of `target` needs: the template up to its C-code
-/// block, without comments.
+/// block, without comments, with `target` as the `[build]` target (the template, which covers
+/// both no_std targets, names x86_64-hyperlight-none).
 fn guest_config_essentials(target: Target) -> String {
     let template = crate::scaffold::cargo_config(target);
     let end = template.find("\n# C code").unwrap_or(template.len());
+    let build_target = format!("target = \"{target}\"");
     let mut text = String::new();
     for line in template[..end].lines().filter(|l| !l.starts_with('#')) {
         if !(line.is_empty() && (text.is_empty() || text.ends_with("\n\n"))) {
-            text.push_str(line);
+            let is_build_target = line.starts_with("target = ");
+            text.push_str(if is_build_target { &build_target } else { line });
             text.push('\n');
         }
     }

@@ -64,6 +64,8 @@ fn install_sh_installs_the_aarch64_target_on_request_and_its_builds_heal() {
                 installed_dir.display()
             ),
             format!("{AARCH64_TARGET} is ready for rustc {release}."),
+            "    [build]\n    target = \"aarch64-hyperlight-none\"\n".to_owned(),
+            "    [target.aarch64-hyperlight-none]\n    runner = \"hyperlight-run\"\n".to_owned(),
             format!("{base}/cargo-config.toml"),
         ],
     );
