@@ -230,10 +230,14 @@ impl Compile {
         let Ok(deps) = fs::read_to_string(entry(store, &key, "deps")) else {
             return Ok(false);
         };
+        // The source is named by its path, not found through the include directories.
+        let source = self
+            .cwd
+            .join(self.args.last().context("a compile without a source")?);
         for line in deps.lines() {
             let (sha256, recorded) = line.split_once(' ').context("a malformed deps line")?;
             let path = self.expand(recorded);
-            if file_sha256(&path)? != sha256 || self.shadowed(&path) {
+            if file_sha256(&path)? != sha256 || (path != source && self.shadowed(&path)) {
                 return Ok(false);
             }
         }
@@ -441,8 +445,8 @@ mod tests {
     use super::*;
     use testkit::TempDir;
 
-    /// A package with a source, a header in its second include directory and nothing in the
-    /// first, as a build on some machine sees it.
+    /// A package with a source, a header in its second include directory, nothing in the first,
+    /// and the source's directory as the third, as a build on some machine sees it.
     struct Build {
         package: PathBuf,
         out: PathBuf,
@@ -467,8 +471,10 @@ mod tests {
 
         fn compile(&self, extra: &[&str]) -> Compile {
             let p = |rel: &str| self.package.join(rel).display().to_string();
-            let mut args: Vec<OsString> = ["-O2", "-g", "-I", &p("early"), "-I", &p("inc")]
+            let includes = ["-I", &p("early"), "-I", &p("inc"), "-I", &p("src")];
+            let mut args: Vec<OsString> = ["-O2", "-g"]
                 .iter()
+                .chain(&includes)
                 .chain(extra)
                 .map(OsString::from)
                 .collect();
@@ -562,6 +568,13 @@ mod tests {
         std::os::unix::fs::symlink("../inc/a.h", there.package.join("early/a.h")).unwrap();
         assert!(there.compile(&[]).serve(&store).unwrap(), "the same header");
         fs::remove_file(there.package.join("early/a.h")).unwrap();
+        // The source is passed by its path: a file of its name in an earlier include directory
+        // (picolibc's libm/machine/aarch64/s_fma.c beside libm/common/s_fma.c) is no shadow.
+        fs::write(there.package.join("early/x.c"), "int other;\n").unwrap();
+        assert!(
+            there.compile(&[]).serve(&store).unwrap(),
+            "the source's name"
+        );
         fs::remove_file(&served).unwrap();
         assert!(
             !there.compile(&["-DMORE"]).serve(&store).unwrap(),
