@@ -128,6 +128,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Install the pinned cargo-nextest the test suite needs into target/tools, as `test` does
+    /// first when it is missing: on its own, CI builds it while other work leaves a core idle.
+    TestTools,
     /// Run the whole test suite, after checking that what it needs is installed.
     Test {
         /// Passed on to `cargo test`, e.g. a test name filter.
@@ -246,6 +249,7 @@ fn run(cli: Cli) -> Result<()> {
             publish::run(&to, &dir, force, keep_nightlies, &key)
         }
         Command::Keygen { out } => keygen(&out),
+        Command::TestTools => tools::CARGO_NEXTEST.ensure(&sh).map(drop),
         Command::Test { cargo_test_args } => suite::run(&sh, &cargo_test_args),
         Command::Bench { sections } => bench::run(&sh, &sections),
         Command::TimeRunner { log, command } => bench::time_runner(&log, &command),
